@@ -1,0 +1,38 @@
+# Blendwise: the two commands are `make demo` and `make test`. Both build .venv themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+EXTRAS := dev,slack,discord,ai,postgres,reports
+
+.PHONY: demo test lint typecheck bench report clean install
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/blendwise demo
+
+test: $(STAMP)
+	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/pytest
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/tick.py
+
+report: $(STAMP)
+	$(BIN)/blendwise report --database-url sqlite:///demo.db --format html --output report.html
+
+clean:
+	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache .ruff_cache .mypy_cache
