@@ -1,0 +1,1 @@
+"""Platform adapters. Each translates at the edge; the core never imports one."""

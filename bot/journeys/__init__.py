@@ -1,0 +1,1 @@
+"""Programs (journeys): the content model, its loader and validator, rendering, progression and grading."""

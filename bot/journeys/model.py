@@ -1,0 +1,250 @@
+"""The content model: what an admin writes in ``content/<program>/program.yaml``.
+
+Every model forbids unknown keys, so a typo is reported at ``path:line`` instead of being ignored. The format is
+documented in ``docs/content.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from bot.durations import parse_duration
+
+STEP_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)  # type: ignore[arg-type]
+
+
+def _clock_time(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):
+        # YAML 1.1 reads 09:30 as a sexagesimal integer (570); accept it, it is what the author meant.
+        return time(value // 60, value % 60)
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hour, minute = (int(p) for p in value.strip().split(":"))
+        if hour < 24 and minute < 60:
+            return time(hour, minute)
+    raise ValueError(f"'{value}' is not a time of day; use HH:MM, for example 09:30")
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+
+
+def check_tz(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except Exception as exc:  # ZoneInfoNotFoundError, ValueError for odd strings
+        raise ValueError(f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)") from exc
+    return name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Unlock(Strict):
+    """When a step becomes available. ``day`` counts from the cohort start (or the learner's enrollment when
+    ``from: enrollment``); ``at`` is a local time of day in the learner's zone; ``after`` lists prerequisites."""
+
+    day: int = Field(default=0, ge=0, le=3650)
+    at: ClockTime | None = None
+    from_: Literal["cohort", "enrollment"] = Field(default="cohort", alias="from")
+    after: list[str] = Field(default_factory=list)
+
+
+class Reminders(Strict):
+    """Nudges for an unlocked but unfinished step: one after each delay, counted from the unlock."""
+
+    after: list[Duration] = Field(default_factory=list)
+    enabled: bool = True
+
+
+class Option(Strict):
+    text: str = Field(min_length=1, max_length=300)
+    correct: bool = False
+    feedback: str = ""
+
+
+class Question(Strict):
+    id: str = Field(pattern=STEP_ID)
+    text: str = Field(min_length=1)
+    multiple: bool = False
+    options: list[Option] = Field(min_length=2, max_length=10)
+    explanation: str = ""
+    reinforce: bool = False
+
+    @model_validator(mode="after")
+    def _has_correct(self) -> Question:
+        correct = sum(1 for o in self.options if o.correct)
+        if correct == 0:
+            raise ValueError(f"question '{self.id}' has no correct option")
+        if not self.multiple and correct > 1:
+            raise ValueError(f"question '{self.id}' is single choice but marks {correct} options correct")
+        return self
+
+
+class Retry(Strict):
+    max_attempts: int = Field(default=2, ge=1, le=10)
+
+
+class CheckIn(Strict):
+    opens_before: Duration = timedelta(minutes=10)
+    closes_after: Duration = timedelta(minutes=30)
+
+
+class SessionStart(Strict):
+    """A session start relative to the cohort: ``day`` offset, local ``at`` time in ``tz`` (the cohort's by default)."""
+
+    day: int = Field(ge=0, le=3650)
+    at: ClockTime
+    tz: str | None = None
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_tz(value)
+
+
+class StepBase(Strict):
+    id: str = Field(pattern=STEP_ID)
+    title: str = Field(min_length=1, max_length=150)
+    unlock: Unlock = Field(default_factory=Unlock)
+    due: Duration | None = None
+    required: bool = True
+    reminders: Reminders | None = None
+
+
+class LessonStep(StepBase):
+    kind: Literal["lesson"]
+    body: str = ""
+    body_file: str | None = None
+    estimated_minutes: int | None = Field(default=None, ge=1, le=120)
+
+    @model_validator(mode="after")
+    def _has_body(self) -> LessonStep:
+        if not self.body and not self.body_file:
+            raise ValueError("a lesson needs 'body' or 'body_file'")
+        if self.body and self.body_file:
+            raise ValueError("a lesson takes 'body' or 'body_file', not both")
+        return self
+
+
+class QuizStep(StepBase):
+    kind: Literal["quiz"]
+    intro: str = ""
+    questions: list[Question] = Field(min_length=1, max_length=20)
+    pass_mark: float = Field(default=0.7, ge=0, le=1)
+    complete_on: Literal["pass", "attempt"] = "pass"
+    retry: Retry = Field(default_factory=Retry)
+
+
+class SessionStep(StepBase):
+    kind: Literal["session"]
+    description: str = ""
+    start: SessionStart | datetime
+    duration: Duration = timedelta(hours=1)
+    join_url: str | None = None
+    location: str | None = None
+    capacity: int | None = Field(default=None, ge=1)
+    prework: list[str] = Field(default_factory=list)
+    checkin: CheckIn = Field(default_factory=CheckIn)
+    agenda: list[str] = Field(default_factory=list)
+    session_reminders: list[Duration] = Field(default_factory=lambda: [timedelta(hours=24), timedelta(minutes=15)])
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: SessionStart | datetime) -> SessionStart | datetime:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("an absolute session start needs a UTC offset, e.g. 2026-03-02T15:00:00+00:00")
+        return value
+
+    @field_validator("join_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://\S+$", value):
+            raise ValueError(f"join_url '{value}' is not an http(s) URL")
+        return value
+
+
+class PromptStep(StepBase):
+    kind: Literal["prompt"]
+    text: str = Field(min_length=1)
+
+
+class ReflectionStep(StepBase):
+    kind: Literal["reflection"]
+    question: str = Field(min_length=1)
+    min_words: int = Field(default=0, ge=0, le=500)
+
+
+class PollStep(StepBase):
+    kind: Literal["poll"]
+    question: str = Field(min_length=1)
+    options: list[str] = Field(min_length=2, max_length=10)
+    anonymous: bool = False
+    multi: bool = False
+
+
+Step = Annotated[
+    LessonStep | QuizStep | SessionStep | PromptStep | ReflectionStep | PollStep,
+    Field(discriminator="kind"),
+]
+STEP_KINDS = ("lesson", "quiz", "session", "prompt", "reflection", "poll")
+
+
+class Completion(Strict):
+    """Program completion, across both formats."""
+
+    required_steps: Literal["all", "none"] = "all"
+    quizzes_passed: bool = True
+    min_sessions_attended: int | None = Field(default=None, ge=0)
+    allow_catch_up: bool = True
+
+
+class Defaults(Strict):
+    reminders: Reminders = Field(default_factory=lambda: Reminders(after=[timedelta(days=1), timedelta(days=3)]))
+    unlock_at: ClockTime = time(9, 30)
+
+
+class Program(Strict):
+    id: str = Field(pattern=STEP_ID)
+    title: str = Field(min_length=1, max_length=150)
+    summary: str = ""
+    pattern: str = ""
+    audience: str = ""
+    tz: str = "UTC"
+    length_days: int | None = Field(default=None, ge=1)
+    completion: Completion = Field(default_factory=Completion)
+    defaults: Defaults = Field(default_factory=Defaults)
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_tz(value)
+
+    def step(self, step_id: str) -> LessonStep | QuizStep | SessionStep | PromptStep | ReflectionStep | PollStep:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        from bot.errors import NotFound
+
+        raise NotFound(f"step in program {self.id}", step_id)
+
+    @property
+    def sessions(self) -> list[SessionStep]:
+        return [s for s in self.steps if isinstance(s, SessionStep)]
+
+
+AnyStep = LessonStep | QuizStep | SessionStep | PromptStep | ReflectionStep | PollStep

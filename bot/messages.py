@@ -1,0 +1,101 @@
+"""The platform-neutral outgoing message model.
+
+The core builds :class:`Message` objects; each adapter renders them (Block Kit, Discord embeds + views, plain
+terminal text) in one module. Bodies are a small Markdown subset: ``**bold**``, ``_italic_``, ``[text](url)``,
+``- lists`` and paragraphs. Adapters escape everything else, so neither authored nor learner text can smuggle
+platform syntax (``<!channel>``, ``@everyone``) into a message.
+
+Buttons carry a stable ``action`` (what to do) and ``value`` (which thing), so a press on a message sent weeks ago
+still routes correctly after a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ButtonStyle = Literal["default", "primary", "danger"]
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str
+    value: str = ""
+    style: ButtonStyle = "default"
+
+    @property
+    def action_id(self) -> str:
+        """A stable id for platforms that carry one string (Discord custom_id, Slack action_id)."""
+        return f"bw:{self.action}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mimetype: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Modal:
+    """A request to open a form with one free-text input (reflections)."""
+
+    title: str
+    label: str
+    action: str
+    value: str
+    placeholder: str = ""
+    submit_label: str = "Submit"
+
+
+@dataclass
+class Message:
+    """One outgoing message.
+
+    Attributes:
+        text: the plain-text fallback (notifications, screen readers, the console).
+        title: a heading.
+        body: Markdown body; long bodies are split by adapters within their limits.
+        fields: short label/value pairs (time, place, due date...).
+        buttons: actions the recipient can take.
+        attachments: files, e.g. an .ics invite or a PNG chart.
+        context: a small footer line.
+        delivery_id: the outbox row this message realises; adapters attach it as metadata so an unknown send outcome
+            can be reconciled instead of sent twice.
+        kind: what this message is (lesson, quiz, session, ...), for adapters that style kinds differently.
+    """
+
+    text: str
+    title: str = ""
+    body: str = ""
+    fields: list[Field] = field(default_factory=list)
+    buttons: list[Button] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    context: str = ""
+    delivery_id: int | None = None
+    kind: str = "notice"
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a sent message lives on its platform, so it can be updated or threaded on later."""
+
+    platform: str
+    channel: str
+    ts: str
+
+    def encode(self) -> str:
+        return f"{self.platform}|{self.channel}|{self.ts}"
+
+    @classmethod
+    def decode(cls, raw: str) -> MessageRef:
+        platform, channel, ts = raw.split("|", 2)
+        return cls(platform, channel, ts)
