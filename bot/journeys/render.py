@@ -31,7 +31,7 @@ TEMPLATE_VARS: dict[str, frozenset[str]] = {
 def environment() -> SandboxedEnvironment:
     # Markdown output, not HTML: autoescape would turn "&" into "&amp;" in chat. Escaping for each platform's
     # syntax happens in the adapter's renderer instead.
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)  # noqa: S701
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 @lru_cache(maxsize=4096)

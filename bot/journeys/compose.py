@@ -1,0 +1,487 @@
+"""Composing learner-facing messages from program content and state.
+
+Wording lives in ``bot/templates/*.j2`` and in the program files; this module only gathers the data. Authored text
+is rendered as a Jinja template (sandboxed); anything a person typed is passed in as data and never rendered as a
+template. Escaping for each platform's markup is the adapter's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.durations import format_duration
+from bot.ics import session_invite
+from bot.journeys.engine import Engine
+from bot.journeys.model import (
+    AnyStep,
+    LessonStep,
+    PollStep,
+    Program,
+    PromptStep,
+    QuizStep,
+    ReflectionStep,
+    SessionStep,
+)
+from bot.journeys.render import render_text
+from bot.messages import Attachment, Button, Field, Message
+from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, StepProgress
+from bot.timewindow import zone
+
+MAX_CHUNK = 1200
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    # Output is chat Markdown, not HTML; values are escaped per platform by the adapters.
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        autoescape=False,  # noqa: S701
+    )
+
+
+def template(name: str, **context: Any) -> str:
+    return _templates().get_template(f"{name}.j2").render(**context).strip()
+
+
+def split_markdown(text: str, limit: int = MAX_CHUNK) -> list[str]:
+    """Split at paragraph boundaries (then lines, then words) into chunks of at most ``limit`` characters."""
+    text = text.strip()
+    if len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+    for para in re.split(r"\n\s*\n", text):
+        pieces = [para]
+        if len(para) > limit:
+            pieces = []
+            line_buf = ""
+            for word in para.split(" "):
+                if len(line_buf) + len(word) + 1 > limit:
+                    pieces.append(line_buf)
+                    line_buf = word
+                else:
+                    line_buf = f"{line_buf} {word}" if line_buf else word
+            if line_buf:
+                pieces.append(line_buf)
+        for piece in pieces:
+            if current and len(current) + 2 + len(piece) > limit:
+                chunks.append(current)
+                current = piece
+            else:
+                current = f"{current}\n\n{piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def fmt_local(instant: datetime, tz: str, *, with_zone: bool = True) -> str:
+    local = instant.astimezone(zone(tz))
+    out = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    return f"{out} {local:%Z}" if with_zone else out
+
+
+@dataclass
+class Scope:
+    """Everything needed to render one learner's messages."""
+
+    person: Person
+    enrollment: Enrollment
+    cohort: Cohort
+    program: Program
+    tz: str
+
+
+class Composer:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ context
+    def scope(self, session: Session, enrollment: Enrollment) -> Scope:
+        person = session.get(Person, enrollment.person_id)
+        cohort = session.get(Cohort, enrollment.cohort_id)
+        assert person is not None and cohort is not None
+        program = self.engine.library.program(enrollment.program_id)
+        return Scope(person, enrollment, cohort, program, self.engine.person_tz(person, cohort))
+
+    def template_context(
+        self, session: Session, scope: Scope, step: AnyStep | None = None, sp: StepProgress | None = None
+    ) -> dict[str, Any]:
+        ctx: dict[str, Any] = {
+            "learner": {"name": scope.person.name, "first_name": scope.person.first_name, "tz": scope.tz},
+            "cohort": {
+                "name": scope.cohort.name,
+                "start_date": scope.cohort.start_date.isoformat(),
+                "channel": scope.cohort.channel or "",
+            },
+            "program": {"title": scope.program.title, "id": scope.program.id},
+            "step": {"title": step.title, "id": step.id, "kind": step.kind} if step else {},
+            "due": fmt_local(sp.due_at, scope.tz) if sp is not None and sp.due_at else "",
+            "session": {},
+        }
+        live = self._live_for(session, scope, step)
+        if live is not None:
+            ctx["session"] = self.session_vars(live, scope.tz, step)
+        return ctx
+
+    def _live_for(self, session: Session, scope: Scope, step: AnyStep | None) -> LiveSessionRow | None:
+        """The session a step refers to: itself, or the next session whose pre-work it is."""
+        sessions = session.scalars(
+            select(LiveSessionRow).where(LiveSessionRow.cohort_id == scope.cohort.id).order_by(LiveSessionRow.start_at)
+        ).all()
+        if not sessions:
+            return None
+        if step is not None:
+            for live in sessions:
+                if live.step_id == step.id:
+                    return live
+            for s in scope.program.sessions:
+                if step.id in s.prework:
+                    return next(x for x in sessions if x.step_id == s.id)
+        now = self.engine.clock.now()
+        upcoming = [s for s in sessions if s.end_at > now]
+        return upcoming[0] if upcoming else sessions[-1]
+
+    @staticmethod
+    def session_vars(live: LiveSessionRow, tz: str, step: AnyStep | None = None) -> dict[str, Any]:
+        local = live.start_at.astimezone(zone(tz))
+        return {
+            "title": live.title,
+            "start_local": fmt_local(live.start_at, tz),
+            "start_date": f"{local:%A} {local.day} {local:%B}",
+            "start_time": f"{local:%H:%M} {local:%Z}",
+            "duration": format_duration(live.end_at - live.start_at),
+            "join_url": live.join_url or "",
+            "location": (step.location if isinstance(step, SessionStep) else None) or "",
+        }
+
+    def text(self, source: str, ctx: dict[str, Any]) -> str:
+        return render_text(source, ctx)
+
+    # ------------------------------------------------------------------ step cards
+    def step_card(self, session: Session, sp: StepProgress, *, reminder: bool = False) -> list[Message]:
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        scope = self.scope(session, enrollment)
+        step = scope.program.step(sp.step_id)
+        ctx = self.template_context(session, scope, step, sp)
+        if isinstance(step, LessonStep):
+            return self.lesson(scope, step, sp, ctx, reminder=reminder)
+        if isinstance(step, QuizStep):
+            return [self.quiz(session, sp, step, ctx, reminder=reminder)]
+        if isinstance(step, SessionStep):
+            return [self.invite(session, scope, step, sp, ctx, reminder=reminder)]
+        if isinstance(step, PromptStep):
+            body = template(
+                "prompt_dm",
+                cohort=ctx["cohort"],
+                channel_label=scope.cohort.channel,
+                text=self.text(step.text, ctx),
+            )
+            return [self._card(step, sp, ctx, body, [], reminder=reminder, kind="prompt")]
+        if isinstance(step, ReflectionStep):
+            body = template("reflection", question=self.text(step.question, ctx), min_words=step.min_words)
+            buttons = [Button("Write my reflection", "reflection.open", str(sp.id), "primary")]
+            return [self._card(step, sp, ctx, body, buttons, reminder=reminder, kind="reflection")]
+        if isinstance(step, PollStep):
+            buttons = [Button(opt, "poll.step", f"{sp.id}.{i}") for i, opt in enumerate(step.options)]
+            body = self.text(step.question, ctx)
+            return [self._card(step, sp, ctx, body, buttons, reminder=reminder, kind="poll")]
+        raise AssertionError(f"unhandled step kind {step.kind}")
+
+    def _card(
+        self,
+        step: AnyStep,
+        sp: StepProgress,
+        ctx: dict[str, Any],
+        body: str,
+        buttons: list[Button],
+        *,
+        reminder: bool,
+        kind: str,
+    ) -> Message:
+        title = f"Reminder: {step.title}" if reminder else step.title
+        if reminder:
+            body = template("remind", learner=ctx["learner"], step=ctx["step"], due=ctx["due"], overdue=False) + (
+                "\n\n" + body if body else ""
+            )
+        return Message(
+            text=f"{title}: {body[:150]}",
+            title=title,
+            body=body,
+            buttons=buttons,
+            context=f"{ctx['program']['title']}" + (f" · due {ctx['due']}" if ctx["due"] else ""),
+            kind=kind,
+        )
+
+    def lesson(
+        self, scope: Scope, step: LessonStep, sp: StepProgress, ctx: dict[str, Any], *, reminder: bool = False
+    ) -> list[Message]:
+        buttons = [
+            Button("Done", "lesson.done", str(sp.id), "primary"),
+            Button("Snooze 2h", "step.snooze", str(sp.id)),
+            Button("Remind me tomorrow", "step.tomorrow", str(sp.id)),
+        ]
+        body = self.text(self.engine.library.body(scope.program.id, step.id), ctx)
+        lessons = [s for s in scope.program.steps if s.kind == "lesson"]
+        position = f"Lesson {lessons.index(step) + 1} of {len(lessons)}"
+        footer = template("lesson_footer", position=position, minutes=step.estimated_minutes, due=ctx["due"])
+        if reminder:
+            nudge = template("remind", learner=ctx["learner"], step=ctx["step"], due=ctx["due"], overdue=False)
+            first = split_markdown(body)[0]
+            teaser = first if len(first) < 400 else first[:400].rsplit(" ", 1)[0] + " ..."
+            return [
+                Message(
+                    text=f"Reminder: {step.title}",
+                    title=f"Reminder: {step.title}",
+                    body=f"{nudge}\n\n{teaser}",
+                    buttons=buttons,
+                    context=footer,
+                    kind="lesson",
+                )
+            ]
+        chunks = split_markdown(body)
+        messages = []
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            title = step.title if i == 0 else f"{step.title} ({i + 1}/{len(chunks)})"
+            messages.append(
+                Message(
+                    text=f"{title}: {chunk[:150]}",
+                    title=title,
+                    body=chunk,
+                    buttons=buttons if last else [],
+                    context=footer if last else "",
+                    kind="lesson",
+                )
+            )
+        return messages
+
+    # ------------------------------------------------------------------ quizzes
+    def quiz(
+        self,
+        session: Session,
+        sp: StepProgress,
+        step: QuizStep,
+        ctx: dict[str, Any] | None = None,
+        *,
+        feedback: str = "",
+        reminder: bool = False,
+    ) -> Message:
+        """The quiz card in its current state: the next question, or the final result with Retry if allowed."""
+        if ctx is None:
+            enrollment = session.get(Enrollment, sp.enrollment_id)
+            assert enrollment is not None
+            ctx = self.template_context(session, self.scope(session, enrollment), step, sp)
+        state = self.engine.quiz_state(sp)
+        attempt, qi = state["attempt"], state["q"]
+        parts = []
+        if reminder:
+            parts.append(template("remind", learner=ctx["learner"], step=ctx["step"], due=ctx["due"], overdue=False))
+        if feedback:
+            parts.append(feedback)
+        buttons: list[Button] = []
+        total = len(step.questions)
+        if sp.state in ("done", "failed") or qi >= total:
+            score = round(100 * (state["correct"] / total))
+            if sp.passed:
+                parts.append(f"**You scored {score}%. Passed.** Nicely done.")
+            elif sp.state == "done":
+                parts.append(f"**You scored {score}%.** Thanks for taking the quiz.")
+            elif attempt < step.retry.max_attempts and sp.state != "failed":
+                parts.append(
+                    f"**You scored {score}%.** The pass mark is {round(step.pass_mark * 100)}%. "
+                    f"You have {step.retry.max_attempts - attempt} more attempt(s)."
+                )
+                buttons.append(Button("Try again", "quiz.retry", str(sp.id), "primary"))
+            else:
+                parts.append(f"**You scored {score}%.** That was the last attempt; your lead can help you review it.")
+        else:
+            if qi == 0 and step.intro and not feedback:
+                parts.append(self.text(step.intro, ctx))
+            q = step.questions[qi]
+            head = f"**Question {qi + 1} of {total}**" + (" (choose all that apply)" if q.multiple else "")
+            parts.append(f"{head}\n{self.text(q.text, ctx)}")
+            selected = set(state["selected"])
+            for i, opt in enumerate(q.options):
+                value = f"{sp.id}.{attempt}.{qi}.{i}"
+                if q.multiple:
+                    label = ("☑ " if i in selected else "☐ ") + opt.text
+                    buttons.append(Button(label[:75], "quiz.toggle", value))
+                else:
+                    buttons.append(Button(opt.text[:75], "quiz.answer", value))
+            if q.multiple:
+                buttons.append(Button("Submit answer", "quiz.submit", f"{sp.id}.{attempt}.{qi}", "primary"))
+            if len(q.options) > 3 or any(len(o.text) > 30 for o in q.options):
+                parts.append("\n".join(f"{chr(65 + i)}. {o.text}" for i, o in enumerate(q.options)))
+        body = "\n\n".join(p for p in parts if p)
+        title = step.title
+        return Message(
+            text=f"{title}: {body[:150]}",
+            title=title,
+            body=body,
+            buttons=buttons,
+            context=f"Attempt {attempt} of {step.retry.max_attempts} · pass mark {round(step.pass_mark * 100)}%",
+            kind="quiz",
+        )
+
+    def answer_feedback(self, step: QuizStep, qi: int, choice: list[int], correct: bool, ctx: dict[str, Any]) -> str:
+        q = step.questions[qi]
+        lines = [("✅ **Correct.**" if correct else "❌ **Not quite.**") + f" _{self.text(q.text, ctx)}_"]
+        for i in choice:
+            opt = q.options[i]
+            if opt.feedback:
+                lines.append(f"- {opt.text}: {self.text(opt.feedback, ctx)}")
+        if not correct:
+            right = ", ".join(o.text for o in q.options if o.correct)
+            lines.append(f"Correct answer: **{right}**")
+        if q.explanation:
+            lines.append(self.text(q.explanation, ctx))
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ live sessions
+    def invite(
+        self,
+        session: Session,
+        scope: Scope,
+        step: SessionStep,
+        sp: StepProgress,
+        ctx: dict[str, Any],
+        *,
+        reminder: bool = False,
+    ) -> Message:
+        live = session.scalar(
+            select(LiveSessionRow).where(LiveSessionRow.cohort_id == scope.cohort.id, LiveSessionRow.step_id == step.id)
+        )
+        assert live is not None
+        done = {
+            r.step_id
+            for r in session.scalars(
+                select(StepProgress).where(
+                    StepProgress.enrollment_id == scope.enrollment.id, StepProgress.state == "done"
+                )
+            )
+        }
+        prework = [{"title": scope.program.step(p).title, "done": p in done} for p in step.prework]
+        body = template(
+            "session_invite",
+            description=self.text(step.description, ctx),
+            agenda=[self.text(a, ctx) for a in step.agenda],
+            prework=prework,
+        )
+        svars = ctx["session"]
+        fields = [Field("When", svars["start_local"]), Field("Duration", svars["duration"])]
+        if live.join_url:
+            fields.append(Field("Join", f"[{live.join_url}]({live.join_url})"))
+        if step.location:
+            fields.append(Field("Where", step.location))
+        if live.capacity:
+            fields.append(Field("Places", str(live.capacity)))
+        buttons = [
+            Button("Going", "rsvp.yes", str(sp.id), "primary"),
+            Button("Maybe", "rsvp.maybe", str(sp.id)),
+            Button("Can't make it", "rsvp.no", str(sp.id)),
+        ]
+        ics = session_invite(
+            uid=f"blendwise-{scope.cohort.id}-{step.id}@blendwise",
+            title=live.title,
+            description=f"{scope.program.title} · {scope.cohort.name}",
+            start=live.start_at,
+            end=live.end_at,
+            url=live.join_url,
+            location=step.location,
+            stamp=self.engine.clock.now(),
+        )
+        title = f"Live session: {live.title}"
+        return Message(
+            text=f"{title} on {svars['start_local']}",
+            title=title,
+            body=body,
+            fields=fields,
+            buttons=buttons,
+            attachments=[Attachment(f"{step.id}.ics", ics, "text/calendar", title=live.title)],
+            context=f"{scope.program.title} · times shown in {scope.tz}",
+            kind="session",
+        )
+
+    def session_reminder(self, session: Session, sp: StepProgress, *, checkin: bool) -> Message:
+        enrollment, live = self.engine.session_for_progress(session, sp)
+        scope = self.scope(session, enrollment)
+        step = scope.program.step(sp.step_id)
+        assert isinstance(step, SessionStep)
+        svars = self.session_vars(live, scope.tz, step)
+        now = self.engine.clock.now()
+        buttons: list[Button] = []
+        if checkin:
+            body = template("checkin", session=svars)
+            title = f"Check in: {live.title}"
+        else:
+            delta = live.start_at - now
+            hours = delta.total_seconds() / 3600
+            when = f"in {round(delta.total_seconds() / 60)} minutes" if hours < 1.5 else (
+                f"in about {round(hours)} hours" if hours < 30 else f"on {svars['start_date']}")
+            done = {
+                r.step_id
+                for r in session.scalars(
+                    select(StepProgress).where(
+                        StepProgress.enrollment_id == enrollment.id, StepProgress.state == "done"
+                    )
+                )
+            }
+            unfinished = [scope.program.step(p).title for p in step.prework if p not in done]
+            body = template("session_remind", session=svars, when=when, unfinished=unfinished)
+            title = f"Coming up: {live.title}"
+        if self.engine.checkin_open(live, now):
+            buttons.append(Button("Check in", "session.checkin", str(sp.id), "primary"))
+        if live.join_url:
+            buttons.append(Button("Join link", "session.join", str(sp.id)))
+        return Message(text=f"{title} ({svars['start_local']})", title=title, body=body, buttons=buttons,
+                       context=scope.program.title, kind="session")
+
+    # ------------------------------------------------------------------ misc
+    def autopause(self, session: Session, enrollment: Enrollment) -> Message:
+        scope = self.scope(session, enrollment)
+        body = template(
+            "autopause",
+            learner={"first_name": scope.person.first_name},
+            program={"title": scope.program.title},
+        )
+        return Message(
+            text=f"Reminders paused for {scope.program.title}",
+            title="Reminders paused",
+            body=body,
+            buttons=[Button("Resume", "enrollment.resume", str(enrollment.id), "primary")],
+            kind="notice",
+        )
+
+    def cohort_prompt(self, session: Session, cohort: Cohort, step_id: str | None, text: str, *, title: str) -> Message:
+        body = template("cohort_prompt", text=text)
+        return Message(text=f"{title}: {text[:150]}", title=title, body=body, kind="prompt",
+                       context=f"{cohort.name}")
+
+    def authored_prompt(self, session: Session, cohort: Cohort, step: PromptStep) -> Message:
+        program = self.engine.library.program(cohort.program_id)
+        ctx: dict[str, Any] = {
+            "learner": {"name": "everyone", "first_name": "everyone", "tz": cohort.tz},
+            "cohort": {"name": cohort.name, "start_date": cohort.start_date.isoformat(), "channel": cohort.channel},
+            "program": {"title": program.title, "id": program.id},
+            "step": {"title": step.title, "id": step.id, "kind": step.kind},
+            "due": "",
+            "session": {},
+        }
+        live = session.scalars(
+            select(LiveSessionRow).where(LiveSessionRow.cohort_id == cohort.id).order_by(LiveSessionRow.start_at)
+        ).first()
+        if live is not None:
+            ctx["session"] = self.session_vars(live, cohort.tz)
+        return self.cohort_prompt(session, cohort, step.id, self.text(step.text, ctx), title=f"Discussion: {step.title}")

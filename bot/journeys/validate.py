@@ -1,0 +1,329 @@
+"""Semantic checks on a program that already matches the schema.
+
+The pydantic model checks each value on its own. What it cannot see are the relations between steps (ids that
+must be unique, prerequisites that must exist and must not loop, a live session that must not start before its
+pre-work opens) and the text inside authored fields (Jinja templates with unknown variables). Finding these at
+``content check`` time, with the line to fix, is far cheaper than a learner meeting a step that never unlocks.
+
+Every problem is a :class:`Problem` pointing at the line of the offending step or key, in ``program.yaml`` or
+in the Markdown file a lesson body came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+from bot.journeys.model import (
+    AnyStep,
+    LessonStep,
+    PollStep,
+    Program,
+    PromptStep,
+    QuizStep,
+    ReflectionStep,
+    SessionStart,
+    SessionStep,
+)
+from bot.journeys.render import check_template
+
+#: Lesson bodies are split into ~1,200-character chat messages. Past this size a lesson is a chapter, not
+#: micro-learning, and a learner scrolling through five or more messages in a row stops reading.
+MAX_BODY_CHARS = 6000
+
+Loc = tuple[str | int, ...]
+"""A path into the authored data, as pydantic reports it but without union tags: ``("steps", 2, "due")``."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing an author must fix. ``line`` is 1-based; ``None`` when the problem is about a whole file."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.file}: {self.message}"
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass
+class SourceMap:
+    """Where each value of a YAML document came from.
+
+    Attributes:
+        file: the file as shown to people (relative to the working directory when possible).
+        keys: line of each mapping key and sequence item, by its path in the data.
+        texts: line on which the text of each scalar value begins. It differs from ``keys`` for block scalars
+            (``body: |``), whose text starts on the line after the key.
+    """
+
+    file: str
+    keys: dict[Loc, int] = field(default_factory=dict)
+    texts: dict[Loc, int] = field(default_factory=dict)
+
+    def line(self, loc: Loc) -> int:
+        """The line of the deepest node along ``loc`` that exists in the document (else line 1)."""
+        for end in range(len(loc), 0, -1):
+            found = self.keys.get(loc[:end])
+            if found is not None:
+                return found
+        return 1
+
+    def text_line(self, loc: Loc) -> int:
+        """The line where the text at ``loc`` begins, so a template's own line numbers can be added to it."""
+        return self.texts.get(loc) or self.line(loc)
+
+
+@dataclass(frozen=True)
+class BodySource:
+    """A lesson body read from a ``body_file``: its text without front matter, and the line it starts on."""
+
+    file: str
+    first_line: int
+    text: str
+
+
+def check_program(program: Program, source: SourceMap, body_files: dict[int, BodySource]) -> list[Problem]:
+    """Run every semantic check on ``program``.
+
+    Args:
+        program: the validated program.
+        source: line map of ``program.yaml``; step ``i`` of ``program.steps`` is ``("steps", i)`` in it.
+        body_files: lesson bodies read from ``body_file``, by step index. A lesson with a ``body_file`` that
+            is missing here could not be read; the loader has already reported why.
+
+    Returns:
+        Every problem found, in no particular order.
+    """
+    checker = _Checker(program, source, body_files)
+    return [
+        *checker.duplicate_ids(),
+        *checker.dangling_prerequisites(),
+        *checker.cycles(),
+        *checker.sessions_before_prework(),
+        *checker.templates(),
+        *checker.body_sizes(),
+        *checker.completion(),
+    ]
+
+
+def _hhmm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Checker:
+    def __init__(self, program: Program, source: SourceMap, body_files: dict[int, BodySource]) -> None:
+        self.program = program
+        self.source = source
+        self.body_files = body_files
+        # The first step with each id wins; later ones are reported as duplicates.
+        self.index: dict[str, int] = {}
+        for i, step in enumerate(program.steps):
+            self.index.setdefault(step.id, i)
+
+    def _at(self, loc: Loc, message: str) -> Problem:
+        return Problem(self.source.file, self.source.line(loc), message)
+
+    def _step(self, step_id: str) -> AnyStep:
+        return self.program.steps[self.index[step_id]]
+
+    def _prerequisites(self, step: AnyStep) -> list[str]:
+        names = list(step.unlock.after)
+        if isinstance(step, SessionStep):
+            names += step.prework
+        return [n for n in names if n in self.index]
+
+    def duplicate_ids(self) -> Iterator[Problem]:
+        for i, step in enumerate(self.program.steps):
+            first = self.index[step.id]
+            if first != i:
+                first_line = self.source.line(("steps", first))
+                yield self._at(
+                    ("steps", i, "id"),
+                    f"duplicate step id '{step.id}' (already used by the step at line {first_line})",
+                )
+            if isinstance(step, QuizStep):
+                seen: dict[str, int] = {}
+                for j, question in enumerate(step.questions):
+                    if question.id in seen:
+                        first_line = self.source.line(("steps", i, "questions", seen[question.id]))
+                        yield self._at(
+                            ("steps", i, "questions", j, "id"),
+                            f"step '{step.id}': duplicate question id '{question.id}' "
+                            f"(already used by the question at line {first_line})",
+                        )
+                    seen.setdefault(question.id, j)
+
+    def dangling_prerequisites(self) -> Iterator[Problem]:
+        known = list(self.index)
+        for i, step in enumerate(self.program.steps):
+            for k, name in enumerate(step.unlock.after):
+                if name not in self.index:
+                    yield self._at(
+                        ("steps", i, "unlock", "after", k),
+                        f"step '{step.id}' unlocks after unknown step '{name}'{_did_you_mean(name, known)}",
+                    )
+            if isinstance(step, SessionStep):
+                for k, name in enumerate(step.prework):
+                    if name not in self.index:
+                        yield self._at(
+                            ("steps", i, "prework", k),
+                            f"session '{step.id}' lists unknown pre-work step '{name}'"
+                            + _did_you_mean(name, known),
+                        )
+
+    def cycles(self) -> Iterator[Problem]:
+        """Report each prerequisite cycle once, starting from its earliest step, as ``a -> b -> a``.
+
+        Read an arrow as "waits for": ``unlock.after`` and session ``prework`` both make a step wait.
+        """
+        white, grey, black = 0, 1, 2
+        colour = dict.fromkeys(self.index, white)
+        stack: list[str] = []
+        found: set[tuple[str, ...]] = set()
+        reported: list[tuple[str, ...]] = []
+
+        def visit(node: str) -> None:
+            colour[node] = grey
+            stack.append(node)
+            for nxt in self._prerequisites(self._step(node)):
+                if colour[nxt] == grey:
+                    loop = stack[stack.index(nxt) :]
+                    start = min(range(len(loop)), key=lambda n: self.index[loop[n]])
+                    canonical = tuple(loop[start:] + loop[:start])
+                    if canonical not in found:
+                        found.add(canonical)
+                        reported.append(canonical)
+                elif colour[nxt] == white:
+                    visit(nxt)
+            stack.pop()
+            colour[node] = black
+
+        for step_id in self.index:
+            if colour[step_id] == white:
+                visit(step_id)
+        for loop in reported:
+            chain = " -> ".join((*loop, loop[0]))
+            yield self._at(
+                ("steps", self.index[loop[0]]),
+                f"prerequisite cycle: {chain} (each waits for the next), so none of them can ever unlock",
+            )
+
+    def _earliest(self, step_id: str, seen: frozenset[str]) -> tuple[int, time, str] | None:
+        """The earliest cohort-relative (day, time) at which ``step_id`` can open, and the step that sets it.
+
+        ``None`` when it cannot be known from the content alone: enrollment-relative unlocks, absolute session
+        starts, or a prerequisite loop (reported elsewhere).
+        """
+        step = self._step(step_id)
+        if isinstance(step, SessionStep):
+            if not isinstance(step.start, SessionStart):
+                return None
+            return (step.start.day, step.start.at, step_id)
+        if step.unlock.from_ != "cohort":
+            return None
+        best = (step.unlock.day, step.unlock.at or self.program.defaults.unlock_at, step_id)
+        for name in step.unlock.after:
+            if name not in self.index:
+                continue  # reported as a dangling prerequisite
+            if name in seen:
+                return None
+            before = self._earliest(name, seen | {name})
+            if before is None:
+                return None
+            if before[:2] > best[:2]:
+                best = before
+        return best
+
+    def sessions_before_prework(self) -> Iterator[Problem]:
+        for i, step in enumerate(self.program.steps):
+            if not isinstance(step, SessionStep) or isinstance(step.start, datetime):
+                continue
+            session_at = (step.start.day, step.start.at)
+            for k, name in enumerate(step.prework):
+                if name not in self.index:
+                    continue
+                opens = self._earliest(name, frozenset({name, step.id}))
+                if opens is None or opens[:2] <= session_at:
+                    continue
+                day, at, because = opens
+                via = "" if because == name else f" (it waits for '{because}')"
+                yield self._at(
+                    ("steps", i, "prework", k),
+                    f"session '{step.id}' starts on day {session_at[0]} at {_hhmm(session_at[1])} but its "
+                    f"pre-work '{name}' only unlocks on day {day} at {_hhmm(at)}{via}; unlock the pre-work "
+                    "earlier or schedule the session later",
+                )
+
+    def _texts(self, i: int, step: AnyStep) -> Iterator[tuple[Loc, str, str]]:
+        """Every authored text field of a step that is rendered as a template: (path, label, text)."""
+        base: Loc = ("steps", i)
+        if isinstance(step, LessonStep) and step.body:
+            yield (*base, "body"), "body", step.body
+        elif isinstance(step, QuizStep):
+            yield (*base, "intro"), "intro", step.intro
+            for j, question in enumerate(step.questions):
+                where = f"question '{question.id}'"
+                yield (*base, "questions", j, "text"), f"{where} text", question.text
+                yield (*base, "questions", j, "explanation"), f"{where} explanation", question.explanation
+                for k, option in enumerate(question.options):
+                    loc = (*base, "questions", j, "options", k, "feedback")
+                    yield loc, f"{where} option {k + 1} feedback", option.feedback
+        elif isinstance(step, SessionStep):
+            yield (*base, "description"), "description", step.description
+            for k, item in enumerate(step.agenda):
+                yield (*base, "agenda", k), f"agenda item {k + 1}", item
+        elif isinstance(step, PromptStep):
+            yield (*base, "text"), "text", step.text
+        elif isinstance(step, ReflectionStep | PollStep):
+            yield (*base, "question"), "question", step.question
+
+    def templates(self) -> Iterator[Problem]:
+        for i, step in enumerate(self.program.steps):
+            for loc, label, text in self._texts(i, step):
+                start = self.source.text_line(loc)
+                for found in check_template(text):
+                    line = start + found.line - 1
+                    yield Problem(self.source.file, line, f"step '{step.id}', {label}: {found.message}")
+            body = self.body_files.get(i)
+            if body is not None:
+                for found in check_template(body.text):
+                    line = body.first_line + found.line - 1
+                    yield Problem(body.file, line, f"step '{step.id}': {found.message}")
+
+    def body_sizes(self) -> Iterator[Problem]:
+        for i, step in enumerate(self.program.steps):
+            if not isinstance(step, LessonStep):
+                continue
+            body = self.body_files.get(i)
+            if body is not None:
+                size, where = len(body.text.strip()), Problem(body.file, body.first_line, "")
+            else:
+                size, where = len(step.body.strip()), self._at(("steps", i, "body"), "")
+            if size > MAX_BODY_CHARS:
+                yield Problem(
+                    where.file,
+                    where.line,
+                    f"lesson '{step.id}' is {size:,} characters long; keep a lesson under {MAX_BODY_CHARS:,} "
+                    "characters (about five chat messages) and split longer material into several lessons",
+                )
+
+    def completion(self) -> Iterator[Problem]:
+        wanted = self.program.completion.min_sessions_attended
+        sessions = len(self.program.sessions)
+        if wanted is not None and wanted > sessions:
+            yield self._at(
+                ("completion", "min_sessions_attended"),
+                f"min_sessions_attended is {wanted} but the program has only {sessions} session step"
+                f"{'' if sessions == 1 else 's'}",
+            )

@@ -1,0 +1,306 @@
+"""The tick: plan due work set-wise over the database.
+
+One tick is a handful of SQL statements, whatever the number of learners:
+
+1. **Claim** due agenda rows: ``UPDATE agenda SET fired_at = :now WHERE fired_at IS NULL AND fire_at <= :now``.
+   A partial index on ``fire_at WHERE fired_at IS NULL`` makes this an index probe, so an idle tick at 100,000
+   enrolments costs about a millisecond.
+2. **Plan** outbox rows from the claimed rows with ``INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING``. Keys are
+   derived from the agenda row (``deliver:<progress id>``, ``remind:<progress id>:<seq>``...), so running a tick
+   twice, or two ticks racing, never plans a message twice.
+3. **Apply** state changes set-wise: steps become ``open`` when delivered, sessions with no attendance become
+   ``missed`` (with their learning events), the ignored-nudge counters go up, and enrolments that ignored too many
+   nudges are paused automatically (with one polite notice).
+
+Nothing here renders or sends: the sender (:mod:`bot.nudges.outbox`) does that, one message at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, String, and_, cast, exists, func, literal, not_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Insert, Select
+
+from bot.storage.models import (
+    AgendaItem,
+    Attendance,
+    Delivery,
+    Enrollment,
+    LearningEvent,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
+from bot.storage.types import to_ms
+
+log = logging.getLogger(__name__)
+
+#: Priorities: lower goes first. Channel posts precede the DMs that point at them.
+PRIORITY = {"cohort_prompt": 1, "checkin": 2, "session_remind": 3, "deliver": 5, "remind": 7, "autopause": 8}
+
+
+@dataclass
+class TickResult:
+    claimed: int = 0
+    planned: dict[str, int] = field(default_factory=dict)
+    missed: int = 0
+    auto_paused: int = 0
+
+    @property
+    def total_planned(self) -> int:
+        return sum(self.planned.values())
+
+
+def _insert_ignore(engine_name: str, select_stmt: Select[tuple[object, ...]], columns: list[str]) -> Insert:
+    """``INSERT INTO deliveries (...) SELECT ... ON CONFLICT (key) DO NOTHING`` for the running dialect."""
+    dialect_insert = postgresql.insert if engine_name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(Delivery).from_select(columns, select_stmt)
+    return stmt.on_conflict_do_nothing(index_elements=["key"])
+
+
+def _key(prefix: str, *parts: Any) -> Any:
+    """A delivery key built in SQL, e.g. ``remind:<progress id>:<seq>``."""
+    expr: Any = literal(prefix, String)
+    for part in parts:
+        expr = expr.concat(":").concat(cast(part, String))
+    return expr
+
+
+_COLUMNS = [
+    "key",
+    "purpose",
+    "priority",
+    "person_id",
+    "enrollment_id",
+    "progress_id",
+    "cohort_id",
+    "due_at",
+    "expires_at",
+    "state",
+    "attempts",
+    "created_at",
+]
+
+
+def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickResult:
+    """Run one planning pass inside ``session``'s transaction (the caller commits)."""
+    result = TickResult()
+    t = to_ms(now)
+    bind = session.get_bind()
+    dialect = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
+
+    claimed = session.execute(
+        update(AgendaItem)
+        .where(AgendaItem.fired_at.is_(None), AgendaItem.fire_at <= t)
+        .values(fired_at=t)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    result.claimed = claimed or 0
+    if not result.claimed:
+        return result
+
+    a, sp, e, p = AgendaItem, StepProgress, Enrollment, Person
+    fired_now = and_(a.fired_at == t)
+    active = and_(e.status == "active", not_(p.opted_out))
+    not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
+    not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
+    base = (
+        select()
+        .select_from(a)
+        .join(sp, sp.id == a.progress_id)
+        .join(e, e.id == a.enrollment_id)
+        .join(p, p.id == e.person_id)
+    )
+
+    def plan(name: str, stmt: Select[tuple[object, ...]]) -> None:
+        res = session.execute(_insert_ignore(dialect, stmt, _COLUMNS))
+        result.planned[name] = (res.rowcount or 0) + result.planned.get(name, 0)
+
+    # Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll).
+    plan(
+        "deliver",
+        base.add_columns(
+            _key("deliver", a.progress_id),
+            sp.kind,
+            literal(PRIORITY["deliver"]),
+            e.person_id,
+            e.id,
+            sp.id,
+            e.cohort_id,
+            literal(t),
+            a.expires_at,
+            literal("pending"),
+            literal(0),
+            literal(t),
+        ).where(fired_now, a.action == "deliver", active, sp.state == "locked"),
+    )
+    # Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort.
+    plan(
+        "cohort_prompt",
+        base.add_columns(
+            _key("prompt", e.cohort_id, sp.step_id),
+            literal("cohort_prompt"),
+            literal(PRIORITY["cohort_prompt"]),
+            literal(None),
+            literal(None),
+            func.min(sp.id),
+            e.cohort_id,
+            literal(t - 1),
+            literal(None),
+            literal("pending"),
+            literal(0),
+            literal(t),
+        )
+        .where(fired_now, a.action == "deliver", sp.kind == "prompt")
+        .group_by(e.cohort_id, sp.step_id),
+    )
+    # Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out.
+    plan(
+        "remind",
+        base.add_columns(
+            _key("remind", a.progress_id, a.seq),
+            literal("remind"),
+            literal(PRIORITY["remind"]),
+            e.person_id,
+            e.id,
+            sp.id,
+            e.cohort_id,
+            literal(t),
+            a.expires_at,
+            literal("pending"),
+            literal(0),
+            literal(t),
+        ).where(fired_now, a.action == "remind", active, not_paused, not_snoozed, sp.state == "open"),
+    )
+    # Session reminders and check-in prompts: for those who said yes or maybe, or have not answered.
+    ls, att = LiveSessionRow, Attendance
+    session_base = base.join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id)).join(
+        att, and_(att.session_id == ls.id, att.enrollment_id == e.id)
+    )
+    not_declined = or_(att.rsvp.is_(None), att.rsvp != "no")
+    for action in ("session_remind", "checkin"):
+        plan(
+            action,
+            session_base.add_columns(
+                _key(action, a.progress_id, a.seq),
+                literal(action),
+                literal(PRIORITY[action]),
+                e.person_id,
+                e.id,
+                sp.id,
+                e.cohort_id,
+                literal(t),
+                a.expires_at,
+                literal("pending"),
+                literal(0),
+                literal(t),
+            ).where(
+                fired_now,
+                a.action == action,
+                active,
+                or_(p.paused_until.is_(None), p.paused_until <= t),
+                not_declined,
+                sp.state.not_in(("done", "missed")),
+                att.attended_at.is_(None),
+            ),
+        )
+
+    # Delivered steps are now open.
+    session.execute(
+        update(StepProgress)
+        .where(
+            StepProgress.state == "locked",
+            StepProgress.id.in_(select(a.progress_id).where(fired_now, a.action == "deliver")),
+        )
+        .values(state="open", opened_at=t)
+        .execution_options(synchronize_session=False)
+    )
+
+    # Sessions that ended without attendance: record "missed" events, then the state, set-wise.
+    closing = select(a.progress_id).where(fired_now, a.action == "close")
+    missed_rows = (
+        select(
+            literal(t),
+            e.person_id,
+            literal("missed"),
+            literal("session"),
+            literal("program/").concat(e.program_id).concat("/step/").concat(sp.step_id),
+            e.id,
+            e.cohort_id,
+        )
+        .select_from(sp)
+        .join(e, e.id == sp.enrollment_id)
+        .where(sp.id.in_(closing), sp.state.not_in(("done", "missed", "failed", "skipped")), e.status == "active")
+    )
+    res = session.execute(
+        LearningEvent.__table__.insert().from_select(
+            ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id"], missed_rows
+        )
+    )
+    result.missed = res.rowcount or 0
+    session.execute(
+        update(StepProgress)
+        .where(StepProgress.id.in_(closing), StepProgress.state.not_in(("done", "missed", "failed", "skipped")))
+        .values(state="missed")
+        .execution_options(synchronize_session=False)
+    )
+
+    # Ignored nudges: every reminder planned now counts; enough of them in a row pauses reminders politely.
+    if result.planned.get("remind"):
+        reminded = (
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.created_at == t, Delivery.purpose == "remind", Delivery.enrollment_id == Enrollment.id)
+            .scalar_subquery()
+        )
+        session.execute(
+            update(Enrollment)
+            .where(
+                exists().where(
+                    Delivery.created_at == t, Delivery.purpose == "remind", Delivery.enrollment_id == Enrollment.id
+                )
+            )
+            .values(nudges_ignored=Enrollment.nudges_ignored + reminded)
+            .execution_options(synchronize_session=False)
+        )
+        over = and_(
+            Enrollment.nudges_ignored >= auto_pause_after,
+            not_(Enrollment.auto_paused),
+            Enrollment.status == "active",
+        )
+        plan(
+            "autopause",
+            select(
+                _key("autopause", Enrollment.id, Enrollment.nudges_ignored),
+                literal("autopause"),
+                literal(PRIORITY["autopause"]),
+                Enrollment.person_id,
+                Enrollment.id,
+                literal(None),
+                Enrollment.cohort_id,
+                literal(t + 1),
+                literal(None),
+                literal("pending"),
+                literal(0),
+                literal(t),
+            ).where(over),
+        )
+        paused = session.execute(
+            update(Enrollment).where(over).values(auto_paused=True).execution_options(synchronize_session=False)
+        )
+        result.auto_paused = paused.rowcount or 0
+    if result.total_planned or result.missed:
+        log.info(
+            "tick planned %s (claimed %d agenda rows, %d missed sessions, %d auto-paused)",
+            {k: v for k, v in result.planned.items() if v},
+            result.claimed,
+            result.missed,
+            result.auto_paused,
+        )
+    return result
