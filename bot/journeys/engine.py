@@ -278,14 +278,18 @@ class Engine:
         )
         session.add(enrollment)
         session.flush()
-        window = self.window(person, cohort, respect_pause=False)
         sessions = {
             s.step_id: s
             for s in session.scalars(select(LiveSessionRow).where(LiveSessionRow.cohort_id == cohort.id))
         }
+        window = self.window(person, cohort, respect_pause=False)
         progress: dict[str, StepProgress] = {}
         for step in program.steps:
             nominal = self._nominal_unlock(step, program, cohort, enrollment, person)
+            if isinstance(step, SessionStep) and "unlock" not in step.model_fields_set:
+                # An invite nobody set a time for goes out a week ahead (or now, for a late joiner), so people
+                # can plan; a kickoff on day 0 must not be announced on day 0.
+                nominal = sessions[step.id].start_at - timedelta(days=7)
             sp = StepProgress(
                 enrollment_id=enrollment.id,
                 step_id=step.id,

@@ -1,0 +1,419 @@
+"""The ``blendwise`` command line.
+
+Expected failures print one line (``error: ...``) and exit non-zero: 2 for configuration problems, 1 otherwise.
+A traceback only appears for a genuine bug, and only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.config import Settings, load_settings
+from bot.errors import BlendwiseError, ConfigError
+
+app = typer.Typer(
+    help="Blendwise: blended learning journeys in Slack, Discord and the terminal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+content_app = typer.Typer(help="Program content: check and draft.", no_args_is_help=True)
+cohort_app = typer.Typer(help="Cohorts: create, enroll, list.", no_args_is_help=True)
+people_app = typer.Typer(help="People: import a roster.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+slack_app = typer.Typer(help="Slack helpers.", no_args_is_help=True)
+app.add_typer(content_app, name="content")
+app.add_typer(cohort_app, name="cohort")
+app.add_typer(people_app, name="people")
+app.add_typer(db_app, name="db")
+app.add_typer(slack_app, name="slack")
+
+# Rich falls back to 80 columns when output is not a terminal (CI logs, `make demo | less`); the report table
+# needs more room than that to stay readable.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False)
+
+
+class State:
+    config: Path | None = None
+    database_url: str | None = None
+    debug: bool = False
+
+
+state = State()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Path to app.yaml.")] = None,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Overrides database_url.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+) -> None:
+    state.config = config
+    state.database_url = database_url
+    state.debug = debug
+
+
+def settings(*, verbose: bool = False, **overrides: Any) -> Settings:
+    """Load settings once per command. Only ``run`` logs at the configured level; one-shot commands stay quiet
+    unless something goes wrong."""
+    extra = dict(overrides)
+    if state.database_url:
+        extra["database_url"] = state.database_url
+    s = load_settings(state.config, overrides=extra)
+    level = getattr(logging, s.log_level) if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return s
+
+
+def runtime(s: Settings | None = None, **kwargs: Any) -> Any:
+    from bot.app import build
+
+    return build(s or settings(), **kwargs)
+
+
+# ---------------------------------------------------------------------- demo and run
+@app.command()
+def demo(
+    program: Annotated[str, typer.Option(help="Program id from content/.")] = "new-manager-onboarding",
+    learners: Annotated[int, typer.Option(min=1, max=500, help="Simulated learners.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run.")] = 7,
+    transcript: Annotated[int, typer.Option(help="Messages of the conversation excerpt to show.")] = 14,
+) -> None:
+    """Run a simulated cohort through a shipped program on the real engine and a virtual clock."""
+    import time
+
+    from bot.demo import run_demo
+
+    s = settings()
+    url = state.database_url or "sqlite:///blendwise.db"
+    started = time.perf_counter()
+    with out.status(f"Running a {learners}-learner cohort through '{program}' on a virtual clock..."):
+        result = run_demo(program_id=program, learners=learners, seed=seed, database_url=url, content_dir=s.content_dir)
+    elapsed = time.perf_counter() - started
+    rt = result.runtime
+    console = result.console
+    first = result.learners[0]
+    out.rule(f"Conversation excerpt: {first} (first {transcript} messages)")
+    for sent in console.messages_to(first)[:transcript]:
+        m = sent.message
+        body = (m.body or m.text).strip().splitlines()
+        head = body[0] if body else ""
+        out.print(f"[bold]{m.title or m.kind}[/bold]  [dim]{m.context}[/dim]", markup=True)
+        if head:
+            out.print(f"  {head[:160]}", markup=False)
+        if m.buttons:
+            out.print("  " + " ".join(f"[{b.label}]" for b in m.buttons[:6]), markup=False)
+        if sent.history:
+            out.print(f"  (updated in place {len(sent.history)}x)", style="dim")
+    posts = [p for p in console.sent if p.user_id is None and p.thread is None]
+    if posts:
+        out.rule("Cohort channel")
+        for p in posts[:4]:
+            out.print(f"[bold]#{p.channel}[/bold] {p.message.title}", markup=True)
+        replies = [p for p in console.sent if p.user_id is None and p.thread is not None]
+        out.print(f"  {len(replies)} thread replies from learners", style="dim")
+    digests = [s for s in console.sent if s.message.kind == "digest"]
+    if digests:
+        out.rule(f"Manager digest ({len(digests)} sent) - {digests[-1].user_id}")
+        for line in digests[-1].message.body.splitlines()[:8]:
+            out.print(line, markup=False)
+    _print_report(rt, cohort=result.cohort_name)
+    total = len(console.sent)
+    out.print(
+        f"\n[dim]{total} messages sent, {len(console.ephemerals)} ephemeral replies; {result.days} days simulated "
+        f"in {elapsed:.1f}s. "
+        f"Database: {url}. HTML report: blendwise report --database-url {url} --format html -o report.html[/dim]",
+        markup=True,
+    )
+
+
+@app.command()
+def run(
+    port: Annotated[int | None, typer.Option(help="HTTP port for Slack HTTP mode (overrides slack.port).")] = None,
+) -> None:
+    """Run the configured adapters and the scheduler until interrupted."""
+    overrides: dict[str, Any] = {}
+    if port is not None:
+        overrides["slack"] = {"port": port}
+    rt = runtime(settings(verbose=True, **overrides))
+    rt.run_forever()
+
+
+# ---------------------------------------------------------------------- content
+@content_app.command("check")
+def content_check(path: Annotated[Path | None, typer.Argument(help="Content dir, program folder or file.")] = None) -> None:
+    """Validate programs; print every problem as path:line: message."""
+    from bot.journeys.loader import check_path
+
+    target = path or load_settings(state.config).content_dir
+    problems = check_path(target)
+    for problem in problems:
+        out.print(problem, markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        err.print(f"{len(problems)} problem(s) found.", markup=False)
+        raise typer.Exit(1)
+    out.print(f"OK: {target} is valid.", markup=False)
+
+
+# ---------------------------------------------------------------------- database
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    from bot.storage.db import make_engine, upgrade
+
+    s = settings()
+    upgrade(make_engine(s.database_url))
+    out.print("Database is up to date.", markup=False)
+
+
+# ---------------------------------------------------------------------- people
+@people_app.command("import")
+def people_import(roster: Annotated[Path, typer.Argument(help="CSV: platform,user_id,name,email,tz,manager")]) -> None:
+    """Import or update people from a roster CSV. ``manager`` is the manager's user id on the same platform."""
+    from bot.journeys.model import check_tz
+    from bot.storage.db import transaction
+
+    if not roster.exists():
+        raise BlendwiseError(f"{roster}: no such file")
+    rt = runtime(adapters={})
+    required = {"platform", "user_id", "name"}
+    with roster.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = required - set(reader.fieldnames or [])
+        if missing:
+            raise BlendwiseError(f"{roster}:1: missing column(s): {', '.join(sorted(missing))}")
+        rows = list(reader)
+    problems = []
+    for i, row in enumerate(rows, start=2):
+        if not row.get("platform") or not row.get("user_id"):
+            problems.append(f"{roster}:{i}: platform and user_id are required")
+        tz = (row.get("tz") or "").strip()
+        if tz:
+            try:
+                check_tz(tz)
+            except ValueError as exc:
+                problems.append(f"{roster}:{i}: {exc}")
+    if problems:
+        for p in problems:
+            err.print(p, markup=False)
+        raise typer.Exit(1)
+    with transaction(rt.factory) as session:
+        people = {}
+        for row in rows:
+            workspace = (row.get("workspace") or "").strip() or row["platform"].strip()
+            person = rt.engine.person(session, row["platform"].strip(), workspace, row["user_id"].strip())
+            person.name = row.get("name", "").strip() or person.name
+            person.email = (row.get("email") or "").strip() or person.email
+            if (row.get("tz") or "").strip():
+                person.tz = row["tz"].strip()
+                person.tz_locked = True  # the roster wins over the platform profile
+            people[(row["platform"].strip(), row["user_id"].strip())] = (person, row)
+        for (platform, _), (person, row) in people.items():
+            manager_id = (row.get("manager") or "").strip()
+            if manager_id:
+                manager = people.get((platform, manager_id))
+                if manager is None:
+                    manager_person = rt.engine.person(session, platform, person.workspace, manager_id)
+                else:
+                    manager_person = manager[0]
+                person.manager_id = manager_person.id
+    out.print(f"Imported {len(rows)} people from {roster}.", markup=False)
+
+
+# ---------------------------------------------------------------------- cohorts
+@cohort_app.command("create")
+def cohort_create(
+    name: str,
+    program: Annotated[str, typer.Option(help="Program id.")],
+    start: Annotated[str, typer.Option(help="Start date, YYYY-MM-DD.")],
+    platform: Annotated[str, typer.Option(help="console, slack or discord.")] = "console",
+    workspace: Annotated[str | None, typer.Option(help="Slack team id / Discord guild id.")] = None,
+    tz: Annotated[str | None, typer.Option(help="Cohort time zone (default: the program's).")] = None,
+    channel: Annotated[str | None, typer.Option(help="Cohort channel id.")] = None,
+    lead: Annotated[list[str] | None, typer.Option(help="Lead user id (repeatable).")] = None,
+) -> None:
+    """Create a cohort of a program."""
+    from bot.storage.db import transaction
+
+    try:
+        start_date = date.fromisoformat(start)
+    except ValueError:
+        raise BlendwiseError(f"--start: '{start}' is not a date (YYYY-MM-DD)") from None
+    rt = runtime(adapters={})
+    ws = workspace or platform
+    with transaction(rt.factory) as session:
+        leads = [rt.engine.person(session, platform, ws, u) for u in lead or []]
+        cohort = rt.engine.create_cohort(
+            session, name=name, program_id=program, platform=platform, workspace=ws, start=start_date, tz=tz,
+            channel=channel, leads=leads,
+        )
+        out.print(f"Created cohort {cohort.name} ({program}), starting {start_date} in {cohort.tz}.", markup=False)
+
+
+@cohort_app.command("enroll")
+def cohort_enroll(
+    name: str,
+    users: Annotated[list[str], typer.Argument(help="User ids on the cohort's platform.")],
+) -> None:
+    """Enroll people in a cohort (creating unknown people)."""
+    from sqlalchemy import select
+
+    from bot.storage.db import transaction
+    from bot.storage.models import Cohort
+
+    rt = runtime(adapters={})
+    with transaction(rt.factory) as session:
+        cohort = session.scalar(select(Cohort).where(Cohort.name == name))
+        if cohort is None:
+            from bot.errors import NotFound
+
+            raise NotFound("cohort", name)
+        for user in users:
+            person = rt.engine.person(session, cohort.platform, cohort.workspace, user)
+            rt.engine.enroll(session, cohort, person)
+    out.print(f"Enrolled {len(users)} in {name}.", markup=False)
+
+
+@cohort_app.command("list")
+def cohort_list() -> None:
+    """List cohorts with their enrolment counts."""
+    from sqlalchemy import func, select
+
+    from bot.storage.models import Cohort, Enrollment
+
+    rt = runtime(adapters={})
+    table = Table("cohort", "program", "platform", "start", "tz", "channel", "learners")
+    with rt.factory() as session:
+        for cohort, n in session.execute(
+            select(Cohort, func.count(Enrollment.id)).outerjoin(Enrollment).group_by(Cohort.id).order_by(Cohort.name)
+        ):
+            table.add_row(cohort.name, cohort.program_id, cohort.platform, str(cohort.start_date), cohort.tz,
+                          cohort.channel or "", str(n))
+    out.print(table)
+
+
+# ---------------------------------------------------------------------- reports
+def _print_report(rt: Any, **filters: Any) -> None:
+    from bot.reports import Filters, build_report
+
+    with rt.factory() as session:
+        report = build_report(session, rt.engine, Filters(**filters))
+    table = Table(title="Unified report: completion and attendance", title_justify="left")
+    for col in ("learner", "cohort", "steps", "on time", "quiz avg", "live", "missed", "replies", "status"):
+        table.add_column(col, justify="right" if col not in ("learner", "cohort", "status") else "left")
+    for r in report.learners:
+        table.add_row(
+            r.name,
+            r.cohort,
+            f"{r.steps_completed}/{r.steps_total}",
+            str(r.on_time),
+            "-" if r.quiz_average is None else f"{r.quiz_average:.0f}%",
+            f"{r.sessions_attended}/{r.sessions_total}",
+            str(r.sessions_missed) + (f" (+{r.sessions_caught_up} caught up)" if r.sessions_caught_up else ""),
+            str(r.replies),
+            r.status,
+        )
+    out.print(table)
+    for c in report.cohorts:
+        out.print(
+            f"[bold]{c.cohort}[/bold] ({c.program}): {c.learners} learners, completion {c.completion_rate:.0f}% "
+            f"({c.completed}/{c.learners}), live attendance {c.attendance_rate:.0f}%",
+            markup=True,
+        )
+        for s in c.sessions:
+            out.print(f"  {s['title']}: {s['attended']}/{s['invited']} attended ({s['rsvp_yes']} said yes)", markup=False)
+
+
+@app.command()
+def report(
+    cohort: Annotated[str | None, typer.Option(help="Only this cohort.")] = None,
+    program: Annotated[str | None, typer.Option(help="Only this program id.")] = None,
+    manager: Annotated[str | None, typer.Option(help="Only this manager's reports (user id, name or email).")] = None,
+    person: Annotated[str | None, typer.Option(help="Only this person (user id, name or email).")] = None,
+    since: Annotated[str | None, typer.Option(help="Active since YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Enrolled until YYYY-MM-DD.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or html.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """The unified report: completion and attendance in one view."""
+    from datetime import UTC, datetime
+
+    from bot.reports import Filters, build_report
+
+    if fmt not in ("table", "csv", "json", "html"):
+        raise BlendwiseError(f"--format must be table, csv, json or html (got '{fmt}')")
+
+    def day(value: str | None, flag: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        except ValueError:
+            raise BlendwiseError(f"{flag}: '{value}' is not a date (YYYY-MM-DD)") from None
+
+    filters = Filters(cohort=cohort, program=program, manager=manager, person=person,
+                      since=day(since, "--since"), until=day(until, "--until"))
+    rt = runtime(adapters={})
+    if fmt == "table":
+        _print_report(rt, **filters.__dict__)
+        return
+    with rt.factory() as session:
+        rep = build_report(session, rt.engine, filters)
+        if fmt == "html":
+            try:
+                from bot.report_html import render_html
+            except ImportError:
+                raise BlendwiseError("the HTML report needs matplotlib: pip install 'blendwise[reports]'") from None
+            text = render_html(session, rt.engine, rep)
+        else:
+            text = rep.to_csv() if fmt == "csv" else rep.to_json()
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {output}", markup=False)
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------------- slack
+@slack_app.command("manifest")
+def slack_manifest() -> None:
+    """Print a ready-to-paste Slack app manifest."""
+    try:
+        from bot.adapters.slack.manifest import manifest_text
+    except ImportError:
+        raise BlendwiseError("the Slack adapter is not installed: pip install 'blendwise[slack]'") from None
+    sys.stdout.write(manifest_text())
+
+
+def main() -> None:
+    """Entry point: one line for expected errors, never a traceback for them."""
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except BlendwiseError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if state.debug:
+            raise
+        err.print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

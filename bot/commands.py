@@ -1,0 +1,396 @@
+"""``/learn`` subcommands, shared by every platform.
+
+Adapters hand over the raw text after the command; parsing, role checks and replies happen here, once. Every
+subcommand declares the role it needs and is refused with a helpful ephemeral reply otherwise.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.durations import parse_duration
+from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.events import CommandInvoked, Response
+from bot.journeys.compose import Composer, fmt_local, template
+from bot.journeys.engine import Engine
+from bot.messages import Field, Message
+from bot.storage.models import (
+    Cohort,
+    CohortLead,
+    Enrollment,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
+
+Run = Callable[[Session, Person, CommandInvoked, list[str]], Response]
+
+
+def reply(text: str, title: str = "", fields: list[Field] | None = None) -> Response:
+    return Response(ephemeral=Message(text=text if not title else f"{title}\n{text}", title=title, body=text,
+                                      fields=fields or []))
+
+
+@dataclass(frozen=True)
+class Sub:
+    run: Run
+    role: str  # learner | lead | admin | manager
+    usage: str
+
+
+class Commands:
+    def __init__(self, engine: Engine, composer: Composer) -> None:
+        self.engine = engine
+        self.composer = composer
+        self.subs: dict[str, Sub] = {
+            "help": Sub(self.help, "learner", "help"),
+            "progress": Sub(self.progress, "learner", "progress"),
+            "next": Sub(self.next, "learner", "next"),
+            "snooze": Sub(self.snooze, "learner", "snooze <duration, e.g. 2h>"),
+            "pause": Sub(self.pause, "learner", "pause <YYYY-MM-DD | duration>"),
+            "resume": Sub(self.resume, "learner", "resume"),
+            "team": Sub(self.team, "manager", "team"),
+            "prompt": Sub(self.prompt, "lead", "prompt <cohort> <text>"),
+            "announce": Sub(self.announce, "lead", "announce <cohort> <text>"),
+            "checkin": Sub(self.checkin, "lead", "checkin open|close <session> [cohort]"),
+            "roster": Sub(self.roster, "lead", "roster <cohort>"),
+            "enroll": Sub(self.enroll, "admin", "enroll <cohort> @user ..."),
+            "cohort": Sub(self.cohort, "admin", "cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel] | cohort list"),
+        }
+
+    def register(self, name: str, sub: Sub) -> None:
+        """Extension point: features such as live polls or search add their own subcommands."""
+        self.subs[name] = sub
+
+    # ------------------------------------------------------------------ entry
+    def run(self, session: Session, person: Person, event: CommandInvoked) -> Response:
+        try:
+            words = shlex.split(event.args)
+        except ValueError:
+            raise InvalidInput("I couldn't read that: a quote is not closed.") from None
+        if not words:
+            return self.help(session, person, event, [])
+        name, args = words[0].lower(), words[1:]
+        sub = self.subs.get(name)
+        if sub is None:
+            known = ", ".join(sorted(k for k, s in self.subs.items() if self._may(session, person, event, s.role)))
+            raise InvalidInput(f"I don't know '/learn {name}'. Try one of: {known}. `/learn help` explains each.")
+        if sub.role == "admin":
+            self.engine.require_admin(person, event.actor.platform_roles)
+        elif (
+            sub.role == "manager"
+            and not self.engine.reports_of(session, person, indirect=False)
+            and not self.engine.is_admin(person, event.actor.platform_roles)
+        ):
+            raise PermissionDenied("`/learn team` is for managers; nobody reports to you in Blendwise yet.")
+        # Lead commands check the lead role against the named cohort inside the handler.
+        return sub.run(session, person, event, args)
+
+    def _may(self, session: Session, person: Person, event: CommandInvoked, role: str) -> bool:
+        if role == "learner":
+            return True
+        if self.engine.is_admin(person, event.actor.platform_roles):
+            return True
+        if role == "lead":
+            return bool(self._led_cohorts(session, person)) or bool(
+                set(event.actor.platform_roles) & set(self.engine.settings.discord.lead_roles)
+            )
+        if role == "manager":
+            return bool(self.engine.reports_of(session, person, indirect=False))
+        return False
+
+    def _led_cohorts(self, session: Session, person: Person) -> list[Cohort]:
+        return list(
+            session.scalars(
+                select(Cohort).join(CohortLead, CohortLead.cohort_id == Cohort.id).where(CohortLead.person_id == person.id)
+            )
+        )
+
+    def _cohort(self, session: Session, person: Person, name: str) -> Cohort:
+        try:
+            return self.engine.cohort_by_name(session, person.workspace, name)
+        except NotFound:
+            raise InvalidInput(f"There is no cohort called '{name}' here. `/learn cohort list` shows them.") from None
+
+    def _lead_cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str], usage: str) -> Cohort:
+        if not args:
+            raise InvalidInput(f"Usage: /learn {usage}")
+        cohort = self._cohort(session, person, args[0])
+        self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
+        return cohort
+
+    # ------------------------------------------------------------------ learners
+    def help(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        body = template(
+            "help",
+            lead=self._may(session, person, event, "lead"),
+            admin=self.engine.is_admin(person, event.actor.platform_roles),
+            manager=self._may(session, person, event, "manager"),
+        )
+        extra = [f"- `{s.usage}`" for k, s in self.subs.items() if k not in _BUILTIN and self._may(session, person, event, s.role)]
+        if extra:
+            body += "\n\n**More**\n" + "\n".join(extra)
+        return reply(body)
+
+    def _enrollments(self, session: Session, person: Person) -> list[Enrollment]:
+        return list(
+            session.scalars(
+                select(Enrollment).where(Enrollment.person_id == person.id).order_by(Enrollment.enrolled_at)
+            )
+        )
+
+    def progress(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        enrollments = self._enrollments(session, person)
+        if not enrollments:
+            return reply("You're not enrolled in any program yet. Your cohort lead can add you.")
+        lines = []
+        for e in enrollments:
+            c = self.engine.status_counts(session, e)
+            cohort = session.get(Cohort, e.cohort_id)
+            program = self.engine.library.program(e.program_id)
+            status = "completed 🎉" if e.status == "completed" else ("paused" if e.auto_paused else "in progress")
+            lines.append(
+                f"**{program.title}** ({cohort.name if cohort else ''}): {c['steps_done']}/{c['steps_total']} steps, "
+                f"{c['sessions_attended']}/{c['sessions_total']} live sessions attended, "
+                f"{c['quizzes_passed']}/{c['quizzes_total']} quizzes passed · {status}"
+            )
+        return reply("\n".join(f"- {line}" for line in lines), title="Your progress")
+
+    def next(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        tz = self.engine.person_tz(person)
+        now = self.engine.clock.now()
+        open_steps = session.execute(
+            select(StepProgress, Enrollment)
+            .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+            .where(Enrollment.person_id == person.id, StepProgress.state == "open", StepProgress.kind != "session")
+            .order_by(StepProgress.due_at)
+        ).all()
+        lines = []
+        for sp, e in open_steps[:5]:
+            step = self.engine.library.step(e.program_id, sp.step_id)
+            due = f" (due {fmt_local(sp.due_at, tz)})" if sp.due_at else ""
+            lines.append(f"- {step.title}{due}")
+        upcoming = session.execute(
+            select(LiveSessionRow)
+            .join(Enrollment, Enrollment.cohort_id == LiveSessionRow.cohort_id)
+            .where(Enrollment.person_id == person.id, LiveSessionRow.end_at > now)
+            .order_by(LiveSessionRow.start_at)
+            .limit(3)
+        ).scalars().all()
+        if upcoming:
+            lines.append("\n**Coming up live**")
+            lines += [f"- {s.title}: {fmt_local(s.start_at, tz)}" for s in upcoming]
+        if not lines:
+            return reply("Nothing is waiting for you right now. Enjoy the breather!")
+        return reply("\n".join(lines), title="Up next")
+
+    def snooze(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        raw = args[0] if args else self.engine.settings.nudges.snooze_default
+        try:
+            delta = parse_duration(raw)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if delta.total_seconds() <= 0 or delta.days > 30:
+            raise InvalidInput("Snooze for between a minute and 30 days, e.g. `/learn snooze 2h`.")
+        until = self.engine.snooze_all(session, person, delta)
+        return reply(f"Reminders snoozed until {fmt_local(until, self.engine.person_tz(person))}.")
+
+    def pause(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        from bot.dispatcher import parse_until
+
+        if not args:
+            raise InvalidInput("Usage: /learn pause <YYYY-MM-DD | duration>, e.g. `/learn pause 2026-08-20`.")
+        until = parse_until(args[0], self.engine.clock.now(), self.engine.person_tz(person))
+        self.engine.pause(session, person, until)
+        return reply(
+            f"Paused until {fmt_local(until, self.engine.person_tz(person))}. Nothing is lost: "
+            "what comes due meanwhile waits for you. `/learn resume` to come back early."
+        )
+
+    def resume(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        self.engine.pause(session, person, None)
+        return reply("Welcome back! Everything is running again.")
+
+    # ------------------------------------------------------------------ managers
+    def team(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        from bot.nudges.digests import digest_message
+
+        return Response(ephemeral=digest_message(session, self.engine, person))
+
+    # ------------------------------------------------------------------ leads
+    def prompt(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        cohort = self._lead_cohort(session, person, event, args, "prompt <cohort> <text>")
+        text = " ".join(args[1:]).strip()
+        if not text:
+            raise InvalidInput("Usage: /learn prompt <cohort> <text>")
+        self.engine.queue_channel_post(session, cohort, "lead_prompt", {"text": text, "title": "Discussion"})
+        return reply(f"Posting your prompt to {cohort.channel}. Replies in its thread count as participation.")
+
+    def announce(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        cohort = self._lead_cohort(session, person, event, args, "announce <cohort> <text>")
+        text = " ".join(args[1:]).strip()
+        if not text:
+            raise InvalidInput("Usage: /learn announce <cohort> <text>")
+        self.engine.queue_channel_post(session, cohort, "announce", {"text": text, "title": "Announcement"})
+        return reply(f"Announcement queued for {cohort.channel}.")
+
+    def checkin(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        usage = "checkin open|close <session> [cohort]"
+        if len(args) < 2 or args[0] not in ("open", "close"):
+            raise InvalidInput(f"Usage: /learn {usage}")
+        state = "open" if args[0] == "open" else "closed"
+        step_id = args[1]
+        if len(args) > 2:
+            cohorts = [self._cohort(session, person, args[2])]
+        else:
+            cohorts = [
+                c
+                for c in session.scalars(
+                    select(Cohort)
+                    .join(LiveSessionRow, LiveSessionRow.cohort_id == Cohort.id)
+                    .where(LiveSessionRow.step_id == step_id, Cohort.workspace == person.workspace)
+                )
+                if self.engine.is_lead(session, person, c, event.actor.platform_roles)
+            ]
+            if len(cohorts) > 1:
+                names = ", ".join(c.name for c in cohorts)
+                raise InvalidInput(f"Several of your cohorts have '{step_id}' ({names}); add the cohort name.")
+            if not cohorts:
+                raise InvalidInput(f"None of the cohorts you lead has a session '{step_id}'.")
+        cohort = cohorts[0]
+        self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
+        live = self.engine.live_session(session, cohort, step_id)
+        self.engine.set_checkin(session, live, state)
+        return reply(f"Check-in for '{live.title}' ({cohort.name}) is now {state}.")
+
+    def roster(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        cohort = self._lead_cohort(session, person, event, args, "roster <cohort>")
+        rows = self.engine.roster(session, cohort)
+        if not rows:
+            return reply(f"Nobody is enrolled in {cohort.name} yet.")
+        lines = [
+            f"- {p.name}: {c['steps_done']}/{c['steps_total']} steps, {c['sessions_attended']}/{c['sessions_total']} "
+            f"sessions{' · completed' if e.status == 'completed' else ''}{' · paused' if e.auto_paused else ''}"
+            for p, e, c in rows
+        ]
+        return reply("\n".join(lines), title=f"Roster: {cohort.name} ({len(rows)})")
+
+    # ------------------------------------------------------------------ admins
+    def enroll(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        if not args:
+            raise InvalidInput("Usage: /learn enroll <cohort> @user ...")
+        cohort = self._cohort(session, person, args[0])
+        users = list(event.mentioned_users) or [a.lstrip("@") for a in args[1:] if a.startswith("@")]
+        if not users:
+            raise InvalidInput("Mention at least one person: /learn enroll <cohort> @user ...")
+        done = []
+        for user_id in users:
+            learner = self.engine.person(session, person.platform, person.workspace, user_id)
+            self.engine.enroll(session, cohort, learner)
+            done.append(learner.name)
+        return reply(f"Enrolled {len(done)} in {cohort.name}: {', '.join(done)}.")
+
+    def cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        if not args or args[0] not in ("create", "list"):
+            raise InvalidInput("Usage: /learn cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel] | cohort list")
+        if args[0] == "list":
+            cohorts = session.scalars(select(Cohort).where(Cohort.workspace == person.workspace).order_by(Cohort.name))
+            lines = [f"- {c.name}: {c.program_id}, starts {c.start_date}, {c.channel or 'no channel'}" for c in cohorts]
+            return reply("\n".join(lines) or "No cohorts yet.", title="Cohorts")
+        if len(args) < 4:
+            raise InvalidInput("Usage: /learn cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel]")
+        name, program_id, start_raw = args[1], args[2], args[3]
+        if program_id not in self.engine.library:
+            raise InvalidInput(f"No program '{program_id}'. Known: {', '.join(self.engine.library.ids())}.")
+        try:
+            start = date.fromisoformat(start_raw)
+        except ValueError:
+            raise InvalidInput(f"'{start_raw}' is not a date; use YYYY-MM-DD.") from None
+        tz = None
+        channel = event.channel or None
+        for extra in args[4:]:
+            if extra.startswith("#") or extra.startswith("<#"):
+                channel = extra.strip("<>#").split("|")[0]
+            else:
+                tz = extra
+        if tz is not None:
+            from bot.journeys.model import check_tz
+
+            try:
+                check_tz(tz)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+        cohort = self.engine.create_cohort(
+            session,
+            name=name,
+            program_id=program_id,
+            platform=person.platform,
+            workspace=person.workspace,
+            start=start,
+            tz=tz,
+            channel=channel,
+            leads=[person],
+        )
+        return reply(f"Created cohort {cohort.name} ({program_id}) starting {start}. You are its lead.")
+
+    # ------------------------------------------------------------------ home
+    def home(self, session: Session, person: Person) -> Message:
+        """The learner's home: programs, progress, next steps, upcoming sessions and a streak."""
+        tz = self.engine.person_tz(person)
+        fields: list[Field] = []
+        parts: list[str] = []
+        for e in self._enrollments(session, person):
+            c = self.engine.status_counts(session, e)
+            program = self.engine.library.program(e.program_id)
+            pct = round(100 * c["steps_done"] / max(c["steps_total"], 1))
+            bar = "█" * (pct // 10) + "░" * (10 - pct // 10)
+            parts.append(
+                f"**{program.title}**\n{bar} {pct}% · {c['sessions_attended']}/{c['sessions_total']} live sessions"
+                + (" · completed 🎉" if e.status == "completed" else "")
+            )
+        nxt = self.next(session, person, CommandInvoked(actor=_NOBODY, args=""), [])
+        streak = self.streak(session, person)
+        fields.append(Field("Streak", f"{streak} day{'s' if streak != 1 else ''} in a row" if streak else "Start one today"))
+        body = "\n\n".join(parts) or "You're not enrolled in a program yet."
+        if nxt.ephemeral is not None:
+            body += "\n\n" + (f"**{nxt.ephemeral.title}**\n" if nxt.ephemeral.title else "") + nxt.ephemeral.body
+        return Message(text="Your learning", title="Your learning", body=body, fields=fields,
+                       context=f"Times in {tz}", kind="home")
+
+    def streak(self, session: Session, person: Person) -> int:
+        """Consecutive local days, ending today or yesterday, on which the learner completed something."""
+        from bot.storage.models import LearningEvent
+        from bot.timewindow import zone
+
+        tz = zone(self.engine.person_tz(person))
+        days = {
+            ts.astimezone(tz).date()
+            for ts in session.scalars(
+                select(LearningEvent.ts).where(
+                    LearningEvent.person_id == person.id, LearningEvent.verb.in_(("completed", "answered", "attended", "replied"))
+                )
+            )
+        }
+        today = self.engine.clock.now().astimezone(tz).date()
+        from datetime import timedelta
+
+        day = today if today in days else today - timedelta(days=1)
+        count = 0
+        while day in days:
+            count += 1
+            day -= timedelta(days=1)
+        return count
+
+
+_BUILTIN = {"help", "progress", "next", "snooze", "pause", "resume", "team", "prompt", "announce", "checkin", "roster",
+            "enroll", "cohort"}
+
+from bot.events import Actor  # noqa: E402
+
+_NOBODY = Actor(platform="", workspace="", user_id="")

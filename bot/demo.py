@@ -1,0 +1,323 @@
+"""``blendwise demo``: a whole cohort through a shipped program, on the real engine, in seconds.
+
+Nothing here is a shortcut: the demo builds the real runtime (SQLite, tick, outbox, sender, dispatcher) with the
+console adapter and a :class:`~bot.clock.VirtualClock`. Simulated learners read what the console adapter delivers
+and act through the dispatcher exactly as a person pressing buttons in Slack would. The clock jumps from one due
+moment to the next (agenda, outbox, a learner's next action), so weeks pass in a few seconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import func, select
+
+from bot.adapters.console import ConsoleAdapter, Sent
+from bot.app import Runtime, build
+from bot.clock import VirtualClock
+from bot.config import Settings
+from bot.storage.db import transaction
+from bot.storage.models import AgendaItem, Delivery
+
+WORKSPACE = "console"
+CHANNEL = "cohort-demo"
+
+NAMES = [
+    ("Amara Okafor", "Europe/London"),
+    ("Ben Carter", "America/New_York"),
+    ("Chen Wei", "Asia/Singapore"),
+    ("Dana Levi", "Europe/Berlin"),
+    ("Elif Demir", "Europe/Istanbul"),
+    ("Felipe Rocha", "America/Sao_Paulo"),
+    ("Grace Kim", "America/Los_Angeles"),
+    ("Hiro Tanaka", "Asia/Tokyo"),
+    ("Isla Murphy", "Europe/Dublin"),
+    ("Jonas Berg", "Europe/Stockholm"),
+    ("Kavya Nair", "Asia/Kolkata"),
+    ("Liam Walsh", "Europe/London"),
+    ("Maya Cohen", "America/Chicago"),
+    ("Noah Schmidt", "Europe/Berlin"),
+    ("Olivia Brown", "Australia/Sydney"),
+    ("Priya Shah", "Europe/London"),
+    ("Quinn Taylor", "America/Denver"),
+    ("Rosa Martinez", "Europe/Madrid"),
+    ("Sam Lee", "America/Toronto"),
+    ("Tara Singh", "Asia/Dubai"),
+]
+
+
+REFLECTIONS = [
+    "I tried the structure from this week in a one-to-one on Tuesday and the conversation stayed on facts rather "
+    "than feelings about facts. It still felt awkward to start, so next time I will write the first sentence down "
+    "beforehand. The hard part for me remains following up a week later; a recurring reminder in my calendar should "
+    "help, and I would like to hear how others in the cohort keep that habit going.",
+    "Asking one more question before offering advice changed the whole conversation with a colleague who was stuck. "
+    "She found her own answer and owned it. What I still find hard is staying quiet when I think I know the answer "
+    "already. Support that would help: a peer who notices when I jump in too quickly and tells me afterwards, kindly "
+    "but honestly, so I can adjust before it becomes my default style again.",
+    "I noticed that I rush to fix things for my team because it feels faster in the moment. This week I paused, asked "
+    "what they had tried and agreed a check-in time instead. It took longer on the day but saved me two follow-up "
+    "meetings. The habit I still struggle with is protecting time for one-to-ones when deadlines bunch up; I will "
+    "block them first and move other work around them instead of the other way round.",
+]
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    act: float  # chance of acting on a step card or reminder
+    delay_hours: tuple[float, float]
+    correct: float  # chance of a right answer
+    rsvp_yes: float
+    attend: float  # chance of attending after saying yes/maybe
+    reply: float  # chance of replying in a cohort thread
+
+
+PERSONAS = [
+    Persona("keen", 0.97, (0.2, 5), 0.88, 0.92, 0.95, 0.85),
+    Persona("steady", 0.9, (1, 20), 0.78, 0.8, 0.88, 0.6),
+    Persona("busy", 0.72, (4, 40), 0.72, 0.6, 0.7, 0.35),
+    Persona("drifting", 0.4, (10, 70), 0.6, 0.45, 0.5, 0.15),
+]
+
+
+@dataclass(order=True)
+class Action:
+    at: datetime
+    seq: int
+    run: Callable[[], None] = field(compare=False)
+
+
+class Simulation:
+    def __init__(self, rt: Runtime, console: ConsoleAdapter, clock: VirtualClock, rng: random.Random) -> None:
+        self.rt = rt
+        self.console = console
+        self.clock = clock
+        self.rng = rng
+        self.queue: list[Action] = []
+        self.seq = itertools.count()
+        self.personas: dict[str, Persona] = {}
+        self.attending: dict[tuple[str, str], bool] = {}
+        console.listeners.append(self.on_message)
+
+    def later(self, hours: float, run: Callable[[], None]) -> None:
+        heapq.heappush(self.queue, Action(self.clock.now() + timedelta(hours=hours), next(self.seq), run))
+
+    def delay(self, persona: Persona) -> float:
+        low, high = persona.delay_hours
+        return low + (high - low) * self.rng.random() ** 2
+
+    # ------------------------------------------------------------------ learners reacting to messages
+    def on_message(self, sent: Sent) -> None:
+        user = sent.user_id
+        if user is None or user not in self.personas:
+            return
+        persona = self.personas[user]
+        actions = {b.action for b in sent.message.buttons}
+        kind = sent.message.kind
+        if "session.checkin" in actions and sent.message.title.startswith("Check in"):
+            if self.attending.get((user, sent.message.title.removeprefix("Check in: ")), False):
+                self.later(self.rng.uniform(0.05, 0.3), lambda: self.press(user, sent, "session.checkin"))
+            return
+        if self.rng.random() > persona.act:
+            return
+        wait = self.delay(persona)
+        if "lesson.done" in actions:
+            self.later(wait, lambda: self.press(user, sent, "lesson.done"))
+        elif "quiz.answer" in actions or "quiz.toggle" in actions:
+            self.later(wait, lambda: self.take_quiz(user, sent, persona))
+        elif "rsvp.yes" in actions:
+            self.later(wait, lambda: self.rsvp(user, sent, persona))
+        elif "reflection.open" in actions:
+            self.later(wait, lambda: self.reflect(user, sent))
+        elif "poll.step" in actions:
+            self.later(wait, lambda: self.vote(user, sent))
+        elif "enrollment.resume" in actions and self.rng.random() < 0.5:
+            self.later(wait, lambda: self.press(user, sent, "enrollment.resume"))
+        elif kind == "prompt" and self.rng.random() < persona.reply:
+            self.later(wait, lambda: self.reply(user, sent))
+
+    def press(self, user: str, sent: Sent, action: str) -> None:
+        for button in sent.message.buttons:
+            if button.action == action:
+                self.console.press(user, sent, button)
+                return
+
+    def take_quiz(self, user: str, sent: Sent, persona: Persona) -> None:
+        for _ in range(60):
+            buttons = sent.message.buttons
+            answers = [b for b in buttons if b.action == "quiz.answer"]
+            toggles = [b for b in buttons if b.action == "quiz.toggle"]
+            retry = [b for b in buttons if b.action == "quiz.retry"]
+            if answers:
+                pick = self._pick(answers, sent, persona)
+                self.console.press(user, sent, pick)
+            elif toggles:
+                submit = next(b for b in buttons if b.action == "quiz.submit")
+                for b in toggles:
+                    if self.rng.random() < 0.5 or b is toggles[0]:
+                        self.console.press(user, sent, b)
+                self.console.press(user, sent, submit)
+            elif retry and self.rng.random() < persona.act:
+                self.console.press(user, sent, retry[0])
+            else:
+                return
+
+    def _pick(self, answers: list, sent: Sent, persona: Persona):  # type: ignore[no-untyped-def,type-arg]
+        """Pick the right answer with the persona's probability (the demo peeks at the program to know it)."""
+        pid, attempt, qi, _ = (int(x) for x in answers[0].value.split("."))
+        with self.rt.factory() as session:
+            from bot.storage.models import Enrollment, StepProgress
+
+            sp = session.get(StepProgress, pid)
+            assert sp is not None
+            enrollment = session.get(Enrollment, sp.enrollment_id)
+            assert enrollment is not None
+            step = self.rt.library.step(enrollment.program_id, sp.step_id)
+        correct = [i for i, o in enumerate(step.questions[qi].options) if o.correct]  # type: ignore[union-attr]
+        if self.rng.random() < persona.correct:
+            return answers[correct[0]]
+        wrong = [b for i, b in enumerate(answers) if i not in correct]
+        return self.rng.choice(wrong or answers)
+
+    def rsvp(self, user: str, sent: Sent, persona: Persona) -> None:
+        roll = self.rng.random()
+        answer = "rsvp.yes" if roll < persona.rsvp_yes else ("rsvp.maybe" if roll < persona.rsvp_yes + 0.08 else "rsvp.no")
+        title = sent.message.title.removeprefix("Live session: ")
+        self.attending[(user, title)] = answer != "rsvp.no" and self.rng.random() < persona.attend
+        self.press(user, sent, answer)
+
+    def reflect(self, user: str, sent: Sent) -> None:
+        self.press(user, sent, "reflection.open")
+        if user in self.console.modals:
+            self.console.submit_modal(
+                user,
+                self.rng.choice(REFLECTIONS),
+            )
+
+    def vote(self, user: str, sent: Sent) -> None:
+        options = [b for b in sent.message.buttons if b.action == "poll.step"]
+        self.console.press(user, sent, self.rng.choice(options))
+
+    def reply(self, user: str, sent: Sent) -> None:
+        title = sent.message.title.removeprefix("Reminder: ")
+        posts = [p for p in self.console.channel_posts(CHANNEL) if p.thread is None and title in p.message.title]
+        if posts:
+            self.console.reply_in_thread(
+                user,
+                posts[-1],
+                self.rng.choice(
+                    [
+                        "For me the hardest part is the first sentence. Having a structure helps.",
+                        "We tried this in our stand-up: shorter, more specific, and nobody got defensive.",
+                        "Honest answer: I avoid it when I'm tired. Planning it in the calendar helps.",
+                        "I liked the point about asking before telling. Going to try it this week.",
+                    ]
+                ),
+            )
+
+    # ------------------------------------------------------------------ the clock
+    def next_moment(self, until: datetime) -> datetime:
+        now = self.clock.now()
+        candidates = [until, now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)]
+        with self.rt.factory() as session:
+            agenda = session.scalar(select(func.min(AgendaItem.fire_at)).where(AgendaItem.fired_at.is_(None)))
+            outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == "pending"))
+        for t in (agenda, outbox):
+            if t is not None:
+                candidates.append(t)
+        if self.queue:
+            candidates.append(self.queue[0].at)
+        return max(min(candidates), now + timedelta(minutes=1))
+
+    def run_until(self, until: datetime) -> None:
+        while self.clock.now() < until:
+            self.rt.tick()
+            self.rt.drain()
+            if self.clock.now().minute == 0:
+                self.rt.plan_digests()
+                self.rt.drain()
+            while self.queue and self.queue[0].at <= self.clock.now():
+                heapq.heappop(self.queue).run()
+            self.clock.set(self.next_moment(until))
+
+
+@dataclass
+class DemoResult:
+    runtime: Runtime
+    console: ConsoleAdapter
+    cohort_name: str
+    learners: list[str]
+    manager_ids: list[str]
+    days: int
+
+
+def run_demo(
+    *,
+    program_id: str,
+    learners: int,
+    seed: int,
+    database_url: str,
+    content_dir: Path,
+    start: date = date(2026, 3, 2),
+    out: TextIO | None = None,
+) -> DemoResult:
+    if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////:memory"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    rng = random.Random(seed)
+    settings = Settings.model_validate(
+        {
+            "database_url": database_url,
+            "content_dir": content_dir,
+            "admins": ["console:admin"],
+            "timezone": "Europe/London",
+        }
+    )
+    clock = VirtualClock(datetime.combine(start - timedelta(days=3), datetime.min.time(), tzinfo=UTC))
+    console = ConsoleAdapter(out=None)
+    rt = build(settings, clock=clock, adapters={"console": console})
+    console.start(rt.dispatcher)
+    sim = Simulation(rt, console, clock, rng)
+    program = rt.library.program(program_id)
+    cohort_name = f"{program_id}-demo"
+    learner_ids: list[str] = []
+    with transaction(rt.factory) as session:
+        managers = [
+            rt.engine.person(session, "console", WORKSPACE, "mgr-nadia", name="Nadia Haddad", tz="Europe/London"),
+            rt.engine.person(session, "console", WORKSPACE, "mgr-oscar", name="Oscar Lindqvist", tz="America/New_York"),
+        ]
+        lead = rt.engine.person(session, "console", WORKSPACE, "lead-rui", name="Rui Costa", tz="Europe/Lisbon")
+        cohort = rt.engine.create_cohort(
+            session,
+            name=cohort_name,
+            program_id=program_id,
+            platform="console",
+            workspace=WORKSPACE,
+            start=start,
+            channel=CHANNEL,
+            leads=[lead],
+        )
+        for i in range(learners):
+            name, tz = NAMES[i % len(NAMES)]
+            if i >= len(NAMES):
+                name = f"{name} {i // len(NAMES) + 1}"
+            user_id = "u-" + name.lower().replace(" ", "-")
+            person = rt.engine.person(session, "console", WORKSPACE, user_id, name=name, tz=tz)
+            person.manager_id = managers[i % 2].id
+            rt.engine.enroll(session, cohort, person)
+            learner_ids.append(user_id)
+            sim.personas[user_id] = PERSONAS[min(int(rng.random() * 4.2), 3) if i else 0]
+    length = program.length_days or max(
+        (s.unlock.day for s in program.steps), default=14
+    ) + 7
+    sim.run_until(datetime.combine(start + timedelta(days=length + 4), datetime.min.time(), tzinfo=UTC))
+    return DemoResult(rt, console, cohort_name, learner_ids, [m.user_id for m in managers], length + 4)

@@ -1,0 +1,368 @@
+"""The one place inbound events enter the core.
+
+Adapters translate platform payloads into :mod:`bot.events` and call :meth:`Dispatcher.handle`. Each event is one
+unit of work (one transaction). Expected problems (:class:`~bot.errors.BlendwiseError`) come back as a polite
+ephemeral reply; anything else is logged with its traceback and the person gets a generic apology. A traceback never
+reaches a user.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import Clock
+from bot.errors import BlendwiseError, InvalidInput, NotFound
+from bot.events import (
+    Actor,
+    ButtonPressed,
+    CommandInvoked,
+    InboundEvent,
+    ModalSubmitted,
+    PresenceObserved,
+    Response,
+    RsvpChanged,
+    ThreadReply,
+)
+from bot.journeys.compose import Composer, fmt_local
+from bot.journeys.engine import Engine
+from bot.journeys.model import QuizStep, ReflectionStep
+from bot.messages import Message, Modal
+from bot.storage.db import transaction
+from bot.storage.models import (
+    CohortPost,
+    Enrollment,
+    LiveSessionRow,
+    Person,
+    Poll,
+    StepProgress,
+)
+
+log = logging.getLogger(__name__)
+
+SORRY = "Sorry, something went wrong on our side. It has been logged; please try again in a minute."
+
+Handler = Callable[[Session, Person, ButtonPressed], Response]
+
+
+def notice(text: str) -> Response:
+    return Response(ephemeral=Message(text=text, body=text))
+
+
+class Dispatcher:
+    def __init__(self, factory: sessionmaker[Session], engine: Engine, clock: Clock) -> None:
+        self.factory = factory
+        self.engine = engine
+        self.clock = clock
+        self.composer = Composer(engine)
+        from bot.commands import Commands
+
+        self.commands = Commands(engine, self.composer)
+        self.buttons: dict[str, Handler] = {
+            "lesson.done": self._lesson_done,
+            "step.snooze": self._snooze,
+            "step.tomorrow": self._tomorrow,
+            "quiz.answer": self._quiz_answer,
+            "quiz.toggle": self._quiz_toggle,
+            "quiz.submit": self._quiz_submit,
+            "quiz.retry": self._quiz_retry,
+            "rsvp.yes": self._rsvp,
+            "rsvp.maybe": self._rsvp,
+            "rsvp.no": self._rsvp,
+            "session.checkin": self._checkin,
+            "session.join": self._join,
+            "reflection.open": self._reflection_open,
+            "poll.step": self._poll_step,
+            "enrollment.resume": self._resume,
+        }
+
+    def register_button(self, action: str, handler: Handler) -> None:
+        """Extension point for features that add their own buttons (live polls, catch-up lessons...)."""
+        self.buttons[action] = handler
+
+    # ------------------------------------------------------------------ entry points
+    def handle(self, event: InboundEvent) -> Response:
+        try:
+            with transaction(self.factory) as session:
+                return self._route(session, event)
+        except BlendwiseError as exc:
+            return notice(str(exc))
+        except Exception:
+            log.exception("error handling %s", type(event).__name__)
+            return notice(SORRY)
+
+    def home(self, actor: Actor) -> Message:
+        try:
+            with transaction(self.factory) as session:
+                person = self._person(session, actor)
+                return self.commands.home(session, person)
+        except Exception:
+            log.exception("error building home for %s", actor.user_id)
+            return Message(text=SORRY, body=SORRY)
+
+    def _person(self, session: Session, actor: Actor) -> Person:
+        return self.engine.person(session, actor.platform, actor.workspace, actor.user_id, name=actor.name or None)
+
+    def _route(self, session: Session, event: InboundEvent) -> Response:
+        if isinstance(event, ButtonPressed):
+            handler = self.buttons.get(event.action)
+            if handler is None:
+                return notice("That button is no longer active.")
+            person = self._person(session, event.actor)
+            if self.engine.seen(session, event.dedupe_key):
+                return Response()
+            return handler(session, person, event)
+        if isinstance(event, ModalSubmitted):
+            person = self._person(session, event.actor)
+            if self.engine.seen(session, event.dedupe_key):
+                return Response()
+            return self._modal(session, person, event)
+        if isinstance(event, ThreadReply):
+            return self._thread_reply(session, event)
+        if isinstance(event, CommandInvoked):
+            person = self._person(session, event.actor)
+            return self.commands.run(session, person, event)
+        if isinstance(event, RsvpChanged):
+            return self._native_rsvp(session, event)
+        if isinstance(event, PresenceObserved):
+            return self._presence(session, event)
+        raise InvalidInput("Unsupported event.")
+
+    # ------------------------------------------------------------------ helpers
+    def _sp(self, session: Session, person: Person, raw: str) -> StepProgress:
+        try:
+            progress_id = int(raw.split(".")[0])
+        except ValueError:
+            raise InvalidInput("That button is no longer valid.") from None
+        return self.engine.owned_progress(session, progress_id, person)
+
+    def _done_card(self, session: Session, sp: StepProgress, note: str) -> Message:
+        card = self.composer.step_card(session, sp)[-1]
+        card.buttons = []
+        card.context = note
+        return card
+
+    # ------------------------------------------------------------------ buttons
+    def _lesson_done(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        self.engine.complete(session, sp, source="button")
+        local = fmt_local(self.clock.now(), self.engine.person_tz(person))
+        return Response(replace=self._done_card(session, sp, f"✅ Done · {local}"))
+
+    def _snooze(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        until = self.engine.snooze(session, sp, self.clock.now() + timedelta(hours=2))
+        return notice(f"Snoozed. I'll remind you again around {fmt_local(until, self.engine.person_tz(person))}.")
+
+    def _tomorrow(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        until = self.engine.snooze(session, sp, self.clock.now() + timedelta(hours=20))
+        return notice(f"Got it. I'll bring this back {fmt_local(until, self.engine.person_tz(person))}.")
+
+    def _quiz_parts(self, raw: str) -> tuple[int, int, int, int | None]:
+        try:
+            parts = [int(p) for p in raw.split(".")]
+        except ValueError:
+            raise InvalidInput("That answer button is no longer valid.") from None
+        if len(parts) == 4:
+            return parts[0], parts[1], parts[2], parts[3]
+        if len(parts) == 3:
+            return parts[0], parts[1], parts[2], None
+        raise InvalidInput("That answer button is no longer valid.")
+
+    def _quiz_step(self, session: Session, sp: StepProgress) -> QuizStep:
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        step = self.engine.library.step(enrollment.program_id, sp.step_id)
+        if not isinstance(step, QuizStep):
+            raise InvalidInput("That step is not a quiz.")
+        return step
+
+    def _grade(self, session: Session, person: Person, sp: StepProgress, attempt: int, qi: int, choice: list[int]) -> Response:
+        step = self._quiz_step(session, sp)
+        outcome = self.engine.answer(session, sp, attempt, qi, choice)
+        if outcome.duplicate:
+            # A double click or a replayed request: show the card as it stands, record nothing.
+            return Response(replace=self.composer.quiz(session, sp, step))
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        ctx = self.composer.template_context(session, self.composer.scope(session, enrollment), step, sp)
+        feedback = self.composer.answer_feedback(step, qi, choice, outcome.correct, ctx)
+        return Response(replace=self.composer.quiz(session, sp, step, ctx, feedback=feedback))
+
+    def _quiz_answer(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        pid, attempt, qi, opt = self._quiz_parts(ev.value)
+        sp = self.engine.owned_progress(session, pid, person)
+        return self._grade(session, person, sp, attempt, qi, [opt if opt is not None else -1])
+
+    def _quiz_toggle(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        pid, attempt, qi, opt = self._quiz_parts(ev.value)
+        sp = self.engine.owned_progress(session, pid, person)
+        self.engine.toggle_choice(session, sp, attempt, qi, opt if opt is not None else -1)
+        return Response(replace=self.composer.quiz(session, sp, self._quiz_step(session, sp)))
+
+    def _quiz_submit(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        pid, attempt, qi, _ = self._quiz_parts(ev.value)
+        sp = self.engine.owned_progress(session, pid, person)
+        selected = list(self.engine.quiz_state(sp)["selected"])
+        if not selected:
+            return notice("Pick at least one option, then press Submit answer.")
+        return self._grade(session, person, sp, attempt, qi, selected)
+
+    def _quiz_retry(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        self.engine.retry_quiz(session, sp)
+        return Response(replace=self.composer.quiz(session, sp, self._quiz_step(session, sp)))
+
+    def _rsvp(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        answer = ev.action.split(".", 1)[1]
+        stored = self.engine.rsvp(session, sp, answer)
+        text = {
+            "yes": "You're going. See you there! Check-in opens shortly before the start.",
+            "maybe": "Noted as maybe. I'll remind you before it starts.",
+            "no": "Thanks for letting us know. If there's a recording, you'll get a catch-up afterwards.",
+            "wait": "The session is full, so you're on the waitlist. I'll keep you posted.",
+        }[stored]
+        card = self.composer.step_card(session, sp)[-1]
+        card.context = {"yes": "✅ You're going", "maybe": "🤔 Maybe", "no": "❌ Can't make it", "wait": "⏳ Waitlist"}[
+            stored
+        ]
+        card.attachments = []
+        return Response(ephemeral=Message(text=text, body=text), replace=card)
+
+    def _checkin(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        recorded = self.engine.check_in(session, sp)
+        text = "You're checked in. Enjoy the session!" if recorded else "You're already checked in."
+        return notice(text)
+
+    def _join(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        _, live = self.engine.session_for_progress(session, sp)
+        if not live.join_url:
+            return notice("This session has no join link; see the invite for the location.")
+        return notice(f"Join here: [{live.join_url}]({live.join_url})")
+
+    def _reflection_open(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        step = self.engine.library.step(enrollment.program_id, sp.step_id)
+        if not isinstance(step, ReflectionStep):
+            raise InvalidInput("That step is not a reflection.")
+        if sp.state == "done":
+            return notice("You've already shared this reflection. Thank you!")
+        ctx = self.composer.template_context(session, self.composer.scope(session, enrollment), step, sp)
+        question = self.composer.text(step.question, ctx)
+        return Response(
+            modal=Modal(
+                title=step.title[:24],
+                label=question[:2000],
+                action="reflection.submit",
+                value=str(sp.id),
+                placeholder="A few sentences is plenty",
+            )
+        )
+
+    def _modal(self, session: Session, person: Person, ev: ModalSubmitted) -> Response:
+        if ev.action != "reflection.submit":
+            return notice("That form is no longer active.")
+        sp = self._sp(session, person, ev.value)
+        self.engine.reflect(session, sp, ev.text)
+        return notice("Thanks for your reflection. It's saved with your progress.")
+
+    def _poll_step(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        sp = self._sp(session, person, ev.value)
+        try:
+            option = int(ev.value.split(".")[1])
+        except (IndexError, ValueError):
+            raise InvalidInput("That poll button is no longer valid.") from None
+        poll = self.engine.step_vote(session, sp, option, person)
+        labels = poll.options["labels"]
+        card = self._done_card(session, sp, f"🗳 You voted: {labels[option]}")
+        return Response(replace=card)
+
+    def _resume(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        enrollment = session.get(Enrollment, int(ev.value)) if ev.value.isdigit() else None
+        if enrollment is None or enrollment.person_id != person.id:
+            raise InvalidInput("That button is no longer valid.")
+        enrollment.auto_paused = False
+        enrollment.nudges_ignored = 0
+        return notice("Welcome back! Reminders are on again.")
+
+    # ------------------------------------------------------------------ other events
+    def _thread_reply(self, session: Session, ev: ThreadReply) -> Response:
+        post = session.scalar(select(CohortPost).where(CohortPost.channel == ev.channel, CohortPost.ref == ev.thread))
+        if post is None:
+            return Response()  # not one of our threads
+        person = self._person(session, ev.actor)
+        if self.engine.seen(session, f"reply:{ev.actor.platform}:{ev.channel}:{ev.message_id}"):
+            return Response()
+        self.engine.thread_reply(session, post, person, ev.message_id, ev.text)
+        return Response()
+
+    def _live_by_ref(self, session: Session, ref: str) -> LiveSessionRow:
+        live = session.scalar(select(LiveSessionRow).where(LiveSessionRow.platform_ref == ref))
+        if live is None:
+            raise NotFound("live session", ref)
+        return live
+
+    def _learner_progress(self, session: Session, person: Person, live: LiveSessionRow) -> StepProgress | None:
+        return session.scalar(
+            select(StepProgress)
+            .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+            .where(
+                Enrollment.person_id == person.id,
+                Enrollment.cohort_id == live.cohort_id,
+                StepProgress.step_id == live.step_id,
+            )
+        )
+
+    def _native_rsvp(self, session: Session, ev: RsvpChanged) -> Response:
+        live = self._live_by_ref(session, ev.session_ref)
+        person = self._person(session, ev.actor)
+        sp = self._learner_progress(session, person, live)
+        if sp is not None:
+            self.engine.rsvp(session, sp, "yes" if ev.going else "no")
+        return Response()
+
+    def _presence(self, session: Session, ev: PresenceObserved) -> Response:
+        live = self._live_by_ref(session, ev.session_ref)
+        person = self._person(session, ev.actor)
+        sp = self._learner_progress(session, person, live)
+        if sp is not None:
+            self.engine.check_in(session, sp, source="voice", minutes=ev.minutes)
+        return Response()
+
+    # ------------------------------------------------------------------ used by live features
+    def poll(self, session: Session, poll_id: int) -> Poll:
+        poll = session.get(Poll, poll_id)
+        if poll is None:
+            raise NotFound("poll", poll_id)
+        return poll
+
+
+def parse_until(text: str, now: datetime, tz: str) -> datetime:
+    """``2026-08-20`` (local midnight at the end of... the start of that day) or a duration like ``2w``."""
+    from datetime import date, time
+
+    from bot.durations import parse_duration
+    from bot.timewindow import local_instant
+
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            return now + parse_duration(text)
+        except ValueError:
+            raise InvalidInput(f"'{text}' is neither a date (YYYY-MM-DD) nor a duration (like 3d or 2w).") from None
+    until = local_instant(day, time(0, 0), tz)
+    if until <= now:
+        raise InvalidInput("That date is in the past.")
+    return until

@@ -1,0 +1,364 @@
+"""The unified report: asynchronous completion and live attendance in one view.
+
+One row per learner per program, derived from the state tables and the learning-event log. The CSV columns are
+a stable contract documented in ``docs/reports.md``; add columns at the end, never rename or reorder them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.journeys.engine import Engine
+from bot.storage.models import (
+    Attendance,
+    Cohort,
+    Enrollment,
+    LearningEvent,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
+
+CSV_COLUMNS = [
+    "person_id",
+    "platform",
+    "user_id",
+    "name",
+    "email",
+    "manager",
+    "program_id",
+    "program",
+    "cohort",
+    "enrolled_at",
+    "status",
+    "steps_completed",
+    "steps_total",
+    "required_completed",
+    "required_total",
+    "on_time",
+    "overdue",
+    "quiz_average",
+    "quizzes_passed",
+    "quizzes_total",
+    "sessions_attended",
+    "sessions_missed",
+    "sessions_caught_up",
+    "sessions_total",
+    "replies",
+    "retention",
+    "last_activity",
+    "completed_at",
+]
+
+
+@dataclass
+class LearnerRow:
+    person_id: int
+    platform: str
+    user_id: str
+    name: str
+    email: str
+    manager: str
+    program_id: str
+    program: str
+    cohort: str
+    enrolled_at: str
+    status: str
+    steps_completed: int
+    steps_total: int
+    required_completed: int
+    required_total: int
+    on_time: int
+    overdue: int
+    quiz_average: float | None
+    quizzes_passed: int
+    quizzes_total: int
+    sessions_attended: int
+    sessions_missed: int
+    sessions_caught_up: int
+    sessions_total: int
+    replies: int
+    retention: float | None
+    last_activity: str
+    completed_at: str
+
+
+@dataclass
+class CohortSummary:
+    cohort: str
+    program: str
+    learners: int
+    completed: int
+    completion_rate: float
+    attendance_rate: float
+    funnel: list[tuple[str, int]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    weekly_active: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class Filters:
+    cohort: str | None = None
+    program: str | None = None
+    manager: str | None = None
+    person: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    workspace: str | None = None
+
+
+@dataclass
+class Report:
+    generated_at: datetime
+    learners: list[LearnerRow]
+    cohorts: list[CohortSummary]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "generated_at": self.generated_at.isoformat(),
+                "learners": [asdict(r) for r in self.learners],
+                "cohorts": [asdict(c) for c in self.cohorts],
+            },
+            indent=2,
+        )
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.learners:
+            data = asdict(row)
+            writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+        return buf.getvalue()
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else ""
+
+
+def _person_match(p: Person, needle: str) -> bool:
+    return needle in (p.user_id, p.name, p.email or "", str(p.id))
+
+
+def build_report(session: Session, engine: Engine, filters: Filters | None = None) -> Report:
+    f = filters or Filters()
+    now = engine.clock.now()
+    q = (
+        select(Enrollment, Person, Cohort)
+        .join(Person, Person.id == Enrollment.person_id)
+        .join(Cohort, Cohort.id == Enrollment.cohort_id)
+        .order_by(Cohort.name, Person.name)
+    )
+    if f.cohort:
+        q = q.where(Cohort.name == f.cohort)
+    if f.program:
+        q = q.where(Enrollment.program_id == f.program)
+    if f.workspace:
+        q = q.where(Cohort.workspace == f.workspace)
+    if f.since:
+        q = q.where((Enrollment.last_activity_at >= f.since) | (Enrollment.enrolled_at >= f.since))
+    if f.until:
+        q = q.where(Enrollment.enrolled_at <= f.until)
+    rows = session.execute(q).all()
+    if f.manager:
+        managers = [p for p in session.scalars(select(Person)) if _person_match(p, f.manager)]
+        allowed = {r.id for m in managers for r in engine.reports_of(session, m)}
+        rows = [r for r in rows if r[1].id in allowed]
+    if f.person:
+        rows = [r for r in rows if _person_match(r[1], f.person)]
+
+    enrollment_ids = [e.id for e, _, _ in rows]
+    progress: dict[int, list[StepProgress]] = defaultdict(list)
+    attendance: dict[int, list[Attendance]] = defaultdict(list)
+    replies: Counter[int] = Counter()
+    caught_up: Counter[int] = Counter()
+    last_event: dict[int, datetime] = {}
+    retention: dict[int, float] = {}
+    for chunk in _chunks(enrollment_ids, 500):
+        for sp in session.scalars(select(StepProgress).where(StepProgress.enrollment_id.in_(chunk))):
+            progress[sp.enrollment_id].append(sp)
+        for a in session.scalars(select(Attendance).where(Attendance.enrollment_id.in_(chunk))):
+            attendance[a.enrollment_id].append(a)
+        for eid, verb, n, last in session.execute(
+            select(LearningEvent.enrollment_id, LearningEvent.verb, func.count(), func.max(LearningEvent.ts))
+            .where(LearningEvent.enrollment_id.in_(chunk))
+            .group_by(LearningEvent.enrollment_id, LearningEvent.verb)
+        ):
+            if verb == "replied":
+                replies[eid] = n
+            if verb == "caught-up":
+                caught_up[eid] = n
+            # "Last activity" means something the learner did, not something we sent them.
+            if verb not in ("delivered", "missed") and last is not None and (
+                eid not in last_event or last > last_event[eid]
+            ):
+                last_event[eid] = last
+        retention.update(_retention(session, chunk))
+
+    learners: list[LearnerRow] = []
+    for e, p, c in rows:
+        program = engine.library.program(e.program_id) if e.program_id in engine.library else None
+        sps = progress[e.id]
+        required_ids = {s.id for s in program.steps if s.required and s.kind != "session"} if program else set()
+        quiz_scores = [sp.score for sp in sps if sp.kind == "quiz" and sp.score is not None]
+        att = attendance[e.id]
+        overdue = sum(1 for sp in sps if sp.state == "open" and sp.due_at is not None and sp.due_at < now)
+        missed = sum(1 for sp in sps if sp.kind == "session" and sp.state == "missed")
+        paused = e.auto_paused or (p.paused_until is not None and p.paused_until > now)
+        status = (
+            "done"
+            if e.status == "completed"
+            else "paused"
+            if paused
+            else "behind"
+            if overdue or missed > caught_up[e.id]
+            else "on track"
+        )
+        manager = session.get(Person, p.manager_id) if p.manager_id else None
+        learners.append(
+            LearnerRow(
+                person_id=p.id,
+                platform=p.platform,
+                user_id=p.user_id,
+                name=p.name,
+                email=p.email or "",
+                manager=manager.name if manager else "",
+                program_id=e.program_id,
+                program=program.title if program else e.program_id,
+                cohort=c.name,
+                enrolled_at=_iso(e.enrolled_at),
+                status=status,
+                steps_completed=sum(1 for sp in sps if sp.state == "done"),
+                steps_total=len(sps),
+                required_completed=sum(1 for sp in sps if sp.step_id in required_ids and sp.state == "done"),
+                required_total=len(required_ids),
+                on_time=sum(
+                    1 for sp in sps if sp.state == "done" and sp.done_at and (sp.due_at is None or sp.done_at <= sp.due_at)
+                ),
+                overdue=overdue,
+                quiz_average=round(100 * sum(quiz_scores) / len(quiz_scores), 1) if quiz_scores else None,
+                quizzes_passed=sum(1 for sp in sps if sp.kind == "quiz" and sp.passed),
+                quizzes_total=sum(1 for sp in sps if sp.kind == "quiz"),
+                sessions_attended=sum(1 for a in att if a.attended_at is not None and a.source != "catch_up"),
+                sessions_missed=missed,
+                sessions_caught_up=caught_up[e.id],
+                sessions_total=len(att),
+                replies=replies[e.id],
+                retention=retention.get(e.id),
+                last_activity=_iso(last_event.get(e.id) or e.last_activity_at),
+                completed_at=_iso(e.completed_at),
+            )
+        )
+    cohorts = _cohort_summaries(session, engine, rows, progress, attendance, learners)
+    return Report(now, learners, cohorts)
+
+
+def _chunks(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or []
+
+
+def _retention(session: Session, enrollment_ids: list[int]) -> dict[int, float]:
+    """Share of reinforcement questions answered correctly, per enrolment (spaced-repetition retention)."""
+    from bot.storage.models import QuizAnswer
+
+    out: dict[int, float] = {}
+    rows = session.execute(
+        select(StepProgress.enrollment_id, func.count(), func.sum(func.cast(QuizAnswer.correct, _int_type())))
+        .join(QuizAnswer, QuizAnswer.progress_id == StepProgress.id)
+        .where(StepProgress.enrollment_id.in_(enrollment_ids), QuizAnswer.reinforcement.is_(True))
+        .group_by(StepProgress.enrollment_id)
+    ).all()
+    for eid, n, correct in rows:
+        if n:
+            out[eid] = round(100 * float(correct or 0) / n, 1)
+    return out
+
+
+def _int_type() -> Any:
+    from sqlalchemy import Integer
+
+    return Integer()
+
+
+def _cohort_summaries(
+    session: Session,
+    engine: Engine,
+    rows: list[Any],
+    progress: dict[int, list[StepProgress]],
+    attendance: dict[int, list[Attendance]],
+    learners: list[LearnerRow],
+) -> list[CohortSummary]:
+    by_cohort: dict[int, list[Enrollment]] = defaultdict(list)
+    cohorts: dict[int, Cohort] = {}
+    for e, _, c in rows:
+        by_cohort[c.id].append(e)
+        cohorts[c.id] = c
+    out = []
+    for cid, enrollments in by_cohort.items():
+        c = cohorts[cid]
+        program = engine.library.program(c.program_id) if c.program_id in engine.library else None
+        funnel: list[tuple[str, int]] = []
+        if program:
+            for step in program.steps:
+                done = sum(
+                    1 for e in enrollments for sp in progress[e.id] if sp.step_id == step.id and sp.state == "done"
+                )
+                funnel.append((step.title, done))
+        sessions = []
+        att_total = att_yes = 0
+        for live in session.scalars(
+            select(LiveSessionRow).where(LiveSessionRow.cohort_id == cid).order_by(LiveSessionRow.start_at)
+        ):
+            rows_for = [a for e in enrollments for a in attendance[e.id] if a.session_id == live.id]
+            attended = sum(1 for a in rows_for if a.attended_at is not None and a.source != "catch_up")
+            going = sum(1 for a in rows_for if a.rsvp == "yes")
+            sessions.append(
+                {
+                    "title": live.title,
+                    "start": _iso(live.start_at),
+                    "invited": len(rows_for),
+                    "rsvp_yes": going,
+                    "attended": attended,
+                    "rate": round(100 * attended / len(rows_for), 1) if rows_for else 0.0,
+                }
+            )
+            att_total += len(rows_for)
+            att_yes += attended
+        weekly: Counter[date] = Counter()
+        ids = [e.id for e in enrollments]
+        seen: set[tuple[date, int]] = set()
+        for pid, ts in session.execute(
+            select(LearningEvent.person_id, LearningEvent.ts).where(
+                LearningEvent.enrollment_id.in_(ids),
+                LearningEvent.verb.in_(("completed", "answered", "attended", "replied", "reflected", "voted")),
+            )
+        ):
+            week = ts.date() - timedelta(days=ts.weekday())
+            if (week, pid) not in seen:
+                seen.add((week, pid))
+                weekly[week] += 1
+        completed = sum(1 for e in enrollments if e.status == "completed")
+        out.append(
+            CohortSummary(
+                cohort=c.name,
+                program=program.title if program else c.program_id,
+                learners=len(enrollments),
+                completed=completed,
+                completion_rate=round(100 * completed / len(enrollments), 1) if enrollments else 0.0,
+                attendance_rate=round(100 * att_yes / att_total, 1) if att_total else 0.0,
+                funnel=funnel,
+                sessions=sessions,
+                weekly_active=[(w.isoformat(), n) for w, n in sorted(weekly.items())],
+            )
+        )
+    return out
