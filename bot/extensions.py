@@ -26,4 +26,6 @@ def install(runtime: Runtime) -> None:
             if exc.name == name:
                 continue
             raise
-        module.install(runtime)
+        install_fn = getattr(module, "install", None)
+        if install_fn is not None:
+            install_fn(runtime)

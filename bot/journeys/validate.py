@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
+from jinja2 import nodes
+
 from bot.journeys.model import (
     AnyStep,
     LessonStep,
@@ -27,7 +29,7 @@ from bot.journeys.model import (
     SessionStart,
     SessionStep,
 )
-from bot.journeys.render import check_template
+from bot.journeys.render import TemplateProblem, check_template, environment
 
 #: Lesson bodies are split into ~1,200-character chat messages. Past this size a lesson is a chapter, not
 #: micro-learning, and a learner scrolling through five or more messages in a row stops reading.
@@ -130,6 +132,7 @@ class _Checker:
         self.index: dict[str, int] = {}
         for i, step in enumerate(program.steps):
             self.index.setdefault(step.id, i)
+        self._opens: dict[str, tuple[int, time, str] | None] = {}
 
     def _at(self, loc: Loc, message: str) -> Problem:
         return Problem(self.source.file, self.source.line(loc), message)
@@ -219,30 +222,34 @@ class _Checker:
                 f"prerequisite cycle: {chain} (each waits for the next), so none of them can ever unlock",
             )
 
-    def _earliest(self, step_id: str, seen: frozenset[str]) -> tuple[int, time, str] | None:
+    def _earliest(self, step_id: str) -> tuple[int, time, str] | None:
         """The earliest cohort-relative (day, time) at which ``step_id`` can open, and the step that sets it.
 
         ``None`` when it cannot be known from the content alone: enrollment-relative unlocks, absolute session
-        starts, or a prerequisite loop (reported elsewhere).
+        starts, or a prerequisite loop (reported elsewhere). Results are memoised, so a lattice of shared
+        prerequisites costs one visit per step rather than one per path.
         """
+        if step_id in self._opens:
+            return self._opens[step_id]
+        self._opens[step_id] = None  # a loop back to this step finds None: unknowable
         step = self._step(step_id)
+        best: tuple[int, time, str] | None
         if isinstance(step, SessionStep):
-            if not isinstance(step.start, SessionStart):
-                return None
-            return (step.start.day, step.start.at, step_id)
-        if step.unlock.from_ != "cohort":
-            return None
-        best = (step.unlock.day, step.unlock.at or self.program.defaults.unlock_at, step_id)
-        for name in step.unlock.after:
-            if name not in self.index:
-                continue  # reported as a dangling prerequisite
-            if name in seen:
-                return None
-            before = self._earliest(name, seen | {name})
-            if before is None:
-                return None
-            if before[:2] > best[:2]:
-                best = before
+            best = (step.start.day, step.start.at, step_id) if isinstance(step.start, SessionStart) else None
+        elif step.unlock.from_ != "cohort":
+            best = None
+        else:
+            best = (step.unlock.day, step.unlock.at or self.program.defaults.unlock_at, step_id)
+            for name in step.unlock.after:
+                if name not in self.index:
+                    continue  # reported as a dangling prerequisite
+                before = self._earliest(name)
+                if before is None:
+                    best = None
+                    break
+                if before[:2] > best[:2]:
+                    best = before
+        self._opens[step_id] = best
         return best
 
     def sessions_before_prework(self) -> Iterator[Problem]:
@@ -253,7 +260,7 @@ class _Checker:
             for k, name in enumerate(step.prework):
                 if name not in self.index:
                     continue
-                opens = self._earliest(name, frozenset({name, step.id}))
+                opens = self._earliest(name)
                 if opens is None or opens[:2] <= session_at:
                     continue
                 day, at, because = opens
@@ -288,16 +295,31 @@ class _Checker:
         elif isinstance(step, ReflectionStep | PollStep):
             yield (*base, "question"), "question", step.question
 
+    def _template_problems(self, text: str) -> list[TemplateProblem]:
+        problems = check_template(text)
+        if problems or self.program.sessions or "session" not in text:
+            return problems
+        # Without a session step the engine renders ``session`` as an empty mapping, and StrictUndefined would
+        # fail at delivery time; catch it here instead.
+        tree = environment().parse(text)
+        return [
+            TemplateProblem(
+                name.lineno, f"'{name.name}' is used but the program has no session step to refer to"
+            )
+            for name in tree.find_all(nodes.Name)
+            if name.name == "session" and name.ctx == "load"
+        ]
+
     def templates(self) -> Iterator[Problem]:
         for i, step in enumerate(self.program.steps):
             for loc, label, text in self._texts(i, step):
                 start = self.source.text_line(loc)
-                for found in check_template(text):
+                for found in self._template_problems(text):
                     line = start + found.line - 1
                     yield Problem(self.source.file, line, f"step '{step.id}', {label}: {found.message}")
             body = self.body_files.get(i)
             if body is not None:
-                for found in check_template(body.text):
+                for found in self._template_problems(body.text):
                     line = body.first_line + found.line - 1
                     yield Problem(body.file, line, f"step '{step.id}': {found.message}")
 

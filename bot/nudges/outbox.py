@@ -248,6 +248,11 @@ class Sender:
         if sp is None or d.purpose not in STEP_KINDS:
             return
         sp.message_ref = ref.encode()
+        # The step opens when its card actually reaches the learner, not when the tick plans it: that keeps the
+        # tick's burst cost to inserts, and makes "open" mean "the learner has it".
+        if sp.state == "locked":
+            sp.state = "open"
+            sp.opened_at = self.clock.now()
         enrollment = session.get(Enrollment, sp.enrollment_id)
         assert enrollment is not None
         record(

@@ -8,7 +8,7 @@ One tick is a handful of SQL statements, whatever the number of learners:
 2. **Plan** outbox rows from the claimed rows with ``INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING``. Keys are
    derived from the agenda row (``deliver:<progress id>``, ``remind:<progress id>:<seq>``...), so running a tick
    twice, or two ticks racing, never plans a message twice.
-3. **Apply** state changes set-wise: steps become ``open`` when delivered, sessions with no attendance become
+3. **Apply** state changes set-wise: sessions with no attendance become
    ``missed`` (with their learning events), the ignored-nudge counters go up, and enrolments that ignored too many
    nudges are paused automatically (with one polite notice).
 
@@ -22,9 +22,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, and_, cast, exists, func, literal, not_, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import Insert, Select
 
 from bot.storage.models import (
@@ -72,6 +90,39 @@ def _key(prefix: str, *parts: Any) -> Any:
     return expr
 
 
+#: Which agenda action each planning statement needs; statements whose action is not due are skipped.
+ACTION_OF = {
+    "deliver": "deliver",
+    "cohort_prompt": "deliver",
+    "remind": "remind",
+    "session_remind": "session_remind",
+    "checkin": "checkin",
+}
+
+_claim_tables: dict[str, Table] = {}
+
+
+def _claim_table(session: Session, dialect: str) -> Table:
+    """The scratch table of claimed agenda rows: TEMPORARY, so it lives per connection and never needs cleaning
+    up across processes."""
+    table = _claim_tables.get(dialect)
+    if table is None:
+        table = Table(
+            "tick_claim",
+            MetaData(),
+            Column("id", BigInteger, primary_key=True),
+            Column("progress_id", BigInteger, nullable=False),
+            Column("enrollment_id", BigInteger, nullable=False),
+            Column("action", String(16), nullable=False),
+            Column("seq", Integer, nullable=False),
+            Column("expires_at", BigInteger),
+            prefixes=["TEMPORARY"],
+        )
+        _claim_tables[dialect] = table
+    session.execute(CreateTable(table, if_not_exists=True))
+    return table
+
+
 _COLUMNS = [
     "key",
     "purpose",
@@ -88,37 +139,66 @@ _COLUMNS = [
 ]
 
 
-def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickResult:
+def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: int = 250_000) -> TickResult:
     """Run one planning pass inside ``session``'s transaction (the caller commits)."""
     result = TickResult()
     t = to_ms(now)
     bind = session.get_bind()
     dialect = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
 
-    claimed = session.execute(
-        update(AgendaItem)
-        .where(AgendaItem.fired_at.is_(None), AgendaItem.fire_at <= t)
-        .values(fired_at=t)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    result.claimed = claimed or 0
-    if not result.claimed:
+    # Idle fast path: one probe of the partial index. Most ticks end here.
+    due = session.execute(
+        select(AgendaItem.id).where(AgendaItem.fired_at.is_(None), AgendaItem.fire_at <= t).limit(1)
+    ).first()
+    if due is None:
         return result
 
-    a, sp, e, p = AgendaItem, StepProgress, Enrollment, Person
-    fired_now = and_(a.fired_at == t)
+    # Claim a batch into a per-connection scratch table; every planning statement below reads only that table,
+    # so their cost is proportional to the work due now, not to the size of the agenda.
+    claim = _claim_table(session, dialect)
+    session.execute(claim.delete())
+    session.execute(
+        claim.insert().from_select(
+            ["id", "progress_id", "enrollment_id", "action", "seq", "expires_at"],
+            select(
+                AgendaItem.id,
+                AgendaItem.progress_id,
+                AgendaItem.enrollment_id,
+                AgendaItem.action,
+                AgendaItem.seq,
+                AgendaItem.expires_at,
+            )
+            .where(AgendaItem.fired_at.is_(None), AgendaItem.fire_at <= t)
+            .order_by(AgendaItem.fire_at)
+            .limit(batch),
+        )
+    )
+    session.execute(
+        update(AgendaItem)
+        .where(AgendaItem.id.in_(select(claim.c.id)))
+        .values(fired_at=t)
+        .execution_options(synchronize_session=False)
+    )
+    actions = {
+        row[0]: row[1] for row in session.execute(select(claim.c.action, func.count()).group_by(claim.c.action))
+    }
+    result.claimed = sum(actions.values())
+
+    a, sp, e, p = claim.c, StepProgress, Enrollment, Person
     active = and_(e.status == "active", not_(p.opted_out))
     not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
     not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
     base = (
         select()
-        .select_from(a)
+        .select_from(claim)
         .join(sp, sp.id == a.progress_id)
         .join(e, e.id == a.enrollment_id)
         .join(p, p.id == e.person_id)
     )
 
     def plan(name: str, stmt: Select[tuple[object, ...]]) -> None:
+        if name in ACTION_OF and ACTION_OF[name] not in actions:
+            return
         res = session.execute(_insert_ignore(dialect, stmt, _COLUMNS))
         result.planned[name] = (res.rowcount or 0) + result.planned.get(name, 0)
 
@@ -138,7 +218,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickR
             literal("pending"),
             literal(0),
             literal(t),
-        ).where(fired_now, a.action == "deliver", active, sp.state == "locked"),
+        ).where(a.action == "deliver", active, sp.state == "locked"),
     )
     # Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort.
     plan(
@@ -157,7 +237,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickR
             literal(0),
             literal(t),
         )
-        .where(fired_now, a.action == "deliver", sp.kind == "prompt")
+        .where(a.action == "deliver", sp.kind == "prompt")
         .group_by(e.cohort_id, sp.step_id),
     )
     # Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out.
@@ -176,7 +256,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickR
             literal("pending"),
             literal(0),
             literal(t),
-        ).where(fired_now, a.action == "remind", active, not_paused, not_snoozed, sp.state == "open"),
+        ).where(a.action == "remind", active, not_paused, not_snoozed, sp.state == "open"),
     )
     # Session reminders and check-in prompts: for those who said yes or maybe, or have not answered.
     ls, att = LiveSessionRow, Attendance
@@ -201,8 +281,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickR
                 literal(0),
                 literal(t),
             ).where(
-                fired_now,
-                a.action == action,
+                                a.action == action,
                 active,
                 or_(p.paused_until.is_(None), p.paused_until <= t),
                 not_declined,
@@ -211,19 +290,8 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3) -> TickR
             ),
         )
 
-    # Delivered steps are now open.
-    session.execute(
-        update(StepProgress)
-        .where(
-            StepProgress.state == "locked",
-            StepProgress.id.in_(select(a.progress_id).where(fired_now, a.action == "deliver")),
-        )
-        .values(state="open", opened_at=t)
-        .execution_options(synchronize_session=False)
-    )
-
     # Sessions that ended without attendance: record "missed" events, then the state, set-wise.
-    closing = select(a.progress_id).where(fired_now, a.action == "close")
+    closing = select(a.progress_id).where(a.action == "close")
     missed_rows = (
         select(
             literal(t),

@@ -6,7 +6,15 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import bot.storage.models  # noqa: F401  (registers the core tables)
 from bot.storage.models import Base
+
+# Optional features keep their tables next to their code; import them so migrations know every table.
+for _feature in ("bot.records.models", "bot.live.models"):
+    try:
+        __import__(_feature)
+    except ModuleNotFoundError:
+        pass
 
 config = context.config
 target_metadata = Base.metadata

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:46:13.006159
+Create Date: 2026-11-25 22:01:16.359966
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import bot.storage.types
+
 
 revision = '0001'
 down_revision = None
@@ -242,7 +243,6 @@ def upgrade() -> None:
     with op.batch_alter_table('agenda', schema=None) as batch_op:
         batch_op.create_index('ix_agenda_due', ['fire_at'], unique=False, sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_agenda_enrollment_id'), ['enrollment_id'], unique=False)
-        batch_op.create_index('ix_agenda_fired', ['fired_at'], unique=False)
 
     op.create_table('deliveries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -270,8 +270,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('key')
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_deliveries_pending', ['state', 'due_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deliveries_person_id'), ['person_id'], unique=False)
+        batch_op.create_index('ix_deliveries_pending_due', ['due_at'], unique=False, sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
 
     op.create_table('quiz_answers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -299,12 +298,10 @@ def downgrade() -> None:
 
     op.drop_table('quiz_answers')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_deliveries_person_id'))
-        batch_op.drop_index('ix_deliveries_pending')
+        batch_op.drop_index('ix_deliveries_pending_due', sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
 
     op.drop_table('deliveries')
     with op.batch_alter_table('agenda', schema=None) as batch_op:
-        batch_op.drop_index('ix_agenda_fired')
         batch_op.drop_index(batch_op.f('ix_agenda_enrollment_id'))
         batch_op.drop_index('ix_agenda_due', sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
 
