@@ -146,6 +146,9 @@ class LRSSettings(_Section):
     password: SecretStr | None = None
     use_mbox: bool = False
     batch: int = Field(default=100, ge=1, le=1000)
+    #: Base IRI of Blendwise activity ids (programs, steps, questions, sessions, cohorts) in xAPI statements.
+    activity_base: str = "https://blendwise.local/xapi"
+    timeout_seconds: float = Field(default=15, gt=0, le=300)
 
 
 class Settings(_Section):
@@ -218,6 +221,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith("BLENDWISE_") or name.startswith("BLENDWISE_TEST_"):
             continue
         parts = name[len("BLENDWISE_") :].lower().split("__")
+        if parts[0] not in Settings.model_fields:
+            continue  # e.g. BLENDWISE_CONFIG, or a ${BLENDWISE_...} variable that app.yaml substitutes itself
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})

@@ -335,7 +335,9 @@ class Engine:
     ) -> datetime:
         tz = self.person_tz(person, cohort)
         if step.unlock.from_ == "enrollment":
-            base = enrollment.enrolled_at.astimezone(zone(tz)).date()
+            # Counted from the later of the enrollment and the cohort start: someone enrolled ahead of time must
+            # not receive program content before the program begins.
+            base = max(enrollment.enrolled_at.astimezone(zone(tz)).date(), cohort.start_date)
         else:
             base = cohort.start_date
         at: time = step.unlock.at or program.defaults.unlock_at
@@ -373,7 +375,11 @@ class Engine:
         self, step: SessionStep, sp: StepProgress, live: LiveSessionRow, window: Window, now: datetime
     ) -> list[AgendaItem]:
         rows: list[AgendaItem] = []
-        offsets = step.session_reminders or [parse_duration(d) for d in self.settings.nudges.session_reminders]
+        offsets = (
+            step.session_reminders
+            if step.session_reminders is not None
+            else [parse_duration(d) for d in self.settings.nudges.session_reminders]
+        )
         for i, before in enumerate(sorted(offsets, reverse=True), start=1):
             fire = live.start_at - before
             if fire > now:

@@ -27,9 +27,6 @@ def _duration(value: object) -> timedelta:
 def _clock_time(value: object) -> time:
     if isinstance(value, time):
         return value
-    if isinstance(value, int):
-        # YAML 1.1 reads 09:30 as a sexagesimal integer (570); accept it, it is what the author meant.
-        return time(value // 60, value % 60)
     if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
         hour, minute = (int(p) for p in value.strip().split(":"))
         if hour < 24 and minute < 60:
@@ -160,7 +157,16 @@ class SessionStep(StepBase):
     prework: list[str] = Field(default_factory=list)
     checkin: CheckIn = Field(default_factory=CheckIn)
     agenda: list[str] = Field(default_factory=list)
-    session_reminders: list[Duration] = Field(default_factory=lambda: [timedelta(hours=24), timedelta(minutes=15)])
+    #: Reminders before the start; ``None`` means the app-wide ``nudges.session_reminders``, ``[]`` means none.
+    session_reminders: list[Duration] | None = None
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: object) -> object:
+        # pydantic would read a bare number as a Unix timestamp; nobody means 1970 here.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError("start must be {day: N, at: HH:MM} or an ISO date-time with offset, not a number")
+        return value
 
     @field_validator("start")
     @classmethod
