@@ -125,6 +125,8 @@ class Dispatcher:
             return self._thread_reply(session, event)
         if isinstance(event, CommandInvoked):
             person = self._person(session, event.actor)
+            if self.engine.seen(session, event.dedupe_key):
+                return Response()
             return self.commands.run(session, person, event)
         if isinstance(event, RsvpChanged):
             return self._native_rsvp(session, event)

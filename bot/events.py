@@ -57,6 +57,7 @@ class CommandInvoked:
     channel: str = ""
     mentioned_users: tuple[str, ...] = ()
     attachments: tuple[tuple[str, bytes], ...] = ()
+    dedupe_key: str | None = None
 
 
 @dataclass(frozen=True)
