@@ -366,6 +366,20 @@ class SlackAdapter(AdapterBase):
             self._executor = None
         self._app = None
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until every inbound request acked so far has been fully handled.
+
+        Exact with one worker (the executor runs work in order, so a no-op submitted now finishes after all of
+        it); with several workers it waits for one queued no-op per worker, which trails all work queued before
+        it but not work still running on another worker. Tests run with one worker.
+        """
+        executor = self._executor
+        if executor is None:
+            return
+        futures = [executor.submit(lambda: None) for _ in range(self._workers)]
+        for future in futures:
+            future.result(timeout=timeout)
+
     def _verify_token(self) -> None:
         client = self._default_client
         assert client is not None

@@ -1,0 +1,235 @@
+"""The adapter contract: one blended journey, run unchanged on every adapter.
+
+Each learner reacts to what the platform shows them (lesson cards, quiz buttons, session invites, check-in
+prompts, reflection forms, cohort threads) using that platform's wire format, while the real runtime ticks a
+virtual clock. At the end the unified report must say the same thing on every platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import Runtime, build
+from bot.clock import VirtualClock
+from bot.reports import build_report
+from bot.storage.db import transaction
+from bot.storage.models import Delivery, LearningEvent
+from tests.conftest import COHORT_START, make_settings
+from tests.contract.drivers import ConsoleDriver, Driver, Msg, SlackDriver
+
+PROGRAM = "feedback-fundamentals"
+LEARNERS = [("UANA", "Ana Silva", "Europe/London"), ("UBEN", "Ben Osei", "America/New_York")]
+REFLECTION = (
+    "I used the situation, behaviour and impact structure with a colleague this week and it kept the "
+    "conversation on facts. Next time I will ask how they saw it before offering my own view, and I will "
+    "write the impact sentence down beforehand so it comes out clearly and kindly."
+)
+
+
+def _drivers() -> list[Any]:
+    return [
+        pytest.param(ConsoleDriver, id="console"),
+        pytest.param(SlackDriver, id="slack", marks=pytest.mark.slack),
+        pytest.param("discord", id="discord", marks=pytest.mark.discord),
+    ]
+
+
+@pytest.fixture(params=_drivers())
+def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
+    factory = request.param
+    if factory == "discord":
+        try:
+            from tests.contract.discord_driver import DiscordDriver
+        except ImportError as exc:  # pragma: no cover - only while the Discord driver is absent
+            pytest.skip(f"Discord contract driver unavailable: {exc}")
+        factory = DiscordDriver
+    d = factory()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def runtime(driver: Driver, db_url: str) -> Iterator[tuple[Runtime, VirtualClock]]:
+    clock = VirtualClock(COHORT_START_UTC)
+    settings = make_settings(db_url, admins=[f"{driver.platform}:UADMIN"])
+    rt = build(settings, clock=clock, adapters={driver.platform: driver.adapter})
+    driver.start(rt.dispatcher)
+    yield rt, clock
+    rt.db.dispose()
+
+
+from datetime import UTC, datetime  # noqa: E402
+
+COHORT_START_UTC = datetime(2026, 2, 27, 12, 0, tzinfo=UTC)  # the Friday before the Monday start
+
+
+class Learner:
+    """Reacts to each new message the way an engaged learner would, through the driver only."""
+
+    def __init__(self, driver: Driver, user_id: str) -> None:
+        self.driver = driver
+        self.user_id = user_id
+        self.seen = 0
+        self.replied: set[str] = set()
+
+    def act(self) -> None:
+        inbox = self.driver.inbox(self.user_id)
+        for index in range(self.seen, len(inbox)):
+            msg = self.driver.inbox(self.user_id)[index]
+            self.react(index, msg)
+        self.seen = len(inbox)
+
+    def react(self, index: int, msg: Msg) -> None:
+        d = self.driver
+        if (b := msg.button("lesson.done")) is not None:
+            d.press(self.user_id, msg, b)
+        elif msg.button("quiz.answer") is not None:
+            self.take_quiz(index)
+        elif (b := msg.button("rsvp.yes")) is not None or (
+            (b := msg.button("session.checkin")) is not None and "Check in" in msg.title
+        ):
+            d.press(self.user_id, msg, b)
+        elif (b := msg.button("reflection.open")) is not None:
+            d.press(self.user_id, msg, b)
+            d.submit_modal(self.user_id, REFLECTION)
+        elif (b := msg.button("poll.step")) is not None:
+            d.press(self.user_id, msg, b)
+        elif "discussion" in msg.text.lower() and "reply in the thread" in msg.text.lower():
+            for post in d.channel_posts():
+                if "Discussion" in post.title or "Discussion" in post.text:
+                    key = post.title + post.text
+                    if key not in self.replied:
+                        d.reply_in_thread(self.user_id, post, "My one commitment: ask before I advise.")
+                        self.replied.add(key)
+
+    def take_quiz(self, index: int) -> None:
+        """Answer every question correctly, reading the card as it is updated in place after each press."""
+        for _ in range(40):
+            msg = self.driver.inbox(self.user_id)[index]
+            answers = [b for b in msg.buttons if b.action == "quiz.answer"]
+            toggles = [b for b in msg.buttons if b.action == "quiz.toggle"]
+            if answers:
+                right = self.correct_options(answers[0].value)
+                self.driver.press(self.user_id, msg, answers[right[0]])
+            elif toggles:
+                for option in self.correct_options(toggles[0].value):
+                    msg = self.driver.inbox(self.user_id)[index]
+                    toggle = next(
+                        b for b in msg.buttons if b.action == "quiz.toggle" and b.value.endswith(f".{option}")
+                    )
+                    self.driver.press(self.user_id, msg, toggle)
+                msg = self.driver.inbox(self.user_id)[index]
+                submit = msg.button("quiz.submit")
+                assert submit is not None
+                self.driver.press(self.user_id, msg, submit)
+            else:
+                return
+
+    @staticmethod
+    def correct_options(value: str) -> list[int]:
+        from bot.journeys.library import Library
+        from tests.conftest import CONTENT
+
+        step = next(s for s in Library.from_dir(CONTENT).program(PROGRAM).steps if s.kind == "quiz")
+        qi = int(value.split(".")[2])
+        return [i for i, o in enumerate(step.questions[qi].options) if o.correct]  # type: ignore[union-attr]
+
+
+def run_journey(driver: Driver, rt: Runtime, clock: VirtualClock, days: int = 16) -> list[Learner]:
+    with transaction(rt.factory) as session:
+        lead = rt.engine.person(session, driver.platform, driver.workspace, "ULEAD", name="Lee Lead")
+        cohort = rt.engine.create_cohort(
+            session,
+            name="contract",
+            program_id=PROGRAM,
+            platform=driver.platform,
+            workspace=driver.workspace,
+            start=COHORT_START,
+            channel=driver.channel,
+            leads=[lead],
+        )
+        for user_id, name, tz in LEARNERS:
+            driver.add_user(user_id, name, tz)
+            person = rt.engine.person(session, driver.platform, driver.workspace, user_id, name=name, tz=tz)
+            rt.engine.enroll(session, cohort, person)
+    learners = [Learner(driver, u) for u, _, _ in LEARNERS]
+    end = clock.now() + timedelta(days=days)
+    while clock.now() < end:
+        rt.step()
+        for learner in learners:
+            learner.act()
+        clock.advance(timedelta(minutes=20))
+    rt.step()
+    return learners
+
+
+def test_blended_journey_completes_on_every_adapter(
+    driver: Driver, runtime: tuple[Runtime, VirtualClock]
+) -> None:
+    rt, clock = runtime
+    run_journey(driver, rt, clock)
+    with rt.factory() as session:
+        report = build_report(session, rt.engine)
+        failed = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.state == "failed"))
+        verbs = dict(
+            session.execute(select(LearningEvent.verb, func.count()).group_by(LearningEvent.verb)).all()
+        )
+    assert failed == 0
+    rows = {r.user_id: r for r in report.learners}
+    for user_id, _, _ in LEARNERS:
+        row = rows[user_id]
+        assert row.status == "done", row
+        assert row.steps_completed == row.steps_total == 8
+        assert row.sessions_attended == 1 and row.sessions_missed == 0
+        assert row.quiz_average == 100.0
+        assert row.replies >= 1
+    # One fact, one event: 2 learners x (8 steps + program) completed; 1 session attended each.
+    assert verbs["completed"] == 2 * 9
+    assert verbs["attended"] == 2
+    assert verbs["passed"] == 2
+    assert report.cohorts[0].completion_rate == 100.0
+    assert report.cohorts[0].attendance_rate == 100.0
+
+
+def test_learner_text_cannot_mention_everyone(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
+    rt, clock = runtime
+    with transaction(rt.factory) as session:
+        lead = rt.engine.person(session, driver.platform, driver.workspace, "ULEAD", name="Lee Lead")
+        rt.engine.create_cohort(
+            session,
+            name="contract",
+            program_id=PROGRAM,
+            platform=driver.platform,
+            workspace=driver.workspace,
+            start=COHORT_START,
+            channel=driver.channel,
+            leads=[lead],
+        )
+    driver.add_user("ULEAD", "Lee Lead", "Europe/London")
+    reply = driver.command("ULEAD", "announce contract Hello <!channel> @everyone @here <@U123> {{ 7*7 }}")
+    assert "queued" in reply.lower()
+    rt.step()
+    texts = "\n".join(driver.raw_channel_texts())
+    assert "{{ 7*7 }}" in texts or "{{ 7\\*7 }}" in texts, "learner text is never evaluated as a template"
+    assert "49" not in texts
+    if driver.platform == "slack":
+        assert "<!channel>" not in texts and "<@U123>" not in texts
+    if driver.platform == "discord":
+        assert "@everyone" not in texts.replace("@\u200beveryone", "")
+
+
+def test_refusals_are_polite_and_ephemeral(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
+    rt, _ = runtime
+    driver.add_user("UANA", "Ana Silva", "Europe/London")
+    text = driver.command("UANA", "frobnicate")
+    assert "don't know" in text and "help" in text
+    text = driver.command("UANA", "cohort create x feedback-fundamentals 2026-03-02")
+    assert "admin" in text.lower()
+    assert "Traceback" not in text
