@@ -8,7 +8,7 @@ virtual clock. At the end the unified report must say the same thing on every pl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -64,8 +64,6 @@ def runtime(driver: Driver, db_url: str) -> Iterator[tuple[Runtime, VirtualClock
     yield rt, clock
     rt.db.dispose()
 
-
-from datetime import UTC, datetime  # noqa: E402
 
 COHORT_START_UTC = datetime(2026, 2, 27, 12, 0, tzinfo=UTC)  # the Friday before the Monday start
 
@@ -199,7 +197,7 @@ def test_blended_journey_completes_on_every_adapter(
 
 
 def test_learner_text_cannot_mention_everyone(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
-    rt, clock = runtime
+    rt, _clock = runtime
     with transaction(rt.factory) as session:
         lead = rt.engine.person(session, driver.platform, driver.workspace, "ULEAD", name="Lee Lead")
         rt.engine.create_cohort(
@@ -226,7 +224,7 @@ def test_learner_text_cannot_mention_everyone(driver: Driver, runtime: tuple[Run
 
 
 def test_refusals_are_polite_and_ephemeral(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
-    rt, _ = runtime
+    _rt, _ = runtime
     driver.add_user("UANA", "Ana Silva", "Europe/London")
     text = driver.command("UANA", "frobnicate")
     assert "don't know" in text and "help" in text
