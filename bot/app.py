@@ -7,26 +7,31 @@ the outbox, one cron job plans manager digests. No job is ever created per learn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.base import Adapter
+from bot.adapters.base import Adapter, AdapterBase, LiveSession
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
+from bot.errors import BlendwiseError
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
 from bot.nudges.digests import plan_digests, render_digest
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
+from bot.storage.models import Cohort, LiveSessionRow
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +47,20 @@ class Runtime:
     dispatcher: Dispatcher
     sender: Sender
     adapters: dict[str, Adapter] = field(default_factory=dict)
+    #: Extra set-wise planners run after each tick, in their own transaction: ``planner(session, engine, now)``.
+    planners: list[Any] = field(default_factory=list)
+    #: Extra interval jobs for the scheduler: ``(id, seconds, callable)`` (e.g. LRS forwarding).
+    jobs: list[tuple[str, float, Any]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     # ------------------------------------------------------------------ one beat of the clock
     def tick(self) -> TickResult:
         with transaction(self.factory) as session:
-            return tick(session, self.clock.now(), auto_pause_after=self.settings.nudges.auto_pause_after)
+            result = tick(session, self.clock.now(), auto_pause_after=self.settings.nudges.auto_pause_after)
+        for planner in self.planners:
+            with transaction(self.factory) as session:
+                planner(session, self.engine, self.clock.now())
+        return result
 
     def drain(self, limit: int | None = None) -> DrainResult:
         return self.sender.drain(limit)
@@ -58,13 +71,84 @@ class Runtime:
 
     def step(self) -> tuple[TickResult, DrainResult]:
         """Tick, then drain: what the interval job does."""
+        self.mirror_sessions()
         return self.tick(), self.drain()
+
+    # ------------------------------------------------------------------ platform-native live sessions
+    def _live(self, live: LiveSessionRow, cohort: Cohort) -> LiveSession:
+        program = self.library.program(cohort.program_id) if cohort.program_id in self.library else None
+        step = program.step(live.step_id) if program else None
+        return LiveSession(
+            key=f"{cohort.id}:{live.step_id}",
+            workspace=cohort.workspace,
+            title=live.title,
+            description=(getattr(step, "description", "") or "")[:900],
+            start=live.start_at,
+            end=live.end_at,
+            join_url=live.join_url,
+            channel=self.settings.discord.voice_channel if cohort.platform == "discord" else None,
+        )
+
+    def mirror_sessions(self) -> int:
+        """Give each upcoming session its platform-native twin (a Discord Scheduled Event) once.
+
+        Cheap on every tick: the query only finds sessions never offered to their adapter. The platform call
+        happens outside any transaction; adapters with no native feature answer None, recorded as ``-``.
+        """
+        now = self.clock.now()
+        with self.factory() as session:
+            rows = session.execute(
+                select(LiveSessionRow, Cohort)
+                .join(Cohort, Cohort.id == LiveSessionRow.cohort_id)
+                .where(LiveSessionRow.platform_ref.is_(None), LiveSessionRow.end_at > now)
+            ).all()
+            todo = [(live.id, self._live(live, cohort), cohort.platform) for live, cohort in rows]
+        done = 0
+        for live_id, info, platform in todo:
+            adapter = self.adapters.get(platform)
+            if adapter is None:
+                continue
+            try:
+                ref = adapter.on_session_scheduled(info) if isinstance(adapter, AdapterBase) else None
+            except BlendwiseError as exc:
+                log.warning("could not mirror session %s on %s: %s", info.key, platform, exc)
+                continue
+            with transaction(self.factory) as session:
+                row = session.get(LiveSessionRow, live_id)
+                if row is not None:
+                    row.platform_ref = ref or "-"
+            done += 1
+        return done
+
+    def refresh_sessions(self) -> None:
+        """Hourly: let adapters re-sync native RSVPs and presence tracking for sessions in the coming week."""
+        now = self.clock.now()
+        with self.factory() as session:
+            rows = session.execute(
+                select(LiveSessionRow, Cohort)
+                .join(Cohort, Cohort.id == LiveSessionRow.cohort_id)
+                .where(
+                    LiveSessionRow.platform_ref.is_not(None),
+                    LiveSessionRow.platform_ref != "-",
+                    LiveSessionRow.end_at > now,
+                    LiveSessionRow.start_at < now + timedelta(days=7),
+                )
+            ).all()
+            todo = [(self._live(live, cohort), live.platform_ref or "", cohort.platform) for live, cohort in rows]
+        for info, ref, platform in todo:
+            adapter = self.adapters.get(platform)
+            if isinstance(adapter, AdapterBase):
+                try:
+                    adapter.refresh_session(info, ref)
+                except BlendwiseError as exc:
+                    log.warning("could not refresh session %s on %s: %s", info.key, platform, exc)
 
     # ------------------------------------------------------------------ running for real
     def start_adapters(self) -> None:
         for name, adapter in self.adapters.items():
             log.info("starting %s adapter", name)
             adapter.start(self.dispatcher)
+        self.refresh_sessions()
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,12 +169,15 @@ class Runtime:
             coalesce=True,
         )
         scheduler.add_job(self._safe(self.plan_digests), "cron", minute=0, id="digests", max_instances=1, coalesce=True)
+        scheduler.add_job(
+            self._safe(self.refresh_sessions), "cron", minute=30, id="sessions", max_instances=1, coalesce=True
+        )
+        for job_id, seconds, job in self.jobs:
+            scheduler.add_job(self._safe(job), "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True)
         scheduler.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread (tests)
                 signal.signal(sig, lambda *_: self._stop.set())
-            except ValueError:  # not the main thread (tests)
-                pass
         log.info("Blendwise is running (tick every %ss)", self.settings.sender.tick_seconds)
         try:
             self._stop.wait()
@@ -129,7 +216,7 @@ def build(
     library = library or Library.from_dir(settings.content_dir)
     engine = Engine(library, settings, clock)
     dispatcher = Dispatcher(factory, engine, clock)
-    adapters = dict(adapters) if adapters is not None else build_adapters(settings, db)
+    adapters = dict(adapters) if adapters is not None else build_adapters(settings, db, clock)
     sender = Sender(
         factory,
         engine,
@@ -153,7 +240,7 @@ def _install_extensions(runtime: Runtime) -> None:
     extensions.install(runtime)
 
 
-def build_adapters(settings: Settings, db: DbEngine) -> dict[str, Adapter]:
+def build_adapters(settings: Settings, db: DbEngine, clock: Clock | None = None) -> dict[str, Adapter]:
     """Construct the configured platform adapters. Platform SDKs are imported here, lazily, and nowhere else in
     the core."""
     adapters: dict[str, Adapter] = {}
@@ -169,5 +256,5 @@ def build_adapters(settings: Settings, db: DbEngine) -> dict[str, Adapter]:
         elif platform == "discord":
             from bot.adapters.discord import build_discord_adapter
 
-            adapters["discord"] = build_discord_adapter(settings)
+            adapters["discord"] = build_discord_adapter(settings, clock)
     return adapters

@@ -131,6 +131,8 @@ class DiscordSettings(_Section):
     api_url: str | None = None
     gateway_url: str | None = None
     voice_min_minutes: float = Field(default=10, ge=0)
+    voice_channel: str | None = None
+    read_message_content: bool = False
 
 
 class LLMSettings(_Section):

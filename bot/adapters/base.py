@@ -90,6 +90,9 @@ class AdapterBase:
         """Mirror a live session natively; return the platform's id for it, or ``None``."""
         return None
 
+    def refresh_session(self, session: LiveSession, ref: str) -> None:
+        """Called periodically for upcoming mirrored sessions (re-sync native RSVPs, resume presence tracking)."""
+
     def channel_ready(self, workspace: str, channel: str) -> bool:
         return True
 
