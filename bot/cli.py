@@ -36,11 +36,13 @@ app.add_typer(cohort_app, name="cohort")
 app.add_typer(people_app, name="people")
 app.add_typer(db_app, name="db")
 app.add_typer(slack_app, name="slack")
+xapi_app = typer.Typer(help="xAPI learning records: export statements, forward them to an LRS.", no_args_is_help=True)
+app.add_typer(xapi_app, name="xapi")
 
 # Rich falls back to 80 columns when output is not a terminal (CI logs, `make demo | less`); the report table
 # needs more room than that to stay readable.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class State:
@@ -98,8 +100,17 @@ def demo(
     s = settings()
     url = state.database_url or "sqlite:///blendwise.db"
     started = time.perf_counter()
-    with out.status(f"Running a {learners}-learner cohort through '{program}' on a virtual clock..."):
-        result = run_demo(program_id=program, learners=learners, seed=seed, database_url=url, content_dir=s.content_dir)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(f"{learners} learners through '{program}' on a virtual clock", total=1.0)
+        result = run_demo(
+            program_id=program, learners=learners, seed=seed, database_url=url, content_dir=s.content_dir,
+            progress=lambda done: bar.update(task, completed=done),
+        )
     elapsed = time.perf_counter() - started
     rt = result.runtime
     console = result.console
@@ -385,6 +396,55 @@ def report(
         sys.stdout.write(text)
 
 
+# ---------------------------------------------------------------------- xapi
+@xapi_app.command("export")
+def xapi_export(
+    since: Annotated[str | None, typer.Option(help="Only events on or after YYYY-MM-DD (UTC).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSON lines to this file.")] = None,
+) -> None:
+    """Write every learning event as an xAPI 1.0.3 statement, one JSON object per line."""
+    import json
+    from datetime import UTC, datetime
+
+    from bot.records.xapi import export_statements
+    from bot.storage.db import transaction
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.combine(date.fromisoformat(since), datetime.min.time(), tzinfo=UTC)
+        except ValueError:
+            raise BlendwiseError(f"--since: '{since}' is not a date (YYYY-MM-DD)") from None
+    rt = runtime(adapters={})
+    count = 0
+    fh = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        with transaction(rt.factory) as session:
+            for statement in export_statements(session, rt.library, rt.settings.lrs, since=start):
+                fh.write(json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n")
+                count += 1
+    finally:
+        if output:
+            fh.close()
+    if output:
+        err.print(f"Wrote {count} statement(s) to {output}", markup=False)
+
+
+@xapi_app.command("forward")
+def xapi_forward(
+    force: Annotated[bool, typer.Option(help="Try now even if the last failure asked to wait.")] = True,
+) -> None:
+    """Send statements not yet forwarded to the LRS configured under ``lrs`` (endpoint, username, password)."""
+    from bot.records.lrs import forward_pending
+
+    rt = runtime(adapters={})
+    result = forward_pending(rt.factory, rt.library, rt.settings.lrs, rt.clock.now(), force=force)
+    if result.error:
+        raise BlendwiseError(f"{result.error} ({result.sent} sent before the failure; the rest wait in the outbox)")
+    more = " (more pending: run again)" if result.pending else ""
+    out.print(f"Forwarded {result.sent} statement(s) in {result.batches} batch(es){more}.", markup=False)
+
+
 # ---------------------------------------------------------------------- slack
 @slack_app.command("manifest")
 def slack_manifest() -> None:
@@ -394,6 +454,14 @@ def slack_manifest() -> None:
     except ImportError:
         raise BlendwiseError("the Slack adapter is not installed: pip install 'blendwise[slack]'") from None
     sys.stdout.write(manifest_text())
+
+
+try:  # optional feature package: live sessions, recaps, search, quiz drafting
+    from bot.live.cli import register as _register_live
+except ImportError:  # pragma: no cover
+    pass
+else:
+    _register_live(app, content_app, runtime, out)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from bot.adapters.console import ConsoleAdapter, Sent
 from bot.app import Runtime, build
 from bot.clock import VirtualClock
 from bot.config import Settings
+from bot.errors import BlendwiseError
 from bot.storage.db import transaction
 from bot.storage.models import AgendaItem, Delivery
 
@@ -172,7 +174,7 @@ class Simulation:
 
     def _pick(self, answers: list, sent: Sent, persona: Persona):  # type: ignore[no-untyped-def,type-arg]
         """Pick the right answer with the persona's probability (the demo peeks at the program to know it)."""
-        pid, attempt, qi, _ = (int(x) for x in answers[0].value.split("."))
+        pid, _attempt, qi, _ = (int(x) for x in answers[0].value.split("."))
         with self.rt.factory() as session:
             from bot.storage.models import Enrollment, StepProgress
 
@@ -237,8 +239,12 @@ class Simulation:
             candidates.append(self.queue[0].at)
         return max(min(candidates), now + timedelta(minutes=1))
 
-    def run_until(self, until: datetime) -> None:
+    def run_until(self, until: datetime, progress: Callable[[float], None] | None = None) -> None:
+        begin = self.clock.now()
+        span = max((until - begin).total_seconds(), 1)
         while self.clock.now() < until:
+            if progress is not None:
+                progress(min((self.clock.now() - begin).total_seconds() / span, 1.0))
             self.rt.tick()
             self.rt.drain()
             if self.clock.now().minute == 0:
@@ -247,6 +253,28 @@ class Simulation:
             while self.queue and self.queue[0].at <= self.clock.now():
                 heapq.heappop(self.queue).run()
             self.clock.set(self.next_moment(until))
+
+
+def _refuse_real_data(path: Path) -> None:
+    """The demo recreates its database file; never let that be a file holding real learners."""
+    if not path.exists():
+        return
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "people" not in tables:
+                return
+            real = conn.execute("SELECT count(*) FROM people WHERE platform != 'console'").fetchone()[0]
+            cohorts = conn.execute("SELECT count(*) FROM cohorts WHERE name NOT LIKE '%-demo'").fetchone()[0]
+    except sqlite3.DatabaseError:
+        raise BlendwiseError(f"{path} is not a Blendwise demo database; pass --database-url sqlite:///demo.db") from None
+    if real or cohorts:
+        raise BlendwiseError(
+            f"{path} holds real cohorts or people, and the demo would replace it; "
+            "run the demo elsewhere with --database-url sqlite:///demo.db"
+        )
 
 
 @dataclass
@@ -268,11 +296,15 @@ def run_demo(
     content_dir: Path,
     start: date = date(2026, 3, 2),
     out: TextIO | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> DemoResult:
     if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////:memory"):
         path = Path(database_url.removeprefix("sqlite:///"))
+        _refuse_real_data(path)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+    elif not database_url.startswith("sqlite"):
+        raise BlendwiseError("the demo runs on SQLite only; pass --database-url sqlite:///demo.db")
     rng = random.Random(seed)
     settings = Settings.model_validate(
         {
@@ -316,8 +348,14 @@ def run_demo(
             rt.engine.enroll(session, cohort, person)
             learner_ids.append(user_id)
             sim.personas[user_id] = PERSONAS[min(int(rng.random() * 4.2), 3) if i else 0]
+    try:  # the live feature: a missed first session becomes a catch-up lesson
+        from bot.live.demo import plan_catch_up
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        plan_catch_up(sim, cohort_name, lead.user_id)
     length = program.length_days or max(
         (s.unlock.day for s in program.steps), default=14
     ) + 7
-    sim.run_until(datetime.combine(start + timedelta(days=length + 4), datetime.min.time(), tzinfo=UTC))
+    sim.run_until(datetime.combine(start + timedelta(days=length + 4), datetime.min.time(), tzinfo=UTC), progress)
     return DemoResult(rt, console, cohort_name, learner_ids, [m.user_id for m in managers], length + 4)
