@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 STEP_KINDS = ("lesson", "quiz", "session", "prompt", "reflection", "poll")
 #: Purposes that wait for the learner's working window. Session reminders and check-ins are tied to the
 #: session's own time and go out when due (they expire instead of waiting).
-WINDOWED = (*STEP_KINDS, "remind", "autopause", "digest", "reinforce", "catchup")
+WINDOWED = (*STEP_KINDS, "remind", "autopause", "digest", "reinforce", "catchup", "recording")
 STUCK_AFTER = timedelta(minutes=5)
 
 

@@ -1,0 +1,393 @@
+"""``/learn`` subcommands and buttons of the live features, registered on the core's extension points.
+
+Subcommands: ``poll``, ``recording``, ``recap`` (leads, checked against the cohort in the handler) and ``search``
+(everyone). Buttons: ``poll.vote``, ``poll.step`` (program poll steps, now with live results and changeable
+votes), ``catchup.done``, ``catchup.quiz``, ``catchup.answer``, ``recap.release`` and ``search.open``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.commands import Commands, Sub, reply
+from bot.dispatcher import Dispatcher, notice
+from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.events import ButtonPressed, CommandInvoked, Response
+from bot.journeys.model import LessonStep, PollStep
+from bot.live import polls as poll_view
+from bot.live.models import SearchDoc
+from bot.live.search import Hit
+from bot.messages import Button, Message
+from bot.storage.models import Cohort, Delivery, Enrollment, LiveSessionRow, Person, Poll, StepProgress
+
+if TYPE_CHECKING:
+    from bot.live.service import Live
+
+POLL_USAGE = 'poll <cohort> "Question?" "A" "B" ... [--anonymous] [--hide-results-until-close] [--multi] | poll close <id> | poll list <cohort>'
+RECORDING_USAGE = "recording <session> <url> [cohort]  (attach the transcript file: .vtt, .srt or .txt)"
+RECAP_USAGE = "recap review|release|edit|generate <session> [cohort]"
+SEARCH_USAGE = "search <words>"
+
+
+class LiveChat:
+    def __init__(self, live: Live, commands: Commands) -> None:
+        self.live = live
+        self.engine = live.engine
+        self.commands = commands
+
+    def install(self, dispatcher: Dispatcher) -> None:
+        self.commands.register("poll", Sub(self.poll, "lead", POLL_USAGE))
+        self.commands.register("recording", Sub(self.recording, "lead", RECORDING_USAGE))
+        self.commands.register("recap", Sub(self.recap, "lead", RECAP_USAGE))
+        self.commands.register("search", Sub(self.search, "learner", SEARCH_USAGE))
+        dispatcher.register_button("poll.vote", self.vote)
+        dispatcher.register_button("poll.step", self.step_vote)
+        dispatcher.register_button("catchup.done", self.catchup_done)
+        dispatcher.register_button("catchup.quiz", self.catchup_quiz)
+        dispatcher.register_button("catchup.answer", self.catchup_answer)
+        dispatcher.register_button("recap.release", self.release_button)
+        dispatcher.register_button("search.open", self.open)
+
+    # ------------------------------------------------------------------ helpers
+    def _cohort(self, session: Session, person: Person, name: str) -> Cohort:
+        try:
+            return self.engine.cohort_by_name(session, person.workspace, name)
+        except NotFound:
+            raise InvalidInput(
+                f"There is no cohort called '{name}' here. `/learn cohort list` shows them."
+            ) from None
+
+    def _lead_session(
+        self, session: Session, person: Person, event: CommandInvoked, step_id: str, cohort_name: str | None
+    ) -> LiveSessionRow:
+        """The session ``step_id`` of the named cohort, or of the one cohort the caller leads that has it."""
+        roles = event.actor.platform_roles
+        if cohort_name:
+            cohorts = [self._cohort(session, person, cohort_name)]
+        else:
+            cohorts = [
+                c
+                for c in session.scalars(
+                    select(Cohort)
+                    .join(LiveSessionRow, LiveSessionRow.cohort_id == Cohort.id)
+                    .where(LiveSessionRow.step_id == step_id, Cohort.workspace == person.workspace)
+                )
+                if self.engine.is_lead(session, person, c, roles)
+            ]
+            if len(cohorts) > 1:
+                names = ", ".join(c.name for c in cohorts)
+                raise InvalidInput(
+                    f"Several of your cohorts have '{step_id}' ({names}); add the cohort name."
+                )
+            if not cohorts:
+                raise InvalidInput(f"None of the cohorts you lead has a session '{step_id}'.")
+        cohort = cohorts[0]
+        self.engine.require_lead(session, person, cohort, roles)
+        return self.engine.live_session(session, cohort, step_id)
+
+    # ------------------------------------------------------------------ polls
+    def poll(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        if not args:
+            raise InvalidInput(f"Usage: /learn {POLL_USAGE}")
+        roles = event.actor.platform_roles
+        if args[0] in ("close", "results") and len(args) == 2:
+            poll = self.live.polls.get(session, args[1])
+            cohort = session.get(Cohort, poll.cohort_id)
+            assert cohort is not None
+            self.engine.require_lead(session, person, cohort, roles)
+            if args[0] == "close":
+                self.live.polls.close(session, poll)
+                return reply(
+                    self.live.polls.results_text(session, poll),
+                    title=f"Poll {poll.id} closed: {poll.question}",
+                )
+            return reply(
+                self.live.polls.results_text(session, poll), title=f"Poll {poll.id}: {poll.question}"
+            )
+        if args[0] == "list" and len(args) == 2:
+            cohort = self._cohort(session, person, args[1])
+            self.engine.require_lead(session, person, cohort, roles)
+            polls = session.scalars(select(Poll).where(Poll.cohort_id == cohort.id).order_by(Poll.id)).all()
+            lines = [self.live.polls.summary_line(session, p) for p in polls]
+            return reply("\n".join(lines) or "No polls yet.", title=f"Polls in {cohort.name}")
+        rest, flags = poll_view.parse_flags(args)
+        if len(rest) < 4:
+            raise InvalidInput(f"Usage: /learn {POLL_USAGE}")
+        cohort = self._cohort(session, person, rest[0])
+        self.engine.require_lead(session, person, cohort, roles)
+        poll = self.live.polls.create(
+            session,
+            cohort,
+            person,
+            rest[1],
+            rest[2:],
+            anonymous=flags["anonymous"],
+            multi=flags["multi"],
+            hide_results=flags["hide"],
+        )
+        return reply(
+            f"Poll {poll.id} is on its way to {cohort.channel}. Close it with `/learn poll close {poll.id}`."
+        )
+
+    def _vote_reply(self, poll: Poll, chosen: list[int]) -> Message:
+        labels = poll.options["labels"]
+        picked = ", ".join(labels[i] for i in chosen)
+        if not chosen:
+            text = "Your vote is removed."
+        elif poll.multi:
+            text = f"Your choices: {picked}. Tap an option again to remove it."
+        else:
+            text = f"Your vote: {picked}. Tap another option to change it."
+        if poll.anonymous:
+            text += " This poll is anonymous."
+        return Message(text=text, body=text)
+
+    def vote(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        try:
+            poll_id, option = (int(p) for p in ev.value.split("."))
+        except ValueError:
+            raise InvalidInput("That poll button is no longer valid.") from None
+        poll = self.live.polls.get(session, poll_id)
+        chosen = self.live.polls.vote(session, poll, person, option, ev.actor.platform_roles)
+        if poll.message_ref is None and ev.message is not None:
+            poll.message_ref = ev.message.encode()
+        return Response(ephemeral=self._vote_reply(poll, chosen), replace=poll_view.message(session, poll))
+
+    def step_vote(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        """A program poll step: vote (changeable), complete the step, and show the live results on the card."""
+        try:
+            pid, option = (int(p) for p in ev.value.split("."))
+        except ValueError:
+            raise InvalidInput("That poll button is no longer valid.") from None
+        sp = self.engine.owned_progress(session, pid, person)
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        step = self.engine.library.step(enrollment.program_id, sp.step_id)
+        if not isinstance(step, PollStep):
+            raise InvalidInput("That step is not a poll.")
+        poll = self.engine.step_vote(session, sp, option, person)
+        chosen = sorted(
+            i for i in range(len(poll.options["labels"])) if i in self._mine(session, poll, person)
+        )
+        card = poll_view.message(session, poll, value_prefix=str(sp.id), action="poll.step")
+        card.title = step.title
+        card.body = f"{step.question}\n\n{card.body}"
+        return Response(ephemeral=self._vote_reply(poll, chosen), replace=card)
+
+    def _mine(self, session: Session, poll: Poll, person: Person) -> set[int]:
+        from bot.storage.models import PollVote
+
+        key = self.engine.voter_key(poll, person)
+        return set(
+            session.scalars(select(PollVote.option).where(PollVote.poll_id == poll.id, PollVote.voter == key))
+        )
+
+    # ------------------------------------------------------------------ recordings and recaps
+    def recording(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        if len(args) < 2:
+            raise InvalidInput(f"Usage: /learn {RECORDING_USAGE}")
+        row = self._lead_session(session, person, event, args[0], args[2] if len(args) > 2 else None)
+        transcript = event.attachments[0] if event.attachments else None
+        if len(event.attachments) > 1:
+            raise InvalidInput("Attach one transcript file (.vtt, .srt or .txt).")
+        attached = self.live.recaps.attach(
+            session,
+            row,
+            recording_url=args[1],
+            transcript=transcript[1] if transcript else None,
+            filename=transcript[0] if transcript else "transcript.txt",
+            requested_by=person,
+        )
+        if not attached.has_transcript:
+            return reply(
+                f"Recording saved for '{row.title}'. Attach a transcript to get a summary and recap quiz, or "
+                f"`/learn recap release {row.step_id}` to send the recording link now."
+            )
+        self.live.recaps.generate_later(session, row)
+        who = f"{len(attached.speakers)} speaker(s)" if attached.speakers else "no speaker names"
+        length = f", about {attached.minutes} min" if attached.minutes else ""
+        how = "an AI draft" if self.live.llm else "an offline summary (no AI is configured)"
+        return reply(
+            f"Recording and transcript saved for '{row.title}' ({attached.format}, {who}{length}). "
+            f"I'm preparing {how}; I'll send it to you for review before anything goes to learners."
+        )
+
+    def recap(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        if len(args) < 2 or args[0] not in ("review", "release", "edit", "generate"):
+            raise InvalidInput(f"Usage: /learn {RECAP_USAGE}")
+        row = self._lead_session(session, person, event, args[1], args[2] if len(args) > 2 else None)
+        action = args[0]
+        if action == "review":
+            return reply(self.live.recaps.review_text(session, row))
+        if action == "generate":
+            if not row.transcript:
+                raise InvalidInput(f"'{row.title}' has no transcript; attach one with `/learn recording`.")
+            recap = dict(row.recap or {})
+            recap["requested_by"] = person.id
+            row.recap = recap
+            if row.recap_state != "released":
+                row.recap_state = "pending"
+            self.live.recaps.generate_later(session, row)
+            return reply(f"Drafting the recap of '{row.title}' again; I'll send it to you for review.")
+        if action == "edit":
+            if not event.attachments:
+                raise InvalidInput(
+                    "Attach the edited recap as a YAML file (get it with `blendwise session recap "
+                    f"{row.step_id} --show`)."
+                )
+            name, data = event.attachments[0]
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise InvalidInput(f"{name}: the file is not UTF-8 text") from None
+            self.live.recaps.edit(session, row, text, shown=name)
+            return reply(self.live.recaps.review_text(session, row), title="Recap updated")
+        released = self.live.recaps.release(session, row)
+        return reply(
+            f"Released the recap of '{row.title}': {released.catchups} catch-up lesson(s) for those who missed it "
+            f"and {released.recordings} recording link(s) are on their way."
+        )
+
+    def release_button(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        row = session.get(LiveSessionRow, int(ev.value)) if ev.value.isdigit() else None
+        if row is None:
+            raise InvalidInput("That button is no longer valid.")
+        cohort = session.get(Cohort, row.cohort_id)
+        assert cohort is not None
+        self.engine.require_lead(session, person, cohort, ev.actor.platform_roles)
+        released = self.live.recaps.release(session, row)
+        text = (
+            f"Released: {released.catchups} catch-up lesson(s) and {released.recordings} recording "
+            "link(s) are on their way."
+        )
+        return Response(
+            ephemeral=Message(text=text, body=text),
+            replace=Message(
+                text=f"Recap released: {row.title}",
+                title=f"Recap released: {row.title}",
+                body=text,
+                kind="notice",
+            ),
+        )
+
+    # ------------------------------------------------------------------ catch-up lessons
+    def catchup_done(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        c = self.live.recaps.catchup(session, ev.value, person)
+        self.live.recaps.complete(session, c)
+        return Response(replace=self.live.recaps.done_card(session, c))
+
+    def catchup_quiz(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        c = self.live.recaps.catchup(session, ev.value, person)
+        return Response(replace=self.live.recaps.quiz_card(session, c))
+
+    def catchup_answer(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        try:
+            cid, qi, option = (int(p) for p in ev.value.split("."))
+        except ValueError:
+            raise InvalidInput("That answer button is no longer valid.") from None
+        c = self.live.recaps.catchup(session, cid, person)
+        return Response(replace=self.live.recaps.answer(session, c, qi, option))
+
+    # ------------------------------------------------------------------ search
+    def search(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        terms = " ".join(args).strip()
+        if not terms:
+            raise InvalidInput("Usage: /learn search <words>, e.g. `/learn search delegation`")
+        scope = self.live.search.scope_for(session, person, roles=event.actor.platform_roles)
+        results = self.live.search.search(session, terms, scope)
+        if not results.hits:
+            return reply(f"Nothing found for '{terms}' in your programs and sessions.")
+        return Response(ephemeral=results_message(session, self.engine, terms, results.hits, results.loose))
+
+    def open(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
+        doc = session.get(SearchDoc, int(ev.value)) if ev.value.isdigit() else None
+        if doc is None:
+            raise InvalidInput("That result is no longer available; search again.")
+        scope = self.live.search.scope_for(session, person, roles=ev.actor.platform_roles)
+        allowed = (doc.kind == "lesson" and doc.program_id in (scope.programs or set())) or (
+            doc.kind != "lesson" and doc.cohort_id in (scope.cohorts or set())
+        )
+        if not allowed:
+            raise PermissionDenied("That result is not part of your programs.")
+        if doc.kind != "lesson":
+            row = session.get(LiveSessionRow, doc.session_id)
+            if row is None:
+                raise InvalidInput("That session is no longer available.")
+            recap = dict(row.recap or {})
+            points = "\n".join(f"- {p}" for p in recap.get("key_points", []))
+            body = "\n\n".join(
+                p
+                for p in (
+                    recap.get("summary") or row.summary or "",
+                    points,
+                    f"Recording: [watch it here]({row.recording_url})" if row.recording_url else "",
+                )
+                if p
+            )
+            return Response(ephemeral=Message(text=row.title, title=row.title, body=body, kind="notice"))
+        sp = session.scalar(
+            select(StepProgress)
+            .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+            .where(
+                Enrollment.person_id == person.id,
+                Enrollment.program_id == doc.program_id,
+                StepProgress.step_id == doc.step_id,
+            )
+            .order_by(Enrollment.enrolled_at.desc())
+        )
+        if sp is None:
+            step = self.engine.library.step(doc.program_id, doc.step_id)
+            assert isinstance(step, LessonStep)
+            body = self.engine.library.body(doc.program_id, doc.step_id)
+            return Response(
+                ephemeral=Message(text=step.title, title=step.title, body=body[:2900], kind="lesson")
+            )
+        if sp.state == "locked":
+            when = sp.unlock_at.strftime("%d %b") if sp.unlock_at else "later"
+            return notice(f"That lesson opens on {when}; it will come to you then.")
+        now = self.live.clock.now()
+        session.add(
+            Delivery(
+                key=f"reopen:{sp.id}:{uuid.uuid4().hex[:12]}",
+                purpose="reopen",
+                priority=1,
+                person_id=person.id,
+                enrollment_id=sp.enrollment_id,
+                progress_id=sp.id,
+                due_at=now,
+                state="pending",
+                created_at=now,
+            )
+        )
+        return notice("Sending you that lesson again in a direct message.")
+
+
+KIND_LABEL = {"lesson": "Lesson", "summary": "Session summary", "transcript": "Session transcript"}
+
+
+def results_message(session: Session, engine: object, terms: str, hits: list[Hit], loose: bool) -> Message:
+    from bot.journeys.engine import Engine
+
+    assert isinstance(engine, Engine)
+    lines = []
+    buttons = []
+    for i, hit in enumerate(hits, start=1):
+        program = (
+            engine.library.program(hit.program_id).title
+            if hit.program_id in engine.library
+            else hit.program_id
+        )
+        lines.append(
+            f"{i}. **{hit.title}** · {KIND_LABEL.get(hit.kind, hit.kind)} · {program}\n   {hit.snippet}"
+        )
+        if i <= 5:
+            buttons.append(Button(f"Open {i}", "search.open", str(hit.doc_id)))
+    note = "No result has every word; these match some of them.\n\n" if loose else ""
+    body = note + "\n".join(lines)
+    return Message(
+        text=f"Search: {terms}", title=f"Search: {terms}", body=body, buttons=buttons, kind="notice"
+    )

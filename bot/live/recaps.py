@@ -1,0 +1,635 @@
+"""Recordings, transcripts, recaps and catch-up lessons.
+
+The life of a session's recap::
+
+    attach (recording URL + transcript)  ->  recap_state "pending"
+    generate (LLM, or offline extractive) ->  "draft"      the lead reviews and may edit
+    release                               ->  "released"   catch-ups + recording links go out through the outbox
+
+Generation calls the LLM outside any database transaction (it can take a minute and is retried), so it runs
+after the attaching transaction has committed: on a worker thread in production, inline under a virtual clock.
+
+On release, each enrolled learner gets exactly one DM: learners who missed the session (step state ``missed``)
+get the catch-up lesson (summary, key points, recording link, the recap quiz if there is one, and a Done button);
+everyone else gets the recording link. Delivery keys (``catchup:<session>:<enrolment>``,
+``recording:<session>:<enrolment>``) make releasing twice harmless.
+
+Completing a catch-up records a ``caught-up`` event. When the program's ``completion.allow_catch_up`` is true it
+also fills the attendance row (``source = 'catch_up'``) so the attendance rule counts it, and program completion
+is re-checked. Reports still tell the two apart: ``sessions_attended`` excludes catch-ups and
+``sessions_caught_up`` counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.errors import InvalidInput, NotFound
+from bot.journeys.engine import FINAL_STATES
+from bot.live.llm import LLMRejected, LLMUnavailable, RecapQuestion
+from bot.live.models import LiveCatchup
+from bot.live.summarize import extractive_recap
+from bot.live.transcripts import parse_transcript
+from bot.messages import Button, Message
+from bot.storage.db import transaction
+from bot.storage.events import object_id, record
+from bot.storage.models import Attendance, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
+
+if TYPE_CHECKING:
+    from bot.live.service import Live
+
+log = logging.getLogger(__name__)
+
+URL = re.compile(r"^https?://\S{1,490}$")
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    # Chat Markdown, not HTML; each adapter escapes for its platform.
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        undefined=StrictUndefined,
+        autoescape=False,  # noqa: S701
+    )
+
+
+def template(name: str, **ctx: Any) -> str:
+    return _templates().get_template(f"{name}.j2").render(**ctx).strip()
+
+
+class EditedRecap(BaseModel):
+    """A recap as a lead edits it (YAML): the summary and key points, and an optional recap quiz."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(min_length=1, max_length=4000)
+    key_points: list[str] = Field(default_factory=list, max_length=10)
+    questions: list[RecapQuestion] = Field(default_factory=list, max_length=5)
+
+
+@dataclass(frozen=True)
+class Attached:
+    speakers: list[str]
+    minutes: int | None
+    format: str
+    has_transcript: bool
+
+
+@dataclass(frozen=True)
+class Released:
+    catchups: int
+    recordings: int
+
+
+def recap_of(live: LiveSessionRow) -> dict[str, Any]:
+    return dict(live.recap or {})
+
+
+class Recaps:
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.engine = live.engine
+
+    # ------------------------------------------------------------------ attach
+    def attach(
+        self,
+        session: Session,
+        row: LiveSessionRow,
+        *,
+        recording_url: str | None,
+        transcript: bytes | str | None = None,
+        filename: str = "transcript.txt",
+        requested_by: Person | None = None,
+    ) -> Attached:
+        """Store the recording link and the cleaned transcript; generation follows after the commit."""
+        if recording_url is not None:
+            recording_url = recording_url.strip().strip("<>")
+            if not URL.match(recording_url):
+                raise InvalidInput(f"'{recording_url[:80]}' is not an http(s) link to the recording.")
+            row.recording_url = recording_url
+        if transcript is None:
+            if recording_url is None:
+                raise InvalidInput("Give a recording link, a transcript file, or both.")
+            return Attached([], None, "", False)
+        parsed = parse_transcript(transcript, filename)
+        row.transcript = parsed.text
+        recap = recap_of(row)
+        recap.update(
+            {
+                "transcript": {
+                    "filename": Path(filename).name,
+                    "format": parsed.format,
+                    "speakers": parsed.speakers,
+                },
+                "requested_by": requested_by.id if requested_by else None,
+            }
+        )
+        row.recap = recap
+        if row.recap_state != "released":
+            row.recap_state = "pending"
+        minutes = round(parsed.duration / 60) if parsed.duration else None
+        return Attached(parsed.speakers, minutes, parsed.format, True)
+
+    # ------------------------------------------------------------------ generate
+    def generate(self, session_id: int) -> dict[str, Any]:
+        """Draft the recap: read (one transaction), ask the model (none), store (another)."""
+        with self.live.factory() as session:
+            row = session.get(LiveSessionRow, session_id)
+            if row is None:
+                raise NotFound("live session", session_id)
+            if not row.transcript:
+                raise InvalidInput(f"'{row.title}' has no transcript yet; attach one first.")
+            title, transcript = row.title, row.transcript
+        draft: dict[str, Any]
+        note = ""
+        llm = self.live.llm
+        if llm is not None:
+            try:
+                ai = llm.recap(title, transcript)
+                draft = {
+                    "summary": ai.summary,
+                    "key_points": ai.key_points,
+                    "questions": [q.model_dump(mode="json", exclude_defaults=False) for q in ai.questions],
+                    "source": "llm",
+                    "model": llm.model,
+                }
+            except (LLMRejected, LLMUnavailable) as exc:
+                log.warning("AI recap for session %s failed, using the offline summary: %s", session_id, exc)
+                note = f"The AI recap failed ({exc}); this is the offline summary, with no recap quiz."
+                draft = self._offline(transcript)
+        else:
+            draft = self._offline(transcript)
+        with transaction(self.live.factory) as session:
+            row = session.get(LiveSessionRow, session_id)
+            assert row is not None
+            recap = recap_of(row)
+            recap.update(draft)
+            recap["note"] = note
+            recap["generated_at"] = self.live.clock.now().isoformat()
+            row.recap = recap
+            row.summary = draft["summary"]
+            if row.recap_state != "released":
+                row.recap_state = "draft"
+            else:
+                self.live.search.index_session(session, row)
+            requested_by = recap.get("requested_by")
+            if requested_by and session.get(Person, requested_by) is not None and row.recap_state == "draft":
+                session.add(
+                    Delivery(
+                        key=f"recap_ready:{row.id}:{self.live.clock.now().timestamp():.0f}",
+                        purpose="recap_ready",
+                        priority=3,
+                        person_id=requested_by,
+                        cohort_id=row.cohort_id,
+                        due_at=self.live.clock.now(),
+                        state="pending",
+                        payload={"session_id": row.id},
+                        created_at=self.live.clock.now(),
+                    )
+                )
+            return recap
+
+    @staticmethod
+    def _offline(transcript: str) -> dict[str, Any]:
+        offline = extractive_recap(transcript)
+        return {
+            "summary": offline.summary,
+            "key_points": offline.key_points,
+            "questions": [],
+            "source": "offline",
+            "model": None,
+        }
+
+    def generate_later(self, session: Session, row: LiveSessionRow) -> None:
+        session_id = row.id
+
+        def job() -> None:
+            try:
+                self.generate(session_id)
+            except Exception:
+                log.exception("drafting the recap of session %s failed", session_id)
+
+        self.live.after_commit(session, job)
+
+    # ------------------------------------------------------------------ review and edit
+    def missed(self, session: Session, row: LiveSessionRow) -> list[tuple[Enrollment, StepProgress]]:
+        """Learners who missed the session: state ``missed``, or (before the tick has marked them) no attendance
+        once check-in has closed."""
+        now = self.live.clock.now()
+        closed = now >= max(row.end_at, row.checkin_closes_at)
+        out = []
+        for enrollment, sp, attended in session.execute(
+            select(Enrollment, StepProgress, Attendance.attended_at)
+            .join(StepProgress, StepProgress.enrollment_id == Enrollment.id)
+            .outerjoin(
+                Attendance, (Attendance.enrollment_id == Enrollment.id) & (Attendance.session_id == row.id)
+            )
+            .where(
+                Enrollment.cohort_id == row.cohort_id,
+                StepProgress.step_id == row.step_id,
+                Enrollment.status != "dropped",
+            )
+            .order_by(Enrollment.id)
+        ):
+            if sp.state == "missed" or (closed and attended is None and sp.state not in FINAL_STATES):
+                out.append((enrollment, sp))
+        return out
+
+    def review_text(self, session: Session, row: LiveSessionRow) -> str:
+        recap = recap_of(row)
+        cohort = session.get(Cohort, row.cohort_id)
+        if row.recap_state == "pending":
+            return f"The recap of '{row.title}' is still being drafted; try again in a minute."
+        if row.recap_state not in ("draft", "released"):
+            if row.recording_url:
+                return (
+                    f"'{row.title}' has a recording but no transcript, so there is no recap to review. "
+                    "Releasing sends the recording link (and a catch-up with it to those who missed it)."
+                )
+            raise InvalidInput(
+                f"'{row.title}' has no recording or transcript yet: `/learn recording {row.step_id} <url>`"
+            )
+        source = {
+            "llm": f"AI draft ({recap.get('model')})",
+            "offline": "offline summary (no AI configured)",
+            "edited": "edited by a lead",
+        }.get(recap.get("source", ""), "draft")
+        if row.recap_state == "released":
+            source += " · released"
+        return template(
+            "recap_review",
+            title=row.title,
+            cohort=cohort.name if cohort else "",
+            source=source,
+            note=recap.get("note", ""),
+            summary=recap.get("summary", ""),
+            key_points=recap.get("key_points", []),
+            questions=recap.get("questions", []),
+            missed=len(self.missed(session, row)),
+        )
+
+    def export_yaml(self, row: LiveSessionRow) -> str:
+        recap = recap_of(row)
+        data = {
+            "summary": recap.get("summary", ""),
+            "key_points": recap.get("key_points", []),
+            "questions": recap.get("questions", []),
+        }
+        head = (
+            f"# Recap of '{row.title}' (session {row.step_id}). Edit, then load it with\n"
+            f"#   blendwise session recap {row.step_id} --cohort <cohort> --edit <this file>\n"
+        )
+        return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def edit(self, session: Session, row: LiveSessionRow, text: str, *, shown: str = "recap") -> None:
+        """Replace the draft with a lead's edited YAML, validated like a generated recap."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise InvalidInput(f"{shown}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{shown}: expected keys summary, key_points and questions")
+        try:
+            edited = EditedRecap.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise InvalidInput(f"{shown}: {loc}: {err['msg']}") from None
+        recap = recap_of(row)
+        recap.update(
+            {
+                "summary": edited.summary.strip(),
+                "key_points": edited.key_points,
+                "questions": [q.model_dump(mode="json") for q in edited.questions],
+                "source": "edited",
+                "note": "",
+                "edited_at": self.live.clock.now().isoformat(),
+            }
+        )
+        row.recap = recap
+        row.summary = edited.summary.strip()
+        if row.recap_state == "released":
+            self.live.search.index_session(session, row)
+        else:
+            row.recap_state = "draft"
+
+    # ------------------------------------------------------------------ release
+    def release(self, session: Session, row: LiveSessionRow) -> Released:
+        if row.recap_state == "pending":
+            raise InvalidInput(
+                f"The recap of '{row.title}' is still being drafted; release it when it is ready."
+            )
+        if row.recap_state not in ("draft", "released") and not row.recording_url:
+            raise InvalidInput(
+                f"'{row.title}' has nothing to release yet: attach a recording and transcript first."
+            )
+        now = self.live.clock.now()
+        if now < row.end_at:
+            raise InvalidInput(f"'{row.title}' has not finished yet; release its recap after the session.")
+        row.recap_state = "released"
+        self.live.search.index_session(session, row)
+        missed = {e.id: sp for e, sp in self.missed(session, row)}
+        existing = set(
+            session.scalars(
+                select(Delivery.key).where(
+                    Delivery.key.in_(
+                        [f"catchup:{row.id}:{eid}" for eid in missed]
+                        + [f"recording:{row.id}:{e}" for e in self._enrollment_ids(session, row)]
+                    )
+                )
+            )
+        )
+        catchups = recordings = 0
+        for enrollment in session.scalars(
+            select(Enrollment).where(Enrollment.cohort_id == row.cohort_id, Enrollment.status != "dropped")
+        ):
+            sp = missed.get(enrollment.id)
+            if sp is not None:
+                key = f"catchup:{row.id}:{enrollment.id}"
+                if key in existing or f"recording:{row.id}:{enrollment.id}" in existing:
+                    continue
+                catchup = session.scalar(
+                    select(LiveCatchup).where(
+                        LiveCatchup.session_id == row.id, LiveCatchup.enrollment_id == enrollment.id
+                    )
+                )
+                if catchup is None:
+                    catchup = LiveCatchup(
+                        session_id=row.id,
+                        enrollment_id=enrollment.id,
+                        progress_id=sp.id,
+                        state="sent",
+                        created_at=now,
+                    )
+                    session.add(catchup)
+                    session.flush()
+                self._queue(session, key, "catchup", enrollment, sp.id, {"catchup_id": catchup.id})
+                catchups += 1
+            elif row.recording_url:
+                key = f"recording:{row.id}:{enrollment.id}"
+                if key in existing or f"catchup:{row.id}:{enrollment.id}" in existing:
+                    continue
+                self._queue(session, key, "recording", enrollment, None, {"session_id": row.id})
+                recordings += 1
+        return Released(catchups, recordings)
+
+    @staticmethod
+    def _enrollment_ids(session: Session, row: LiveSessionRow) -> list[int]:
+        return list(session.scalars(select(Enrollment.id).where(Enrollment.cohort_id == row.cohort_id)))
+
+    def _queue(
+        self,
+        session: Session,
+        key: str,
+        purpose: str,
+        enrollment: Enrollment,
+        progress_id: int | None,
+        payload: dict[str, Any],
+    ) -> None:
+        now = self.live.clock.now()
+        session.add(
+            Delivery(
+                key=key,
+                purpose=purpose,
+                priority=6,
+                person_id=enrollment.person_id,
+                enrollment_id=enrollment.id,
+                progress_id=progress_id,
+                cohort_id=enrollment.cohort_id,
+                due_at=now,
+                state="pending",
+                payload=payload,
+                created_at=now,
+            )
+        )
+
+    # ------------------------------------------------------------------ catch-up lessons
+    def catchup(self, session: Session, catchup_id: int | str, person: Person) -> LiveCatchup:
+        try:
+            cid = int(str(catchup_id).split(".")[0])
+        except ValueError:
+            raise InvalidInput("That button is no longer valid.") from None
+        c = session.get(LiveCatchup, cid)
+        if c is None:
+            raise NotFound("catch-up", cid)
+        enrollment = session.get(Enrollment, c.enrollment_id)
+        if enrollment is None or enrollment.person_id != person.id:
+            from bot.errors import PermissionDenied
+
+            raise PermissionDenied("That catch-up belongs to someone else.")
+        return c
+
+    def _parts(
+        self, session: Session, c: LiveCatchup
+    ) -> tuple[LiveSessionRow, Enrollment, Person, dict[str, Any]]:
+        row = session.get(LiveSessionRow, c.session_id)
+        enrollment = session.get(Enrollment, c.enrollment_id)
+        assert row is not None and enrollment is not None
+        person = session.get(Person, enrollment.person_id)
+        assert person is not None
+        return row, enrollment, person, recap_of(row)
+
+    def counts_for_attendance(self, enrollment: Enrollment) -> bool:
+        return self.engine.library.program(enrollment.program_id).completion.allow_catch_up
+
+    def card(self, session: Session, c: LiveCatchup) -> Message:
+        row, enrollment, person, recap = self._parts(session, c)
+        questions = recap.get("questions", []) if row.recap_state == "released" else []
+        if c.state == "done":
+            return self.done_card(session, c)
+        body = template(
+            "catchup",
+            first_name=person.first_name,
+            title=row.title,
+            summary=recap.get("summary", "") if row.recap_state == "released" else "",
+            key_points=recap.get("key_points", []) if row.recap_state == "released" else [],
+            recording_url=row.recording_url or "",
+            questions=len(questions),
+            counts=self.counts_for_attendance(enrollment),
+        )
+        buttons = []
+        if questions:
+            buttons.append(Button("Start the recap quiz", "catchup.quiz", str(c.id), "primary"))
+        buttons.append(Button("Done", "catchup.done", str(c.id), "default" if questions else "primary"))
+        program = self.engine.library.program(enrollment.program_id)
+        return Message(
+            text=f"Catch-up: {row.title}",
+            title=f"Catch-up: {row.title}",
+            body=body,
+            buttons=buttons,
+            context=f"{program.title} · catch-up lesson",
+            kind="lesson",
+        )
+
+    def done_card(self, session: Session, c: LiveCatchup, feedback: str = "") -> Message:
+        row, enrollment, _, recap = self._parts(session, c)
+        questions = recap.get("questions", [])
+        score = f"{c.correct}/{len(questions)} correct" if questions and c.question >= len(questions) else ""
+        body = template(
+            "catchup_done",
+            title=row.title,
+            score=score,
+            counts=self.counts_for_attendance(enrollment),
+            key_points=recap.get("key_points", []),
+            recording_url=row.recording_url or "",
+        )
+        return Message(
+            text=f"Caught up: {row.title}",
+            title=f"Catch-up: {row.title}",
+            body=(feedback + "\n\n" + body) if feedback else body,
+            context="✅ Done",
+            kind="lesson",
+        )
+
+    def quiz_card(self, session: Session, c: LiveCatchup, feedback: str = "") -> Message:
+        row, _, _, recap = self._parts(session, c)
+        questions = recap.get("questions", [])
+        if c.state == "done" or c.question >= len(questions):
+            return self.done_card(session, c, feedback)
+        qi = c.question
+        q = questions[qi]
+        parts = [feedback] if feedback else []
+        parts.append(f"**Question {qi + 1} of {len(questions)}**\n{q['text']}")
+        options = q["options"]
+        if len(options) > 3 or any(len(o["text"]) > 30 for o in options):
+            parts.append("\n".join(f"{chr(65 + i)}. {o['text']}" for i, o in enumerate(options)))
+        buttons = [
+            Button(o["text"][:75], "catchup.answer", f"{c.id}.{qi}.{i}") for i, o in enumerate(options)
+        ]
+        return Message(
+            text=f"Recap quiz: {row.title}",
+            title=f"Recap quiz: {row.title}",
+            body="\n\n".join(parts),
+            buttons=buttons,
+            context="Catch-up recap quiz · no pass mark, it is for you",
+            kind="quiz",
+        )
+
+    def answer(self, session: Session, c: LiveCatchup, qi: int, option: int) -> Message:
+        """Grade one recap answer. A stale press (double click, an old card) shows the card as it stands."""
+        row, enrollment, _, recap = self._parts(session, c)
+        questions = recap.get("questions", [])
+        if c.state == "done" or qi != c.question or qi >= len(questions):
+            return self.quiz_card(session, c)
+        q = questions[qi]
+        if not 0 <= option < len(q["options"]):
+            raise InvalidInput("Please pick one of the options shown.")
+        correct = bool(q["options"][option].get("correct"))
+        now = self.live.clock.now()
+        record(
+            session,
+            ts=now,
+            person_id=enrollment.person_id,
+            verb="answered",
+            object_type="question",
+            object_id=object_id(enrollment.program_id, row.step_id, q["id"]),
+            enrollment_id=enrollment.id,
+            cohort_id=enrollment.cohort_id,
+            result={"success": correct, "response": str(option), "extensions": {"catch_up": True}},
+        )
+        c.correct += int(correct)
+        c.question = qi + 1
+        lines = [("✅ **Correct.**" if correct else "❌ **Not quite.**") + f" _{q['text']}_"]
+        chosen = q["options"][option]
+        if chosen.get("feedback"):
+            lines.append(f"- {chosen['text']}: {chosen['feedback']}")
+        if not correct:
+            lines.append(
+                "Correct answer: **" + ", ".join(o["text"] for o in q["options"] if o.get("correct")) + "**"
+            )
+        if q.get("explanation"):
+            lines.append(q["explanation"])
+        feedback = "\n".join(lines)
+        if c.question >= len(questions):
+            self.complete(session, c)
+        return self.quiz_card(session, c, feedback)
+
+    def complete(self, session: Session, c: LiveCatchup) -> bool:
+        """Record the catch-up; count it for attendance when the program allows. Idempotent."""
+        if c.state == "done":
+            return False
+        row, enrollment, _, recap = self._parts(session, c)
+        now = self.live.clock.now()
+        c.state = "done"
+        c.completed_at = now
+        questions = recap.get("questions", [])
+        result: dict[str, Any] = {"completion": True}
+        if questions and c.question >= len(questions):
+            result["score"] = {
+                "raw": c.correct,
+                "min": 0,
+                "max": len(questions),
+                "scaled": round(c.correct / len(questions), 4),
+            }
+        record(
+            session,
+            ts=now,
+            person_id=enrollment.person_id,
+            verb="caught-up",
+            object_type="session",
+            object_id=object_id(enrollment.program_id, row.step_id),
+            enrollment_id=enrollment.id,
+            cohort_id=enrollment.cohort_id,
+            result=result,
+            context={"extensions": {"session_id": row.id}},
+        )
+        enrollment.last_activity_at = now
+        enrollment.nudges_ignored = 0
+        enrollment.auto_paused = False
+        if self.counts_for_attendance(enrollment):
+            attendance = self.engine.attendance(session, row, enrollment)
+            if attendance.attended_at is None:
+                attendance.attended_at = now
+                attendance.source = "catch_up"
+            session.flush()
+            self.engine.check_program_completion(session, enrollment)
+        return True
+
+    # ------------------------------------------------------------------ rendering for the sender
+    def render_catchup(self, session: Session, d: Delivery) -> Message | None:
+        c = session.get(LiveCatchup, (d.payload or {}).get("catchup_id"))
+        if c is None or c.state == "done":
+            return None
+        return self.card(session, c)
+
+    def render_recording(self, session: Session, d: Delivery) -> Message | None:
+        row = session.get(LiveSessionRow, (d.payload or {}).get("session_id"))
+        if row is None or not row.recording_url:
+            return None
+        recap = recap_of(row)
+        summary = recap.get("summary", "") if row.recap_state == "released" else ""
+        if len(summary) > 500:
+            summary = summary[:500].rsplit(" ", 1)[0] + " ..."
+        return Message(
+            text=f"Recording: {row.title}",
+            title=f"Recording: {row.title}",
+            body=template("recording", title=row.title, recording_url=row.recording_url, summary=summary),
+            kind="notice",
+        )
+
+    def render_ready(self, session: Session, d: Delivery) -> Message | None:
+        row = session.get(LiveSessionRow, (d.payload or {}).get("session_id"))
+        if row is None or row.recap_state != "draft":
+            return None
+        body = self.review_text(session, row)
+        return Message(
+            text=f"Recap draft ready: {row.title}",
+            title=f"Recap draft ready: {row.title}",
+            body=body + f"\n\nEdit it with `blendwise session recap {row.step_id} --show` / `--edit FILE`, "
+            "or release it as it is.",
+            buttons=[Button("Release to the cohort", "recap.release", str(row.id), "primary")],
+            kind="notice",
+        )
