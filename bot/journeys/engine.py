@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
@@ -975,15 +975,15 @@ class Engine:
         until = self.window(person, cohort).next_open(until)
         sp.snoozed_until = until
         self._touch(enrollment, self.clock.now())
+        # Reminders that would have fired during the snooze are replaced by the single one added below; moving
+        # them all to ``until`` would send several identical reminders at once when the snooze ends.
         session.execute(
-            update(AgendaItem)
-            .where(
+            delete(AgendaItem).where(
                 AgendaItem.progress_id == sp.id,
                 AgendaItem.action == "remind",
                 AgendaItem.fired_at.is_(None),
                 AgendaItem.fire_at < until,
             )
-            .values(fire_at=until)
         )
         last = session.scalar(
             select(func.max(AgendaItem.seq)).where(AgendaItem.progress_id == sp.id, AgendaItem.action == "remind")
@@ -1013,6 +1013,20 @@ class Engine:
             session.execute(
                 update(Enrollment).where(Enrollment.person_id == person.id).values(auto_paused=False, nudges_ignored=0)
             )
+        # The sender parked messages that came due during the old pause at its end. Make them due now, so that
+        # resuming early (or shortening the pause) brings them back; the sender re-checks the window either way.
+        # Rows waiting out a retry backoff have attempts > 0 and keep their time.
+        now = self.clock.now()
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.person_id == person.id,
+                Delivery.state == "pending",
+                Delivery.attempts == 0,
+                Delivery.due_at > now,
+            )
+            .values(due_at=now)
+        )
 
     # ------------------------------------------------------------------ cohort communication (lead actions)
     def queue_channel_post(

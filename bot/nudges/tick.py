@@ -38,6 +38,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -79,7 +80,8 @@ def _insert_ignore(engine_name: str, select_stmt: Select[tuple[object, ...]], co
     """``INSERT INTO deliveries (...) SELECT ... ON CONFLICT (key) DO NOTHING`` for the running dialect."""
     dialect_insert = postgresql.insert if engine_name == "postgresql" else sqlite.insert
     stmt = dialect_insert(Delivery).from_select(columns, select_stmt)
-    return stmt.on_conflict_do_nothing(index_elements=["key"])
+    # SQLAlchemy 2.1 reports rowcount -1 for INSERT ... SELECT on psycopg unless asked to keep it.
+    return stmt.on_conflict_do_nothing(index_elements=["key"]).execution_options(preserve_rowcount=True)
 
 
 def _key(prefix: str, *parts: Any) -> Any:
@@ -110,7 +112,7 @@ def _claim_table(session: Session, dialect: str) -> Table:
         table = Table(
             "tick_claim",
             MetaData(),
-            Column("id", BigInteger, primary_key=True),
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
             Column("progress_id", BigInteger, nullable=False),
             Column("enrollment_id", BigInteger, nullable=False),
             Column("action", String(16), nullable=False),
@@ -173,6 +175,10 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
             .limit(batch),
         )
     )
+    if dialect == "postgresql":
+        # A fresh temporary table has no statistics; without them PostgreSQL plans the joins below as nested
+        # loops over an assumed handful of rows, which is ruinous for a 100,000-row burst.
+        session.execute(text("ANALYZE tick_claim"))
     session.execute(
         update(AgendaItem)
         .where(AgendaItem.id.in_(select(claim.c.id)))
@@ -309,7 +315,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     res = session.execute(
         LearningEvent.__table__.insert().from_select(
             ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id"], missed_rows
-        )
+        ).execution_options(preserve_rowcount=True)
     )
     result.missed = res.rowcount or 0
     session.execute(
