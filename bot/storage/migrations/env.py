@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -11,25 +13,32 @@ from bot.storage.models import Base
 
 # Optional features keep their tables next to their code; import them so migrations know every table.
 for _feature in ("bot.records.models", "bot.live.models"):
-    try:
+    with contextlib.suppress(ModuleNotFoundError):
         __import__(_feature)
-    except ModuleNotFoundError:
-        pass
 
 config = context.config
 target_metadata = Base.metadata
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave SQLite's full-text search tables (created with raw DDL by bot.live.search) out of autogenerate."""
+    return not (type_ == "table" and name is not None and name.startswith("search_fts"))
+
+
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, include_name=include_name
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///blendwise.db")
     with engine.begin() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=conn, target_metadata=target_metadata, render_as_batch=True, include_name=include_name
+        )
         with context.begin_transaction():
             context.run_migrations()
 
