@@ -14,7 +14,9 @@ def test_first_lesson_arrives_in_working_hours_and_completes(rt, clock, console)
     make_cohort(rt, "feedback-fundamentals", [("ana", "Europe/London"), ("bo", "America/New_York")])
     rt.step()
     # 07:00 UTC on Monday: too early for London (07:00) and New York (02:00); nothing goes out yet.
-    assert console.messages_to("ana") == [] or all(m.message.kind == "session" for m in console.messages_to("ana"))
+    assert console.messages_to("ana") == [] or all(
+        m.message.kind == "session" for m in console.messages_to("ana")
+    )
     clock.advance(timedelta(hours=3))  # 10:00 London, 05:00 New York
     rt.step()
     lessons = [s for s in console.messages_to("ana") if s.message.kind == "lesson"]

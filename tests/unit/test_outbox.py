@@ -1,0 +1,242 @@
+"""The outbox: idempotent planning, retries with backoff, failures, crash recovery and multi-part resumption."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from bot.adapters.console import ConsoleAdapter, Sent
+from bot.app import Runtime
+from bot.clock import VirtualClock
+from bot.errors import AdapterError
+from bot.storage.db import transaction
+from bot.storage.models import AgendaItem, Cohort, Delivery
+from tests.conftest import make_cohort
+from tests.unit.helpers import build_runtime, deliveries, events, progress, row_counts
+
+PARAGRAPH = " ".join(["Practice turns knowledge into a habit, one small and deliberate step at a time."] * 11)
+PROGRAM = f"""
+id: outbox
+title: Outbox
+tz: Europe/London
+defaults:
+  reminders: {{enabled: false}}
+steps:
+  - id: short
+    title: Short lesson
+    kind: lesson
+    body: Short and sweet.
+  - id: long
+    title: Long lesson
+    kind: lesson
+    unlock: {{day: 1}}
+    body: |
+      {PARAGRAPH}
+
+      {PARAGRAPH}
+
+      {PARAGRAPH}
+"""
+
+MONDAY_0930 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+TUESDAY_0930 = datetime(2026, 3, 3, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def rt(db_url: str, tmp_path: Path, clock: VirtualClock, console: ConsoleAdapter) -> Iterator[Runtime]:
+    runtime = build_runtime(db_url, tmp_path, clock, console, {"outbox": PROGRAM}, sender={"max_attempts": 3})
+    make_cohort(
+        runtime, "outbox", [("ana", "Europe/London"), ("bo", "Europe/London"), ("cy", "Europe/London")]
+    )
+    yield runtime
+    runtime.db.dispose()
+
+
+def only(rt: Runtime, purpose: str = "lesson", user: str = "ana") -> Delivery:
+    [d] = deliveries(rt, purpose, user)
+    return d
+
+
+def test_a_second_tick_plans_nothing(rt, clock):
+    clock.set(MONDAY_0930)
+    first = rt.tick()
+    assert first.planned["deliver"] == 3
+    before = row_counts(rt)
+    second = rt.tick()
+    assert (second.claimed, second.total_planned) == (0, 0)
+    assert row_counts(rt) == before
+    clock.advance(timedelta(minutes=1))
+    assert rt.tick().total_planned == 0
+    assert row_counts(rt) == before
+
+
+def test_replanning_the_same_agenda_rows_creates_no_duplicates(rt, clock):
+    """Two ticks racing at the same instant: both claim the rows, the unique keys keep one outbox row each."""
+    clock.set(MONDAY_0930)
+    rt.tick()
+    before = row_counts(rt)
+    with transaction(rt.factory) as session:
+        session.execute(update(AgendaItem).where(AgendaItem.fire_at <= MONDAY_0930).values(fired_at=None))
+    again = rt.tick()
+    assert again.claimed == 3
+    assert again.total_planned == 0
+    assert row_counts(rt) == before
+    keys = [d.key for d in deliveries(rt)]
+    assert len(keys) == len(set(keys)) == 3
+
+
+def test_retryable_failure_backs_off_then_sends(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    console.fail_next(AdapterError("platform unavailable", retryable=True))
+    result = rt.drain()
+    assert (result.retried, result.sent) == (1, 2)  # ana's failed; bo and cy were sent
+    failed = deliveries(rt, "lesson")[0]
+    assert (failed.state, failed.attempts, failed.last_error) == ("pending", 1, "platform unavailable")
+    assert failed.due_at == MONDAY_0930 + timedelta(seconds=30)
+    clock.advance(timedelta(seconds=29))
+    assert rt.drain().sent == 0
+    console.fail_next(AdapterError("still unavailable", retryable=True))
+    clock.advance(timedelta(seconds=1))
+    assert rt.drain().retried == 1
+    again = deliveries(rt, "lesson")[0]
+    assert (again.attempts, again.due_at) == (
+        2,
+        MONDAY_0930 + timedelta(seconds=30 + 60),
+    )  # the backoff doubles
+    clock.set(MONDAY_0930 + timedelta(seconds=90))
+    assert rt.drain().sent == 1
+    sent = deliveries(rt, "lesson")[0]
+    assert (sent.state, sent.attempts, sent.last_error) == ("sent", 3, None)
+    assert sent.message_ref is not None and sent.message_ref.startswith("console|")
+    assert sum(1 for s in console.sent if s.message.title == "Short lesson") == 3
+
+
+def test_retry_after_is_honoured(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    console.fail_next(AdapterError("rate limited", retryable=True, retry_after=120))
+    rt.drain()
+    d = deliveries(rt, "lesson")[0]
+    assert (d.state, d.due_at) == ("pending", MONDAY_0930 + timedelta(seconds=120))
+    clock.advance(timedelta(seconds=119))
+    assert rt.drain().sent == 0
+    clock.advance(timedelta(seconds=1))
+    assert rt.drain().sent == 1
+
+
+def test_non_retryable_failure_fails_after_one_attempt(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    console.fail_next(AdapterError("user not found", retryable=False))
+    result = rt.drain()
+    assert (result.failed, result.sent) == (1, 2)
+    d = deliveries(rt, "lesson")[0]
+    assert (d.state, d.attempts, d.last_error) == ("failed", 1, "user not found")
+    clock.advance(timedelta(hours=1))
+    assert rt.drain().sent == 0
+    assert events(rt, "delivered", "ana") == []
+
+
+def test_max_attempts_then_failed(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    outcomes = []
+    for _ in range(3):
+        console.fail_next(AdapterError("flaky", retryable=True))  # ana's row first, then only hers is left
+        r = rt.drain()
+        outcomes.append((r.retried, r.failed))
+        clock.advance(timedelta(minutes=5))
+    assert outcomes == [(1, 0), (1, 0), (0, 1)]
+    d = deliveries(rt, "lesson")[0]
+    assert (d.state, d.attempts, d.last_error) == ("failed", 3, "flaky")  # max_attempts is 3 in this runtime
+    assert rt.drain().sent == 0
+
+
+def test_recover_marks_a_stuck_row_sent_when_the_platform_has_it(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.step()
+    d = only(rt)
+    # A crash after the platform call, before the result was recorded: the row is left in 'sending'.
+    with transaction(rt.factory) as session:
+        session.execute(update(Delivery).where(Delivery.id == d.id).values(state="sending", message_ref=None))
+    clock.advance(timedelta(minutes=10))
+    assert rt.sender.recover() == 1
+    fixed = only(rt)
+    found = console.find_delivery(None, d.id)  # type: ignore[arg-type]
+    assert found is not None
+    assert (fixed.state, fixed.message_ref) == ("sent", found.encode())
+    assert rt.drain().sent == 0
+    assert sum(1 for s in console.messages_to("ana") if s.message.title == "Short lesson") == 1
+
+
+def test_recover_requeues_a_stuck_row_the_platform_never_got(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    d = only(rt)
+    with transaction(rt.factory) as session:  # claimed, then the process died before calling the platform
+        session.execute(update(Delivery).where(Delivery.id == d.id).values(state="sending", attempts=1))
+    clock.advance(timedelta(minutes=10))
+    assert rt.sender.recover() == 1
+    assert only(rt).state == "pending"
+    rt.drain()
+    assert only(rt).state == "sent"
+    assert sum(1 for s in console.messages_to("ana") if s.message.title == "Short lesson") == 1
+
+
+def test_recover_leaves_recent_rows_alone(rt, clock):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    d = only(rt)
+    with transaction(rt.factory) as session:
+        session.execute(update(Delivery).where(Delivery.id == d.id).values(state="sending"))
+    assert rt.sender.recover() == 0
+    assert only(rt).state == "sending"
+
+
+def test_multi_part_lesson_resumes_after_a_failure_in_part_two(rt, clock, console):
+    clock.set(TUESDAY_0930)
+    rt.step()  # monday's short lesson (late) and the long one
+    parts = [s.message.title for s in console.messages_to("ana") if s.message.title.startswith("Long lesson")]
+    assert parts == ["Long lesson", "Long lesson (2/3)", "Long lesson (3/3)"]  # bo and cy as reference
+    console.sent.clear()
+
+    # A new learner: part 1 goes through, part 2 hits an outage.
+    with transaction(rt.factory) as session:
+        cohort = session.get(Cohort, 1)
+        dee = rt.engine.person(session, "console", "console", "dee", tz="Europe/London")
+        rt.engine.enroll(session, cohort, dee)
+    armed = {"done": False}
+
+    def fail_part_two(sent: Sent) -> None:
+        if sent.user_id == "dee" and sent.message.title == "Long lesson" and not armed["done"]:
+            armed["done"] = True
+            console.fail_next(AdapterError("connection reset", retryable=True))
+
+    console.listeners.append(fail_part_two)
+    rt.step()
+    [long] = [d for d in deliveries(rt, "lesson", "dee") if d.progress_id == progress(rt, "dee", "long").id]
+    assert (long.state, long.attempts, (long.payload or {}).get("parts_sent")) == ("pending", 1, 1)
+    clock.advance(timedelta(minutes=1))
+    rt.drain()
+    titles = [
+        s.message.title for s in console.messages_to("dee") if s.message.title.startswith("Long lesson")
+    ]
+    assert titles == ["Long lesson", "Long lesson (2/3)", "Long lesson (3/3)"]  # part 1 was not sent again
+    delivered = [e for e in events(rt, "delivered", "dee") if e.object_id == "program/outbox/step/long"]
+    assert len(delivered) == 1
+
+
+def test_delivered_events_are_recorded_once_per_step(rt, clock):
+    clock.set(MONDAY_0930)
+    rt.step()
+    rt.step()
+    clock.set(TUESDAY_0930)
+    rt.step()
+    rt.step()
+    ids = sorted(e.object_id for e in events(rt, "delivered", "ana"))
+    assert ids == ["program/outbox/step/long", "program/outbox/step/short"]

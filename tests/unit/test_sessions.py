@@ -1,0 +1,252 @@
+"""Live sessions: RSVPs, capacity, session reminders, check-in windows and overrides, missed sessions, completion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.adapters.console import ConsoleAdapter
+from bot.app import Runtime
+from bot.clock import VirtualClock
+from bot.dispatcher import SORRY
+from bot.messages import Button
+from bot.storage.models import Attendance, Enrollment, Person
+from tests.conftest import make_cohort
+from tests.unit.helpers import build_runtime, button, enrollment, ephemeral_texts, events, progress
+
+PROGRAM = """
+id: live
+title: Live
+tz: Europe/London
+defaults:
+  reminders: {enabled: false}
+completion:
+  min_sessions_attended: 1
+steps:
+  - id: intro
+    title: Intro
+    kind: lesson
+    body: Read this before the workshop.
+  - id: workshop
+    title: Workshop
+    kind: session
+    start: {day: 2, at: "14:00"}
+    duration: 1h
+    capacity: 2
+    join_url: https://meet.example.com/workshop
+    checkin: {opens_before: 10m, closes_after: 30m}
+    session_reminders: [24h, 15m]
+  - id: closing
+    title: Closing
+    kind: session
+    start: {day: 4, at: "14:00"}
+    duration: 1h
+"""
+
+#: The workshop: Wednesday 4 March 2026, 14:00-15:00 London (GMT = UTC); check-in 13:50-14:30.
+WORKSHOP = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)
+LEARNERS = [
+    ("ana", "Europe/London"),
+    ("bo", "Europe/London"),
+    ("cy", "Europe/London"),
+    ("di", "Europe/London"),
+]
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture
+def rt(db_url: str, tmp_path: Path, clock: VirtualClock, console: ConsoleAdapter) -> Iterator[Runtime]:
+    runtime = build_runtime(db_url, tmp_path, clock, console, {"live": PROGRAM})
+    make_cohort(runtime, "live", LEARNERS)
+    clock.set(utc(2026, 3, 2, 9, 0))
+    runtime.step()  # invites go out on Monday morning (the sessions are less than a week away)
+    yield runtime
+    runtime.db.dispose()
+
+
+def at(rt: Runtime, clock: VirtualClock, when: datetime) -> None:
+    clock.set(when)
+    rt.step()
+
+
+def rsvp(console: ConsoleAdapter, user: str, answer: str):
+    sent, b = button(console, user, f"rsvp.{answer}", "Live session: Workshop")
+    return console.press(user, sent, b)
+
+
+def rsvps(rt: Runtime) -> dict[str, str | None]:
+    with rt.factory() as session:
+        rows = session.execute(
+            select(Person.user_id, Attendance.rsvp)
+            .join(Enrollment, Enrollment.person_id == Person.id)
+            .join(Attendance, Attendance.enrollment_id == Enrollment.id)
+            .where(Attendance.session_id == 1)
+        ).all()
+        return dict(rows)
+
+
+def checkin_button(rt: Runtime, user: str) -> Button:
+    return Button("Check in", "session.checkin", str(progress(rt, user, "workshop").id))
+
+
+def coming_up(console: ConsoleAdapter, user: str) -> int:
+    return sum(1 for s in console.messages_to(user) if s.message.title == "Coming up: Workshop")
+
+
+def test_invites_carry_rsvp_buttons_and_an_ics(rt, console):
+    sent, _ = button(console, "ana", "rsvp.yes", "Live session: Workshop")
+    assert [b.action for b in sent.message.buttons] == ["rsvp.yes", "rsvp.maybe", "rsvp.no"]
+    assert [a.filename for a in sent.message.attachments] == ["workshop.ics"]
+    assert "Wed 4 Mar, 14:00 GMT" in [f.value for f in sent.message.fields]
+
+
+def test_rsvp_yes_maybe_no(rt, console):
+    assert "You're going" in rsvp(console, "ana", "yes").ephemeral.body
+    assert "maybe" in rsvp(console, "bo", "maybe").ephemeral.body
+    assert "Thanks for letting us know" in rsvp(console, "cy", "no").ephemeral.body
+    assert rsvps(rt) == {"ana": "yes", "bo": "maybe", "cy": "no", "di": None}
+    registered = [
+        (e.object_type, e.object_id) for e in events(rt, "registered") if e.object_type == "session"
+    ]
+    assert registered == [("session", "program/live/step/workshop")]
+    assert [e.person_id for e in events(rt, "registered", "ana") if e.object_type == "session"]
+    # Changing a yes to a no is recorded as such.
+    rsvp(console, "ana", "no")
+    assert rsvps(rt)["ana"] == "no"
+    assert [e.result for e in events(rt, "unregistered", "ana")] == [{"response": "no"}]
+
+
+def test_rsvp_twice_records_once(rt, console):
+    rsvp(console, "ana", "yes")
+    rsvp(console, "ana", "yes")
+    assert len([e for e in events(rt, "registered", "ana") if e.object_type == "session"]) == 1
+
+
+def test_capacity_puts_the_next_yes_on_the_waitlist(rt, console):
+    rsvp(console, "ana", "yes")
+    rsvp(console, "bo", "yes")
+    reply = rsvp(console, "cy", "yes")  # capacity is 2
+    assert "waitlist" in reply.ephemeral.body
+    assert rsvps(rt) == {"ana": "yes", "bo": "yes", "cy": "wait", "di": None}
+    assert not [e for e in events(rt, "registered", "cy") if e.object_type == "session"]
+
+
+def test_session_reminders_go_to_everyone_who_did_not_decline(rt, clock, console):
+    rsvp(console, "ana", "yes")
+    rsvp(console, "bo", "maybe")
+    rsvp(console, "cy", "no")  # di never answers
+    at(rt, clock, utc(2026, 3, 3, 13, 59))
+    assert [coming_up(console, u) for u in ("ana", "bo", "cy", "di")] == [0, 0, 0, 0]
+    at(rt, clock, utc(2026, 3, 3, 14, 0))  # 24 hours before
+    assert [coming_up(console, u) for u in ("ana", "bo", "cy", "di")] == [1, 1, 0, 1]
+    at(rt, clock, utc(2026, 3, 4, 13, 44))
+    assert [coming_up(console, u) for u in ("ana", "bo", "cy", "di")] == [1, 1, 0, 1]
+    at(rt, clock, utc(2026, 3, 4, 13, 45))  # 15 minutes before
+    assert [coming_up(console, u) for u in ("ana", "bo", "cy", "di")] == [2, 2, 0, 2]
+    last = [s for s in console.messages_to("ana") if s.message.title == "Coming up: Workshop"][-1]
+    assert "in 15 minutes" in last.message.body
+
+
+def test_checkin_before_the_window_is_refused_politely(rt, clock, console):
+    invite, _ = button(console, "ana", "rsvp.yes", "Live session: Workshop")
+    clock.set(utc(2026, 3, 4, 13, 49))
+    reply = console.press("ana", invite, checkin_button(rt, "ana"))
+    text = reply.ephemeral.body
+    assert text.startswith("Check-in for 'Workshop' opens shortly before it starts")
+    assert "Traceback" not in text and text != SORRY
+    assert progress(rt, "ana", "workshop").state != "done"
+    assert events(rt, "attended") == []
+
+
+def test_checkin_after_the_window_is_refused_politely(rt, clock, console):
+    invite, _ = button(console, "ana", "rsvp.yes", "Live session: Workshop")
+    clock.set(utc(2026, 3, 4, 14, 31))
+    reply = console.press("ana", invite, checkin_button(rt, "ana"))
+    assert reply.ephemeral.body == "Check-in for 'Workshop' has closed. A lead can still mark you present."
+    assert events(rt, "attended") == []
+
+
+def test_checkin_inside_the_window_attends_and_completes(rt, clock, console):
+    at(rt, clock, utc(2026, 3, 4, 13, 50))
+    sent, b = button(console, "ana", "session.checkin", "Check in: Workshop")
+    reply = console.press("ana", sent, b)
+    assert reply.ephemeral.body == "You're checked in. Enjoy the session!"
+    assert console.press("ana", sent, b).ephemeral.body == "You're already checked in."
+    sp = progress(rt, "ana", "workshop")
+    assert sp.state == "done"
+    attended = events(rt, "attended", "ana")
+    assert [(e.object_type, e.object_id) for e in attended] == [("session", "program/live/step/workshop")]
+    assert [e.object_id for e in events(rt, "completed", "ana")] == ["program/live/step/workshop"]
+
+
+def test_lead_can_open_checkin_early_and_close_it(rt, clock, console):
+    invite, _ = button(console, "ana", "rsvp.yes", "Live session: Workshop")
+    clock.set(utc(2026, 3, 4, 13, 0))
+    reply = console.command("lead", "checkin open workshop")
+    assert reply.ephemeral.body == "Check-in for 'Workshop' (c1) is now open."
+    assert console.press("ana", invite, checkin_button(rt, "ana")).ephemeral.body.startswith(
+        "You're checked in"
+    )
+    assert progress(rt, "ana", "workshop").state == "done"
+    # Closing it refuses check-in even inside the automatic window.
+    console.command("lead", "checkin close workshop")
+    clock.set(utc(2026, 3, 4, 14, 0))
+    assert "has closed" in console.press("bo", invite, checkin_button(rt, "bo")).ephemeral.body
+    assert progress(rt, "bo", "workshop").state != "done"
+
+
+def test_learner_cannot_open_checkin(rt, clock, console):
+    reply = console.command("ana", "checkin open workshop")
+    assert reply.ephemeral.body == "None of the cohorts you lead has a session 'workshop'."
+    reply = console.command("ana", "checkin open workshop c1")
+    assert reply.ephemeral.body == "Only a lead of cohort 'c1' can do that."
+
+
+def test_not_attended_by_the_end_becomes_missed(rt, clock, console):
+    at(rt, clock, utc(2026, 3, 4, 13, 55))
+    sent, b = button(console, "ana", "session.checkin", "Check in: Workshop")
+    console.press("ana", sent, b)
+    at(rt, clock, utc(2026, 3, 4, 14, 59))
+    assert progress(rt, "bo", "workshop").state == "open"
+    at(rt, clock, utc(2026, 3, 4, 15, 0))  # the end of the session
+    states = {u: progress(rt, u, "workshop").state for u, _ in LEARNERS}
+    assert states == {"ana": "done", "bo": "missed", "cy": "missed", "di": "missed"}
+    missed = events(rt, "missed")
+    assert sorted(e.person_id for e in missed) == sorted(
+        enrollment(rt, u).person_id for u in ("bo", "cy", "di")
+    )
+    assert {(e.object_type, e.object_id) for e in missed} == {("session", "program/live/step/workshop")}
+    at(rt, clock, utc(2026, 3, 4, 16, 0))  # later ticks add nothing
+    assert len(events(rt, "missed")) == 3
+
+
+def test_program_completes_with_min_sessions_attended(rt, clock, console):
+    at(rt, clock, utc(2026, 3, 2, 9, 30))  # the lesson unlocks at 09:30
+    lesson, done = button(console, "ana", "lesson.done", "Intro")
+    console.press("ana", lesson, done)
+    assert enrollment(rt, "ana").status == "active"
+    at(rt, clock, utc(2026, 3, 4, 13, 55))
+    sent, b = button(console, "ana", "session.checkin", "Check in: Workshop")
+    console.press("ana", sent, b)
+    e = enrollment(rt, "ana")
+    assert (e.status, e.completed_at) == ("completed", utc(2026, 3, 4, 13, 55))
+    assert [x.object_id for x in events(rt, "completed", "ana") if x.object_type == "program"] == [
+        "program/live"
+    ]
+    # One session of two is enough; the other learners attended nothing and are still active.
+    assert enrollment(rt, "bo").status == "active"
+
+
+def test_attending_without_the_required_lesson_does_not_complete(rt, clock, console):
+    at(rt, clock, utc(2026, 3, 4, 13, 55))
+    sent, b = button(console, "bo", "session.checkin", "Check in: Workshop")
+    console.press("bo", sent, b)
+    assert enrollment(rt, "bo").status == "active"
+    assert ephemeral_texts(console, "bo") == ["You're checked in. Enjoy the session!"]
