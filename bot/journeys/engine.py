@@ -37,7 +37,7 @@ from bot.journeys.model import (
     SessionStart,
     SessionStep,
 )
-from bot.storage.events import object_id, record
+from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
     AgendaItem,
     Attendance,
@@ -464,15 +464,13 @@ class Engine:
             sp.opened_at = now
         self._touch(enrollment, now)
         on_time = sp.due_at is None or now <= sp.due_at
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="completed",
             object_type="session" if sp.kind == "session" else "step",
             object_id=object_id(program.id, step.id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result={"completion": True, "extensions": {"on_time": on_time, "source": source}},
         )
         session.flush()
@@ -563,15 +561,13 @@ class Engine:
         now = self.clock.now()
         enrollment.status = "completed"
         enrollment.completed_at = now
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="completed",
             object_type="program",
             object_id=object_id(program.id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result={"completion": True},
         )
         # Nothing left to nudge about: cancel the remaining timeline so the tick never looks at it again.
@@ -627,15 +623,13 @@ class Engine:
                 answered_at=now,
             )
         )
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="answered",
             object_type="question",
             object_id=object_id(program.id, step.id, question.id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result={
                 "success": correct,
                 "response": "[,]".join(str(c) for c in sorted(choice)),
@@ -654,15 +648,13 @@ class Engine:
             passed = score >= step.pass_mark
             sp.score = score if sp.score is None else max(sp.score, score)
             sp.passed = bool(sp.passed) or passed
-            record(
+            record_for(
                 session,
+                enrollment,
                 ts=now,
-                person_id=enrollment.person_id,
                 verb="passed" if passed else "failed",
                 object_type="step",
                 object_id=object_id(program.id, step.id),
-                enrollment_id=enrollment.id,
-                cohort_id=enrollment.cohort_id,
                 result={
                     "score": {"scaled": round(score, 4), "raw": state["correct"], "min": 0,
                               "max": len(step.questions)},
@@ -751,27 +743,23 @@ class Engine:
         self._touch(enrollment, now)
         program_id = enrollment.program_id
         if stored == "yes":
-            record(
+            record_for(
                 session,
+                enrollment,
                 ts=now,
-                person_id=enrollment.person_id,
                 verb="registered",
                 object_type="session",
                 object_id=object_id(program_id, sp.step_id),
-                enrollment_id=enrollment.id,
-                cohort_id=enrollment.cohort_id,
                 result={"response": "yes"},
             )
         elif previous == "yes":
-            record(
+            record_for(
                 session,
+                enrollment,
                 ts=now,
-                person_id=enrollment.person_id,
                 verb="unregistered",
                 object_type="session",
                 object_id=object_id(program_id, sp.step_id),
-                enrollment_id=enrollment.id,
-                cohort_id=enrollment.cohort_id,
                 result={"response": stored},
             )
         return stored
@@ -802,15 +790,13 @@ class Engine:
         row.attended_at = now
         row.source = source
         row.minutes = minutes
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="attended",
             object_type="session",
             object_id=object_id(enrollment.program_id, sp.step_id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result={"extensions": {"source": source, "minutes": minutes}},
             context={"extensions": {"session_id": live.id}},
         )
@@ -871,15 +857,13 @@ class Engine:
         if sp.state in FINAL_STATES:
             return
         now = self.clock.now()
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="reflected",
             object_type="step",
             object_id=object_id(program.id, step.id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result={"response": text[:4000]},
         )
         self.complete(session, sp, source="reflection")
@@ -950,15 +934,13 @@ class Engine:
         poll = self.poll_for_step(session, enrollment.cohort_id, step)
         self.vote(session, poll, person, option)
         now = self.clock.now()
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="voted",
             object_type="step",
             object_id=object_id(program.id, step.id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             # An anonymous poll's record says that someone voted, never what.
             result=None if poll.anonymous else {"response": str(option)},
         )
@@ -1077,14 +1059,12 @@ class Engine:
             enrollment = session.get(Enrollment, sp.enrollment_id)
             assert enrollment is not None
             sp.state = "missed"
-            record(
+            record_for(
                 session,
+                enrollment,
                 ts=now,
-                person_id=enrollment.person_id,
                 verb="missed",
                 object_type="session",
                 object_id=object_id(enrollment.program_id, sp.step_id),
-                enrollment_id=enrollment.id,
-                cohort_id=enrollment.cohort_id,
             )
         return len(rows)

@@ -43,7 +43,7 @@ from bot.live.summarize import extractive_recap
 from bot.live.transcripts import parse_transcript
 from bot.messages import Button, Message
 from bot.storage.db import transaction
-from bot.storage.events import object_id, record
+from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
 
 if TYPE_CHECKING:
@@ -529,15 +529,13 @@ class Recaps:
             raise InvalidInput("Please pick one of the options shown.")
         correct = bool(q["options"][option].get("correct"))
         now = self.live.clock.now()
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="answered",
             object_type="question",
             object_id=object_id(enrollment.program_id, row.step_id, q["id"]),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result={"success": correct, "response": str(option), "extensions": {"catch_up": True}},
         )
         c.correct += int(correct)
@@ -574,15 +572,13 @@ class Recaps:
                 "max": len(questions),
                 "scaled": round(c.correct / len(questions), 4),
             }
-        record(
+        record_for(
             session,
+            enrollment,
             ts=now,
-            person_id=enrollment.person_id,
             verb="caught-up",
             object_type="session",
             object_id=object_id(enrollment.program_id, row.step_id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             result=result,
             context={"extensions": {"session_id": row.id}},
         )

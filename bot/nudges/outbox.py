@@ -26,7 +26,7 @@ from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import PromptStep
 from bot.messages import Message, MessageRef
-from bot.storage.events import object_id, record
+from bot.storage.events import object_id, record_for
 from bot.storage.models import Cohort, CohortPost, Delivery, Enrollment, Person, StepProgress
 
 log = logging.getLogger(__name__)
@@ -255,15 +255,13 @@ class Sender:
             sp.opened_at = self.clock.now()
         enrollment = session.get(Enrollment, sp.enrollment_id)
         assert enrollment is not None
-        record(
+        record_for(
             session,
+            enrollment,
             ts=self.clock.now(),
-            person_id=enrollment.person_id,
             verb="delivered",
             object_type="session" if sp.kind == "session" else "step",
             object_id=object_id(enrollment.program_id, sp.step_id),
-            enrollment_id=enrollment.id,
-            cohort_id=enrollment.cohort_id,
             context={"extensions": {"delivery_id": d.id}},
         )
 

@@ -65,3 +65,29 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_for(
+    session: Session,
+    enrollment: Any,
+    *,
+    ts: datetime,
+    verb: str,
+    object_type: str,
+    object_id: str,
+    result: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+) -> LearningEvent:
+    """:func:`record` for a fact about one enrolment: actor, registration and cohort come from the enrolment."""
+    return record(
+        session,
+        ts=ts,
+        person_id=enrollment.person_id,
+        verb=verb,
+        object_type=object_type,
+        object_id=object_id,
+        enrollment_id=enrollment.id,
+        cohort_id=enrollment.cohort_id,
+        result=result,
+        context=context,
+    )
