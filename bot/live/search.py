@@ -52,6 +52,11 @@ def ensure_schema(db: Engine) -> None:
     """Create the feature's tables if no migration has yet, and the SQLite FTS5 index (raw DDL: Alembic has no
     notion of virtual tables). Idempotent, so every start may call it."""
     Base.metadata.create_all(db, tables=list(LIVE_TABLES), checkfirst=True)  # type: ignore[arg-type]
+    if db.dialect.name == "postgresql":
+        # The migration creates search_docs portably; the GIN expression index is PostgreSQL-only DDL.
+        for index in SearchDoc.__table__.indexes:
+            if index.name == "ix_search_docs_fts":
+                index.create(db, checkfirst=True)
     if db.dialect.name == "sqlite":
         with db.begin() as conn:
             for ddl in _FTS_DDL:

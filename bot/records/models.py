@@ -44,6 +44,7 @@ class ReinforcementCard(Base):
     __table_args__ = (
         UniqueConstraint("progress_id", "question_id", name="uq_reinforcement_cards_progress_question"),
         Index("ix_reinforcement_cards_due", "active", "due_at"),
+        Index("ix_reinforcement_cards_asked", "asked_at"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)

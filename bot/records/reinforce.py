@@ -91,6 +91,9 @@ def collect_cards(session: Session, engine: Engine, now: datetime) -> int:
     The anti-join returns each (progress, question) once (its first answer), plus wrong answers on questions whose
     card is still inactive; every other answer already has a card that says all there is to say.
     """
+    from bot.records.xapi import cursor
+
+    cur = cursor(session, "reinforce", now)
     rows = session.execute(
         select(QuizAnswer, StepProgress.step_id, Enrollment, ReinforcementCard)
         .join(StepProgress, StepProgress.id == QuizAnswer.progress_id)
@@ -103,6 +106,9 @@ def collect_cards(session: Session, engine: Engine, now: datetime) -> int:
             ),
         )
         .where(
+            # Only answers recorded since the last pass: the cursor keeps an idle tick from rescanning every
+            # answer ever given (millions, at scale).
+            QuizAnswer.id > cur.position,
             QuizAnswer.reinforcement.is_(False),
             or_(
                 ReinforcementCard.id.is_(None),
@@ -146,6 +152,9 @@ def collect_cards(session: Session, engine: Engine, now: datetime) -> int:
             card.active, card.reason = True, "wrong"
             review(card, False, answer.answered_at)
             changed += 1
+    if rows:
+        cur.position = max(answer.id for answer, _, _, _ in rows)
+        cur.updated_at = now
     session.flush()
     return changed
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:01:16.359966
+Create Date: 2026-11-25 22:29:24.492286
 """
 
 from __future__ import annotations
@@ -37,6 +37,30 @@ def upgrade() -> None:
     with op.batch_alter_table('cohorts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cohorts_program_id'), ['program_id'], unique=False)
 
+    op.create_table('deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=False),
+    sa.Column('purpose', sa.String(length=20), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.BigInteger(), nullable=True),
+    sa.Column('enrollment_id', sa.BigInteger(), nullable=True),
+    sa.Column('progress_id', sa.BigInteger(), nullable=True),
+    sa.Column('cohort_id', sa.BigInteger(), nullable=True),
+    sa.Column('due_at', bot.storage.types.Instant(), nullable=False),
+    sa.Column('expires_at', bot.storage.types.Instant(), nullable=True),
+    sa.Column('state', sa.String(length=8), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('message_ref', sa.String(length=200), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=True),
+    sa.Column('created_at', bot.storage.types.Instant(), nullable=False),
+    sa.Column('sent_at', bot.storage.types.Instant(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_deliveries_pending_due', ['due_at'], unique=False, sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
+
     op.create_table('inbound_seen',
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('seen_at', bot.storage.types.Instant(), nullable=False),
@@ -63,6 +87,18 @@ def upgrade() -> None:
     with op.batch_alter_table('people', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_people_manager_id'), ['manager_id'], unique=False)
 
+    op.create_table('records_cursors',
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('position', sa.BigInteger(), nullable=False),
+    sa.Column('salt', sa.String(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', bot.storage.types.Instant(), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('gap_id', sa.BigInteger(), nullable=True),
+    sa.Column('gap_seen_at', bot.storage.types.Instant(), nullable=True),
+    sa.Column('updated_at', bot.storage.types.Instant(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('cohort_leads',
     sa.Column('cohort_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -201,6 +237,28 @@ def upgrade() -> None:
     with op.batch_alter_table('poll_votes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_poll_votes_poll_id'), ['poll_id'], unique=False)
 
+    op.create_table('search_docs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=160), nullable=False),
+    sa.Column('kind', sa.String(length=12), nullable=False),
+    sa.Column('program_id', sa.String(length=64), nullable=False),
+    sa.Column('step_id', sa.String(length=64), nullable=False),
+    sa.Column('cohort_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('session_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('updated_at', bot.storage.types.Instant(), nullable=False),
+    sa.Column('meta', sa.JSON(), nullable=True),
+    sa.ForeignKeyConstraint(['cohort_id'], ['cohorts.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
+    with op.batch_alter_table('search_docs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_search_docs_cohort_id'), ['cohort_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_search_docs_program_id'), ['program_id'], unique=False)
+
     op.create_table('step_progress',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -244,33 +302,25 @@ def upgrade() -> None:
         batch_op.create_index('ix_agenda_due', ['fire_at'], unique=False, sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_agenda_enrollment_id'), ['enrollment_id'], unique=False)
 
-    op.create_table('deliveries',
+    op.create_table('live_catchups',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('key', sa.String(length=120), nullable=False),
-    sa.Column('purpose', sa.String(length=20), nullable=False),
-    sa.Column('priority', sa.Integer(), nullable=False),
-    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('session_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('progress_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('cohort_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('due_at', bot.storage.types.Instant(), nullable=False),
-    sa.Column('expires_at', bot.storage.types.Instant(), nullable=True),
     sa.Column('state', sa.String(length=8), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('message_ref', sa.String(length=200), nullable=True),
-    sa.Column('last_error', sa.String(length=500), nullable=True),
-    sa.Column('payload', sa.JSON(), nullable=True),
+    sa.Column('question', sa.Integer(), nullable=False),
+    sa.Column('correct', sa.Integer(), nullable=False),
     sa.Column('created_at', bot.storage.types.Instant(), nullable=False),
-    sa.Column('sent_at', bot.storage.types.Instant(), nullable=True),
-    sa.ForeignKeyConstraint(['cohort_id'], ['cohorts.id'], ondelete='CASCADE'),
+    sa.Column('completed_at', bot.storage.types.Instant(), nullable=True),
     sa.ForeignKeyConstraint(['enrollment_id'], ['enrollments.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['person_id'], ['people.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['progress_id'], ['step_progress.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('key')
+    sa.UniqueConstraint('session_id', 'enrollment_id', name='uq_live_catchups_session_enrollment')
     )
-    with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_deliveries_pending_due', ['due_at'], unique=False, sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
+    with op.batch_alter_table('live_catchups', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_live_catchups_enrollment_id'), ['enrollment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_live_catchups_session_id'), ['session_id'], unique=False)
 
     op.create_table('quiz_answers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -288,19 +338,58 @@ def upgrade() -> None:
     with op.batch_alter_table('quiz_answers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quiz_answers_progress_id'), ['progress_id'], unique=False)
 
+    op.create_table('reinforcement_cards',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('progress_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('program_id', sa.String(length=64), nullable=False),
+    sa.Column('step_id', sa.String(length=64), nullable=False),
+    sa.Column('question_id', sa.String(length=64), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('reason', sa.String(length=10), nullable=False),
+    sa.Column('state', sa.Integer(), nullable=False),
+    sa.Column('stability', sa.Float(), nullable=True),
+    sa.Column('difficulty', sa.Float(), nullable=True),
+    sa.Column('due_at', bot.storage.types.Instant(), nullable=False),
+    sa.Column('last_review_at', bot.storage.types.Instant(), nullable=True),
+    sa.Column('reviews', sa.Integer(), nullable=False),
+    sa.Column('lapses', sa.Integer(), nullable=False),
+    sa.Column('asked_at', bot.storage.types.Instant(), nullable=True),
+    sa.Column('created_at', bot.storage.types.Instant(), nullable=False),
+    sa.ForeignKeyConstraint(['enrollment_id'], ['enrollments.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['progress_id'], ['step_progress.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('progress_id', 'question_id', name='uq_reinforcement_cards_progress_question')
+    )
+    with op.batch_alter_table('reinforcement_cards', schema=None) as batch_op:
+        batch_op.create_index('ix_reinforcement_cards_asked', ['asked_at'], unique=False)
+        batch_op.create_index('ix_reinforcement_cards_due', ['active', 'due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reinforcement_cards_enrollment_id'), ['enrollment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_reinforcement_cards_person_id'), ['person_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('reinforcement_cards', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reinforcement_cards_person_id'))
+        batch_op.drop_index(batch_op.f('ix_reinforcement_cards_enrollment_id'))
+        batch_op.drop_index('ix_reinforcement_cards_due')
+        batch_op.drop_index('ix_reinforcement_cards_asked')
+
+    op.drop_table('reinforcement_cards')
     with op.batch_alter_table('quiz_answers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quiz_answers_progress_id'))
 
     op.drop_table('quiz_answers')
-    with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.drop_index('ix_deliveries_pending_due', sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
+    with op.batch_alter_table('live_catchups', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_live_catchups_session_id'))
+        batch_op.drop_index(batch_op.f('ix_live_catchups_enrollment_id'))
 
-    op.drop_table('deliveries')
+    op.drop_table('live_catchups')
     with op.batch_alter_table('agenda', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agenda_enrollment_id'))
         batch_op.drop_index('ix_agenda_due', sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
@@ -310,6 +399,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_step_progress_enrollment_id'))
 
     op.drop_table('step_progress')
+    with op.batch_alter_table('search_docs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_search_docs_program_id'))
+        batch_op.drop_index(batch_op.f('ix_search_docs_cohort_id'))
+
+    op.drop_table('search_docs')
     with op.batch_alter_table('poll_votes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_poll_votes_poll_id'))
 
@@ -340,11 +434,16 @@ def downgrade() -> None:
 
     op.drop_table('cohort_posts')
     op.drop_table('cohort_leads')
+    op.drop_table('records_cursors')
     with op.batch_alter_table('people', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_people_manager_id'))
 
     op.drop_table('people')
     op.drop_table('inbound_seen')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_pending_due', sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
+
+    op.drop_table('deliveries')
     with op.batch_alter_table('cohorts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cohorts_program_id'))
 
