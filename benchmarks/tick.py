@@ -32,12 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from sqlalchemy import func, insert, select, text
 
-from bot.nudges.tick import tick  # noqa: E402
-from bot.storage.db import make_engine, session_factory, upgrade  # noqa: E402
-from bot.storage.models import AgendaItem, Cohort, Delivery, Enrollment, Person, StepProgress  # noqa: E402
-from bot.storage.types import to_ms  # noqa: E402
+from bot.nudges.tick import tick
+from bot.storage.db import make_engine, session_factory, upgrade
+from bot.storage.models import AgendaItem, Cohort, Delivery, Enrollment, Person, StepProgress
+from bot.storage.types import to_ms
 
 STEPS = ["welcome", "lesson-1", "quiz-1", "lesson-2", "reflection"]
 KINDS = ["lesson", "lesson", "quiz", "lesson", "reflection"]
