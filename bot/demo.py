@@ -228,7 +228,11 @@ class Simulation:
     # ------------------------------------------------------------------ the clock
     def next_moment(self, until: datetime) -> datetime:
         now = self.clock.now()
-        candidates = [until, now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)]
+        candidates = [until]
+        if now.weekday() in (0, 6):
+            # Digests are planned on the hour around Monday (each manager's local Monday morning), so the clock
+            # stops on every hour there; elsewhere it jumps straight to the next thing that is due.
+            candidates.append(now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
         with self.rt.factory() as session:
             agenda = session.scalar(select(func.min(AgendaItem.fire_at)).where(AgendaItem.fired_at.is_(None)))
             outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == "pending"))

@@ -94,6 +94,9 @@ def collect_cards(session: Session, engine: Engine, now: datetime) -> int:
     from bot.records.xapi import cursor
 
     cur = cursor(session, "reinforce", now)
+    newest = session.scalar(select(func.max(QuizAnswer.id)))
+    if newest is None or newest <= cur.position:
+        return 0  # nothing answered since the last pass: the common, idle case
     rows = session.execute(
         select(QuizAnswer, StepProgress.step_id, Enrollment, ReinforcementCard)
         .join(StepProgress, StepProgress.id == QuizAnswer.progress_id)
