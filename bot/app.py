@@ -20,7 +20,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.base import Adapter, AdapterBase, LiveSession
+from bot.adapters.base import Adapter, AdapterBase, LiveSession, Profile
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
@@ -214,9 +214,14 @@ def build(
         upgrade(db)
     factory = session_factory(db)
     library = library or Library.from_dir(settings.content_dir)
-    engine = Engine(library, settings, clock)
-    dispatcher = Dispatcher(factory, engine, clock)
     adapters = dict(adapters) if adapters is not None else build_adapters(settings, db, clock)
+
+    def profile(platform: str, workspace: str, user_id: str) -> Profile | None:
+        adapter = adapters.get(platform)
+        return adapter.profile(workspace, user_id) if adapter is not None else None
+
+    engine = Engine(library, settings, clock, profiles=profile)
+    dispatcher = Dispatcher(factory, engine, clock)
     sender = Sender(
         factory,
         engine,

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.adapters.base import Profile
 from bot.clock import Clock
 from bot.config import Settings
 from bot.durations import parse_duration
-from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.errors import BlendwiseError, InvalidInput, NotFound, PermissionDenied
 from bot.journeys.library import Library
 from bot.journeys.model import (
     AnyStep,
@@ -78,10 +79,22 @@ class QuizOutcome:
 class Engine:
     """Domain operations. Stateless apart from its collaborators, so one instance serves every thread."""
 
-    def __init__(self, library: Library, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        library: Library,
+        settings: Settings,
+        clock: Clock,
+        *,
+        profiles: Callable[[str, str, str], Profile | None] | None = None,
+    ) -> None:
+        """Args:
+        profiles: looks up a platform user's display name, time zone and email (Slack ``users.info``, the Discord
+            member endpoint). Injected by the composition root, so the engine stays platform-neutral.
+        """
         self.library = library
         self.settings = settings
         self.clock = clock
+        self.profiles = profiles
 
     # ------------------------------------------------------------------ people and roles
     def person(
@@ -102,6 +115,23 @@ class Engine:
             )
         )
         if person is None:
+            if self.profiles is not None and (name is None or tz is None):
+                # A new person: ask the platform once for their name and zone, so the very first schedule lands in
+                # their working hours. A roster import can still override both later (and locks the zone).
+                try:
+                    found = self.profiles(platform, workspace, user_id)
+                except BlendwiseError as exc:
+                    log.warning("profile lookup for %s:%s failed: %s", platform, user_id, exc)
+                    found = None
+                if found is not None:
+                    name = name or found.name or None
+                    tz = tz or found.tz
+                    email = email or found.email
+            if tz is not None:
+                try:
+                    zone(tz)
+                except Exception:
+                    tz = None  # a platform zone we cannot use falls back to the cohort's or the default
             person = Person(
                 platform=platform,
                 workspace=workspace,

@@ -46,6 +46,11 @@ class Driver(Protocol):
 
     def stop(self) -> None: ...
 
+    def uid(self, key: str) -> str:
+        """The platform's user id for the journey's symbolic person ``key`` (``UANA``, ``ULEAD``...): what the
+        database stores and the report shows. Driver methods take ``key`` itself."""
+        ...
+
     def add_user(self, user_id: str, name: str, tz: str) -> None: ...
 
     def inbox(self, user_id: str) -> list[Msg]: ...
@@ -86,6 +91,9 @@ class ConsoleDriver:
 
     def stop(self) -> None:
         self.adapter.stop()
+
+    def uid(self, key: str) -> str:
+        return key
 
     def add_user(self, user_id: str, name: str, tz: str) -> None:
         from bot.adapters.base import Profile
@@ -158,6 +166,9 @@ class SlackDriver:
         if self.adapter is not None:
             self.adapter.stop()
         self.fake.stop()
+
+    def uid(self, key: str) -> str:
+        return key
 
     def add_user(self, user_id: str, name: str, tz: str) -> None:
         self.fake.add_user(user_id, name, real_name=name, tz=tz)
@@ -244,7 +255,9 @@ class SlackDriver:
         return _flatten(body)
 
     def raw_channel_texts(self) -> list[str]:
-        return [_flatten(m) for m in self.fake.messages_in(self.channel)]
+        # What Slack would render: the text fields of the message and its blocks, with their raw mrkdwn syntax
+        # (so an unescaped <!channel> would show), but not ids or timestamps.
+        return [self._msg(self.channel, m).text for m in self.fake.messages_in(self.channel)]
 
 
 def _flatten(value: Any) -> str:

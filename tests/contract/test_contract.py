@@ -58,7 +58,7 @@ def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
 @pytest.fixture
 def runtime(driver: Driver, db_url: str) -> Iterator[tuple[Runtime, VirtualClock]]:
     clock = VirtualClock(COHORT_START_UTC)
-    settings = make_settings(db_url, admins=[f"{driver.platform}:UADMIN"])
+    settings = make_settings(db_url, admins=[f"{driver.platform}:{driver.uid('UADMIN')}"])
     rt = build(settings, clock=clock, adapters={driver.platform: driver.adapter})
     driver.start(rt.dispatcher)
     yield rt, clock
@@ -142,7 +142,9 @@ class Learner:
 
 def run_journey(driver: Driver, rt: Runtime, clock: VirtualClock, days: int = 16) -> list[Learner]:
     with transaction(rt.factory) as session:
-        lead = rt.engine.person(session, driver.platform, driver.workspace, "ULEAD", name="Lee Lead")
+        lead = rt.engine.person(
+            session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
+        )
         cohort = rt.engine.create_cohort(
             session,
             name="contract",
@@ -155,7 +157,9 @@ def run_journey(driver: Driver, rt: Runtime, clock: VirtualClock, days: int = 16
         )
         for user_id, name, tz in LEARNERS:
             driver.add_user(user_id, name, tz)
-            person = rt.engine.person(session, driver.platform, driver.workspace, user_id, name=name, tz=tz)
+            person = rt.engine.person(
+                session, driver.platform, driver.workspace, driver.uid(user_id), name=name, tz=tz
+            )
             rt.engine.enroll(session, cohort, person)
     learners = [Learner(driver, u) for u, _, _ in LEARNERS]
     end = clock.now() + timedelta(days=days)
@@ -182,7 +186,7 @@ def test_blended_journey_completes_on_every_adapter(
     assert failed == 0
     rows = {r.user_id: r for r in report.learners}
     for user_id, _, _ in LEARNERS:
-        row = rows[user_id]
+        row = rows[driver.uid(user_id)]
         assert row.status == "done", row
         assert row.steps_completed == row.steps_total == 8
         assert row.sessions_attended == 1 and row.sessions_missed == 0
@@ -199,7 +203,9 @@ def test_blended_journey_completes_on_every_adapter(
 def test_learner_text_cannot_mention_everyone(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
     rt, _clock = runtime
     with transaction(rt.factory) as session:
-        lead = rt.engine.person(session, driver.platform, driver.workspace, "ULEAD", name="Lee Lead")
+        lead = rt.engine.person(
+            session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
+        )
         rt.engine.create_cohort(
             session,
             name="contract",

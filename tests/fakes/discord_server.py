@@ -1615,11 +1615,14 @@ class FakeDiscord:
         guild_id: int | None = None,
         channel_id: int | None = None,
         attachment: tuple[str, bytes] | None = None,
+        stale: bool = False,
     ) -> int:
         """Dispatch a slash command INTERACTION_CREATE for a command the bot registered; returns its id.
 
         Option values are typed as the registered command declares them: a USER option takes a user id, an
         ATTACHMENT option takes the ``attachment`` (filename, bytes) served from the fake CDN.
+        ``stale=True`` sends a subcommand the bot did not register, with string options, as a Discord client with
+        an outdated command list does (e.g. after an update removed or renamed it).
         """
 
         async def go() -> int:
@@ -1635,6 +1638,12 @@ class FakeDiscord:
             target = registered
             if subcommand is not None:
                 sub = next((o for o in declared if o["name"] == subcommand and o["type"] == 1), None)
+                if sub is None and stale:
+                    sub = {
+                        "name": subcommand,
+                        "type": 1,
+                        "options": [{"name": k, "type": 3} for k in options or {}],
+                    }
                 if sub is None:
                     raise FakeDiscordError(f"/{name} has no subcommand {subcommand!r}")
                 target = sub

@@ -888,6 +888,15 @@ class DiscordAdapter(AdapterBase):
     async def on_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
+        if isinstance(error, app_commands.CommandNotFound) and not interaction.response.is_done():
+            # Discord clients cache command lists, so after an update removed or renamed a subcommand, members
+            # still send it for a while. The core answers it as it answers an unknown Slack subcommand.
+            event = convert.unknown_subcommand(
+                interaction, convert.workspace_of(interaction, self.primary_guild)
+            )
+            if event is not None:
+                await self._answer(interaction, event, "command")
+                return
         logger.error("/learn failed", exc_info=error)
         if not interaction.response.is_done():
             await interaction.response.send_message(GENERIC_ERROR, ephemeral=True)

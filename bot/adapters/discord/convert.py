@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 
+from bot.adapters.discord.commands import GROUP_NAME
 from bot.adapters.discord.ui import MODAL_INPUT_ID, parse_custom_id
 from bot.events import Actor, ButtonPressed, CommandInvoked, ModalSubmitted, RsvpChanged, ThreadReply
 from bot.messages import MessageRef
@@ -124,7 +125,22 @@ def command_invoked(
         channel=str(interaction.channel_id or ""),
         mentioned_users=tuple(mentions),
         attachments=(attachment,) if attachment else (),
+        # The gateway can deliver an interaction twice; its id makes the second one a no-op in the core.
+        dedupe_key=dedupe_key(interaction),
     )
+
+
+def unknown_subcommand(interaction: discord.Interaction[Any], workspace: str) -> CommandInvoked | None:
+    """``/learn <name> ...`` for a subcommand the bot does not register (sent by a client with an outdated command
+    list), as the raw argument text; ``None`` if the interaction is not a ``/learn`` subcommand."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    if data.get("name") != GROUP_NAME:
+        return None
+    sub = next((o for o in data.get("options") or [] if o.get("type") in (1, 2)), None)
+    if sub is None:
+        return None
+    text = " ".join(str(o["value"]) for o in sub.get("options") or [] if "value" in o)
+    return command_invoked(interaction, str(sub["name"]), text, workspace)
 
 
 def thread_reply(message: discord.Message, thread: discord.Thread) -> ThreadReply:
