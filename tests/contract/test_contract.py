@@ -7,6 +7,7 @@ virtual clock. At the end the unified report must say the same thing on every pl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,3 +238,52 @@ def test_refusals_are_polite_and_ephemeral(driver: Driver, runtime: tuple[Runtim
     text = driver.command("UANA", "cohort create x feedback-fundamentals 2026-03-02")
     assert "admin" in text.lower()
     assert "Traceback" not in text
+
+
+def test_live_poll_counts_update_in_place(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
+    """A lead's channel poll: votes (and a changed vote) update the same channel message in place; hidden results
+    appear only when the lead closes the poll."""
+    rt, _ = runtime
+    lead = "ULEAD"
+    with transaction(rt.factory) as session:
+        lead_person = rt.engine.person(
+            session, driver.platform, driver.workspace, driver.uid(lead), name="Lee Lead"
+        )
+        cohort = rt.engine.create_cohort(
+            session,
+            name="contract",
+            program_id=PROGRAM,
+            platform=driver.platform,
+            workspace=driver.workspace,
+            start=COHORT_START,
+            channel=driver.channel,
+            leads=[lead_person],
+        )
+        for key, name, tz in LEARNERS:
+            driver.add_user(key, name, tz)
+            person = rt.engine.person(
+                session, driver.platform, driver.workspace, driver.uid(key), name=name, tz=tz
+            )
+            rt.engine.enroll(session, cohort, person)
+    driver.add_user(lead, "Lee Lead", "Europe/London")
+    reply = driver.command(
+        lead, 'poll contract "Which habit first?" "Asking" "Listening" --hide-results-until-close'
+    )
+    poll_id = int(re.search(r"poll close (\d+)", reply).group(1))  # type: ignore[union-attr]
+    rt.step()
+
+    def card() -> Msg:
+        return next(p for p in driver.channel_posts() if "Which habit first?" in p.title + p.text)
+
+    ana, ben = (k for k, _, _ in LEARNERS)
+    driver.press(ana, card(), next(b for b in card().buttons if b.value.endswith(".0")))
+    driver.press(ben, card(), next(b for b in card().buttons if b.value.endswith(".0")))
+    driver.press(ben, card(), next(b for b in card().buttons if b.value.endswith(".1")))  # changes her vote
+    text = card().text
+    assert "2 people voted" in text
+    assert "hidden" in text.lower() and "(50%)" not in text
+    closed = driver.command(lead, f"poll close {poll_id}")
+    assert "closed" in closed.lower()
+    text = card().text
+    assert text.count("1 (50%)") == 2, text
+    assert not card().buttons, "a closed poll has no buttons left"
