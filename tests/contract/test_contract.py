@@ -141,8 +141,22 @@ class Learner:
         return [i for i, o in enumerate(step.questions[qi].options) if o.correct]  # type: ignore[union-attr]
 
 
-def run_journey(driver: Driver, rt: Runtime, clock: VirtualClock, days: int = 16) -> list[Learner]:
+def run_journey(
+    driver: Driver,
+    rt: Runtime,
+    clock: VirtualClock,
+    days: int = 16,
+    learners_spec: list[tuple[str, str, str]] | None = None,
+    manager: str | None = None,
+) -> list[Learner]:
+    spec = learners_spec or LEARNERS
     with transaction(rt.factory) as session:
+        boss = None
+        if manager is not None:
+            driver.add_user(manager, "Morgan Manager", "Europe/London")
+            boss = rt.engine.person(
+                session, driver.platform, driver.workspace, driver.uid(manager), name="Morgan Manager"
+            )
         lead = rt.engine.person(
             session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
         )
@@ -156,15 +170,19 @@ def run_journey(driver: Driver, rt: Runtime, clock: VirtualClock, days: int = 16
             channel=driver.channel,
             leads=[lead],
         )
-        for user_id, name, tz in LEARNERS:
+        for user_id, name, tz in spec:
             driver.add_user(user_id, name, tz)
             person = rt.engine.person(
                 session, driver.platform, driver.workspace, driver.uid(user_id), name=name, tz=tz
             )
+            if boss is not None:
+                person.manager_id = boss.id
             rt.engine.enroll(session, cohort, person)
-    learners = [Learner(driver, u) for u, _, _ in LEARNERS]
+    learners = [Learner(driver, u) for u, _, _ in spec]
     end = clock.now() + timedelta(days=days)
     while clock.now() < end:
+        if clock.now().minute < 20:
+            rt.plan_digests()  # what the hourly cron job does
         rt.step()
         for learner in learners:
             learner.act()
