@@ -27,7 +27,7 @@ from bot.dispatcher import Dispatcher
 from bot.errors import BlendwiseError
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
-from bot.nudges.digests import plan_digests, render_digest
+from bot.nudges.digests import plan_cohort_recaps, plan_digests, render_cohort_recap, render_digest
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
@@ -66,8 +66,10 @@ class Runtime:
         return self.sender.drain(limit)
 
     def plan_digests(self) -> int:
+        """The hourly job: manager digests and weekly cohort recaps, each due at its owner's local time."""
         with transaction(self.factory) as session:
-            return plan_digests(session, self.engine, self.clock.now())
+            planned = plan_digests(session, self.engine, self.clock.now())
+            return planned + plan_cohort_recaps(session, self.engine, self.clock.now())
 
     def step(self) -> tuple[TickResult, DrainResult]:
         """Tick, then drain: what the interval job does."""
@@ -229,7 +231,7 @@ def build(
         clock,
         max_attempts=settings.sender.max_attempts,
         batch=settings.sender.batch,
-        composers={"digest": render_digest(engine)},
+        composers={"digest": render_digest(engine), "cohort_recap": render_cohort_recap(engine)},
     )
     runtime = Runtime(settings, clock, db, factory, library, engine, dispatcher, sender, dict(adapters))
     _install_extensions(runtime)

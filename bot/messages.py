@@ -71,6 +71,8 @@ class Message:
         delivery_id: the outbox row this message realises; adapters attach it as metadata so an unknown send outcome
             can be reconciled instead of sent twice.
         kind: what this message is (lesson, quiz, session, ...), for adapters that style kinds differently.
+        opens_thread: a channel post that later posts and replies will thread under (prompts, the weekly-recap
+            post). Slack threads exist implicitly; Discord must create one.
     """
 
     text: str
@@ -82,6 +84,7 @@ class Message:
     context: str = ""
     delivery_id: int | None = None
     kind: str = "notice"
+    opens_thread: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from bot.config import DAY_NAMES
-from bot.journeys.compose import template
+from bot.journeys.compose import fmt_local, template
 from bot.journeys.engine import Engine
 from bot.messages import Message
 from bot.storage.models import Delivery, Enrollment, Person, StepProgress
@@ -138,4 +138,120 @@ def render_digest(engine: Engine) -> Any:
     return render
 
 
-__all__ = ["digest_message", "plan_digests", "render_digest", "team_rows"]
+__all__ = [
+    "cohort_recap_message",
+    "digest_message",
+    "plan_cohort_recaps",
+    "plan_digests",
+    "render_cohort_recap",
+    "render_digest",
+    "team_rows",
+]
+
+
+# ---------------------------------------------------------------------- weekly cohort recaps
+def plan_cohort_recaps(session: Session, engine: Engine, now: datetime) -> int:
+    """Queue one recap per cohort per ISO week, at the digest day and time in the cohort's zone.
+
+    Only cohorts with a channel and someone still active get one. The first recap becomes the cohort's single
+    "Weekly recaps" post; later ones are replies in its thread, so the channel itself stays quiet.
+    """
+    cfg = engine.settings.digest
+    if not cfg.enabled:
+        return 0
+    from bot.storage.models import Cohort
+
+    active = select(Enrollment.cohort_id).where(Enrollment.status == "active").distinct()
+    planned = 0
+    for cohort in session.scalars(select(Cohort).where(Cohort.channel.is_not(None), Cohort.id.in_(active))):
+        local = now.astimezone(zone(cohort.tz))
+        if local.date() < cohort.start_date + timedelta(days=6):
+            continue  # nothing to recap in the first days
+        year, week, _ = local.isocalendar()
+        monday = local.date() - timedelta(days=local.weekday())
+        if now < local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day)), cfg.at, cohort.tz):
+            continue
+        key = f"cohort-recap:{cohort.id}:{year}-W{week:02d}"
+        if session.scalar(select(Delivery.id).where(Delivery.key == key)) is not None:
+            continue
+        session.add(
+            Delivery(
+                key=key,
+                purpose="cohort_recap",
+                priority=6,
+                cohort_id=cohort.id,
+                due_at=now,
+                state="pending",
+                payload={"week": f"{year}-W{week:02d}"},
+                created_at=now,
+            )
+        )
+        planned += 1
+    session.flush()
+    return planned
+
+
+def cohort_recap_message(session: Session, engine: Engine, cohort_id: int) -> Message | None:
+    """This week in the cohort: completion, live attendance, participation and what comes next. Aggregates only:
+    a recap in a shared channel names nobody."""
+    from bot.reports import Filters, build_report
+    from bot.storage.models import Cohort, LearningEvent, LiveSessionRow
+
+    cohort = session.get(Cohort, cohort_id)
+    if cohort is None:
+        return None
+    now = engine.clock.now()
+    report = build_report(session, engine, Filters(cohort=cohort.name, workspace=cohort.workspace))
+    if not report.cohorts:
+        return None
+    summary = report.cohorts[0]
+    week_ago = now - timedelta(days=7)
+    replies = session.scalar(
+        select(func.count())
+        .select_from(LearningEvent)
+        .where(LearningEvent.cohort_id == cohort.id, LearningEvent.verb == "replied", LearningEvent.ts >= week_ago)
+    )
+    finished = session.scalar(
+        select(func.count())
+        .select_from(LearningEvent)
+        .where(
+            LearningEvent.cohort_id == cohort.id,
+            LearningEvent.verb == "completed",
+            LearningEvent.object_type.in_(("step", "session")),
+            LearningEvent.ts >= week_ago,
+        )
+    )
+    recent = [
+        s for s in summary.sessions if week_ago.isoformat(timespec="seconds") <= s["start"] <= now.isoformat()
+    ]
+    upcoming = session.scalars(
+        select(LiveSessionRow)
+        .where(LiveSessionRow.cohort_id == cohort.id, LiveSessionRow.start_at > now)
+        .order_by(LiveSessionRow.start_at)
+        .limit(2)
+    ).all()
+    body = template(
+        "cohort_recap",
+        cohort=cohort.name,
+        learners=summary.learners,
+        completed=summary.completed,
+        completion=round(summary.completion_rate),
+        finished=int(finished or 0),
+        replies=int(replies or 0),
+        recent=recent,
+        upcoming=[(s.title, fmt_local(s.start_at, cohort.tz)) for s in upcoming],
+    )
+    return Message(
+        text=f"Week in review: {cohort.name}",
+        title=f"Week in review: {cohort.name}",
+        body=body,
+        context="Weekly recaps for this cohort live in this thread.",
+        kind="recap",
+    )
+
+
+def render_cohort_recap(engine: Engine) -> Any:
+    def render(session: Session, delivery: Delivery) -> Message | None:
+        return None if delivery.cohort_id is None else cohort_recap_message(session, engine, delivery.cohort_id)
+
+    return render

@@ -306,6 +306,19 @@ class Sender:
             assert isinstance(step, PromptStep)
             message = self.composer.authored_prompt(session, cohort, step)
             step_id, kind = step.id, "prompt"
+        elif d.purpose == "cohort_recap":
+            # One "Weekly recaps" post per cohort; every later recap is a reply in its thread.
+            parent = session.scalar(
+                select(CohortPost)
+                .where(CohortPost.cohort_id == cohort.id, CohortPost.kind == "recaps")
+                .order_by(CohortPost.id)
+            )
+            message = self.renderers[d.purpose](session, d)
+            kind = "recap" if parent is not None else "recaps"
+            if parent is not None:
+                payload = {**payload, "thread": parent.ref}
+            elif message is not None:
+                message.opens_thread = True
         elif d.purpose in self.renderers:
             message = self.renderers[d.purpose](session, d)
             kind = payload.get("kind", d.purpose)

@@ -305,3 +305,40 @@ def test_live_poll_counts_update_in_place(driver: Driver, runtime: tuple[Runtime
     text = card().text
     assert text.count("1 (50%)") == 2, text
     assert not card().buttons, "a closed poll has no buttons left"
+
+
+def test_weekly_recaps_stay_in_one_thread(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
+    """The first weekly recap is the cohort's one top-level recap post; later weeks reply in its thread."""
+    rt, clock = runtime
+    with transaction(rt.factory) as session:
+        lead = rt.engine.person(
+            session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
+        )
+        cohort = rt.engine.create_cohort(
+            session,
+            name="contract",
+            program_id=PROGRAM,
+            platform=driver.platform,
+            workspace=driver.workspace,
+            start=COHORT_START,
+            channel=driver.channel,
+            leads=[lead],
+        )
+        for key, name, tz in LEARNERS:
+            driver.add_user(key, name, tz)
+            person = rt.engine.person(
+                session, driver.platform, driver.workspace, driver.uid(key), name=name, tz=tz
+            )
+            rt.engine.enroll(session, cohort, person)
+    for week in (1, 2):
+        clock.set(datetime(2026, 3, 2, 10, 0, tzinfo=UTC) + timedelta(days=7 * week))
+        assert rt.plan_digests() == 1
+        assert rt.plan_digests() == 0, "one recap per cohort per week"
+        rt.step()
+    top_level = [p for p in driver.channel_posts() if "Week in review" in p.title + p.text]
+    everywhere = [t for t in driver.raw_channel_texts() if "Week in review" in t]
+    assert len(top_level) == 1
+    assert len(everywhere) == 2
+    with rt.factory() as session:
+        states = session.scalars(select(Delivery.state).where(Delivery.purpose == "cohort_recap")).all()
+    assert states == ["sent", "sent"]

@@ -492,7 +492,9 @@ class DiscordAdapter(AdapterBase):
                 return await self._forum_post(target_channel, message)
             if not isinstance(target_channel, discord.abc.Messageable):
                 raise AdapterError(f"Discord channel {channel_id} cannot hold messages", retryable=False)
-            if message.kind == "prompt" and isinstance(target_channel, discord.TextChannel):
+            if (message.kind == "prompt" or message.opens_thread) and isinstance(
+                target_channel, discord.TextChannel
+            ):
                 return await self._thread_post(target_channel, message)
             return await self._send_parts(target_channel, message)
 
