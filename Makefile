@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 typecheck: $(STAMP)

@@ -36,6 +36,9 @@ SECRET_KEYS = {"bot_token", "signing_secret", "app_token", "client_secret", "tok
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
+Platform = Literal["console", "slack", "discord"]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -163,7 +166,7 @@ class Settings(_Section):
     digest: Digest = Field(default_factory=Digest)
     sender: Sender = Field(default_factory=Sender)
     admins: list[str] = Field(default_factory=list)
-    platforms: list[Literal["console", "slack", "discord"]] = Field(default_factory=lambda: ["console"])
+    platforms: list[Platform] = Field(default_factory=lambda: list[Platform](["console"]))
     slack: SlackSettings = Field(default_factory=SlackSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

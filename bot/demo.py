@@ -25,6 +25,7 @@ from bot.app import Runtime, build
 from bot.clock import VirtualClock
 from bot.config import Settings
 from bot.errors import BlendwiseError
+from bot.messages import Button
 from bot.storage.db import transaction
 from bot.storage.models import AgendaItem, Delivery
 
@@ -172,7 +173,7 @@ class Simulation:
             else:
                 return
 
-    def _pick(self, answers: list, sent: Sent, persona: Persona):  # type: ignore[no-untyped-def,type-arg]
+    def _pick(self, answers: list[Button], sent: Sent, persona: Persona) -> Button:
         """Pick the right answer with the persona's probability (the demo peeks at the program to know it)."""
         pid, _attempt, qi, _ = (int(x) for x in answers[0].value.split("."))
         with self.rt.factory() as session:

@@ -194,6 +194,8 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
             .where(LearningEvent.enrollment_id.in_(chunk))
             .group_by(LearningEvent.enrollment_id, LearningEvent.verb)
         ):
+            if eid is None:
+                continue
             if verb == "replied":
                 replies[eid] = n
             if verb == "caught-up":
@@ -259,7 +261,7 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
                 completed_at=_iso(e.completed_at),
             )
         )
-    cohorts = _cohort_summaries(session, engine, rows, progress, attendance, learners)
+    cohorts = _cohort_summaries(session, engine, list(rows), progress, attendance, learners)
     return Report(now, learners, cohorts)
 
 

@@ -18,9 +18,9 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, column, desc, func, literal_column, select, table, text
+from sqlalchemy import Engine, Table, column, desc, func, literal_column, select, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,7 +54,7 @@ def ensure_schema(db: Engine) -> None:
     Base.metadata.create_all(db, tables=list(LIVE_TABLES), checkfirst=True)  # type: ignore[arg-type]
     if db.dialect.name == "postgresql":
         # The migration creates search_docs portably; the GIN expression index is PostgreSQL-only DDL.
-        for index in SearchDoc.__table__.indexes:
+        for index in cast(Table, SearchDoc.__table__).indexes:
             if index.name == "ix_search_docs_fts":
                 index.create(db, checkfirst=True)
     if db.dialect.name == "sqlite":

@@ -26,6 +26,7 @@ from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import PromptStep
 from bot.messages import Message, MessageRef
+from bot.storage.db import rowcount
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Cohort, CohortPost, Delivery, Enrollment, Person, StepProgress
 
@@ -123,7 +124,7 @@ class Sender:
                 .values(state="sending", attempts=Delivery.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
-            return bool(res.rowcount)
+            return bool(rowcount(res))
 
     def _one(self, delivery_id: int, result: DrainResult) -> None:
         if not self._claim(delivery_id):

@@ -34,6 +34,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    insert,
     literal,
     not_,
     or_,
@@ -46,6 +47,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import Insert, Select
 
+from bot.storage.db import rowcount
 from bot.storage.models import (
     AgendaItem,
     Attendance,
@@ -206,7 +208,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         if name in ACTION_OF and ACTION_OF[name] not in actions:
             return
         res = session.execute(_insert_ignore(dialect, stmt, _COLUMNS))
-        result.planned[name] = (res.rowcount or 0) + result.planned.get(name, 0)
+        result.planned[name] = rowcount(res) + result.planned.get(name, 0)
 
     # Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll).
     plan(
@@ -313,11 +315,11 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         .where(sp.id.in_(closing), sp.state.not_in(("done", "missed", "failed", "skipped")), e.status == "active")
     )
     res = session.execute(
-        LearningEvent.__table__.insert().from_select(
+        insert(LearningEvent).from_select(
             ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id"], missed_rows
         ).execution_options(preserve_rowcount=True)
     )
-    result.missed = res.rowcount or 0
+    result.missed = rowcount(res)
     session.execute(
         update(StepProgress)
         .where(StepProgress.id.in_(closing), StepProgress.state.not_in(("done", "missed", "failed", "skipped")))
@@ -368,7 +370,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         paused = session.execute(
             update(Enrollment).where(over).values(auto_paused=True).execution_options(synchronize_session=False)
         )
-        result.auto_paused = paused.rowcount or 0
+        result.auto_paused = rowcount(paused)
     if result.total_planned or result.missed:
         log.info(
             "tick planned %s (claimed %d agenda rows, %d missed sessions, %d auto-paused)",

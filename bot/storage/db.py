@@ -53,6 +53,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
+def rowcount(result: Any) -> int:
+    """Rows touched by a DML statement (``Result`` is typed without ``rowcount``; its cursor result has it)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
