@@ -142,6 +142,8 @@ class Simulation:
             self.later(wait, lambda: self.reflect(user, sent))
         elif "poll.step" in actions:
             self.later(wait, lambda: self.vote(user, sent))
+        elif "reinforce.answer" in actions:
+            self.later(wait, lambda: self.reinforce(user, sent, persona))
         elif "enrollment.resume" in actions and self.rng.random() < 0.5:
             self.later(wait, lambda: self.press(user, sent, "enrollment.resume"))
         elif kind == "prompt" and self.rng.random() < persona.reply:
@@ -189,6 +191,27 @@ class Simulation:
             return answers[correct[0]]
         wrong = [b for i, b in enumerate(answers) if i not in correct]
         return self.rng.choice(wrong or answers)
+
+    def reinforce(self, user: str, sent: Sent, persona: Persona) -> None:
+        """A spaced-repetition micro-quiz: right with the persona's probability, a little better than first time."""
+        from bot.records.models import ReinforcementCard
+
+        options = [b for b in sent.message.buttons if b.action == "reinforce.answer"]
+        if not options:
+            return
+        card_id = int(options[0].value.split(".")[0])
+        with self.rt.factory() as session:
+            card = session.get(ReinforcementCard, card_id)
+            if card is None:
+                return
+            step = self.rt.library.step(card.program_id, card.step_id)
+        question = next(q for q in step.questions if q.id == card.question_id)  # type: ignore[union-attr]
+        right = [i for i, o in enumerate(question.options) if o.correct]
+        if self.rng.random() < min(persona.correct + 0.1, 0.98):
+            pick = options[right[0]]
+        else:
+            pick = self.rng.choice([b for i, b in enumerate(options) if i not in right] or options)
+        self.console.press(user, sent, pick)
 
     def rsvp(self, user: str, sent: Sent, persona: Persona) -> None:
         roll = self.rng.random()
