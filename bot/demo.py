@@ -258,7 +258,7 @@ class Simulation:
             # stops on every hour there; elsewhere it jumps straight to the next thing that is due.
             candidates.append(now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
         with self.rt.factory() as session:
-            agenda = session.scalar(select(func.min(AgendaItem.fire_at)).where(AgendaItem.fired_at.is_(None)))
+            agenda = session.scalar(select(func.min(AgendaItem.fire_at)))
             outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == "pending"))
         for t in (agenda, outbox):
             if t is not None:

@@ -538,7 +538,6 @@ class Engine:
                 select(AgendaItem).where(
                     AgendaItem.progress_id == sp.id,
                     AgendaItem.action.in_(("deliver", "remind")),
-                    AgendaItem.fired_at.is_(None),
                 )
             ):
                 if item.action == "deliver":
@@ -601,11 +600,7 @@ class Engine:
             result={"completion": True},
         )
         # Nothing left to nudge about: cancel the remaining timeline so the tick never looks at it again.
-        session.execute(
-            update(AgendaItem)
-            .where(AgendaItem.enrollment_id == enrollment.id, AgendaItem.fired_at.is_(None))
-            .values(fired_at=now)
-        )
+        session.execute(delete(AgendaItem).where(AgendaItem.enrollment_id == enrollment.id))
         return True
 
     def open_step(self, session: Session, sp: StepProgress) -> None:
@@ -993,14 +988,19 @@ class Engine:
             delete(AgendaItem).where(
                 AgendaItem.progress_id == sp.id,
                 AgendaItem.action == "remind",
-                AgendaItem.fired_at.is_(None),
                 AgendaItem.fire_at < until,
             )
         )
+        # Fired agenda rows are gone, but their reminders' outbox keys (remind:<progress>:<seq>) are not: pick a
+        # sequence number neither the agenda nor the outbox has used, or the new reminder would be deduplicated away.
         last = session.scalar(
             select(func.max(AgendaItem.seq)).where(AgendaItem.progress_id == sp.id, AgendaItem.action == "remind")
         )
-        seq = max(100, (last or 0) + 1)
+        used = [
+            int(key.rsplit(":", 1)[1])
+            for key in session.scalars(select(Delivery.key).where(Delivery.key.like(f"remind:{sp.id}:%")))
+        ]
+        seq = max(100, (last or 0) + 1, max(used, default=0) + 1)
         session.add(
             AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action="remind", seq=seq, fire_at=until)
         )

@@ -153,18 +153,14 @@ class StepProgress(Base):
 
 
 class AgendaItem(Base):
-    """A learner's timeline: what should happen when. The tick claims due rows set-wise and turns them into
-    outbox rows; ``fire_at`` is NULL while a step still waits for prerequisites."""
+    """A learner's timeline: what should happen when. The tick claims due rows set-wise, turns them into outbox
+    rows and deletes them, so the agenda only ever holds the future; ``fire_at`` is NULL while a step still waits
+    for prerequisites."""
 
     __tablename__ = "agenda"
     __table_args__ = (
         UniqueConstraint("progress_id", "action", "seq", name="uq_agenda_progress_action_seq"),
-        Index(
-            "ix_agenda_due",
-            "fire_at",
-            sqlite_where=text("fired_at IS NULL"),
-            postgresql_where=text("fired_at IS NULL"),
-        ),
+        Index("ix_agenda_due", "fire_at"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
@@ -174,7 +170,6 @@ class AgendaItem(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
     fire_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
-    fired_at: Mapped[datetime | None]
 
 
 class Delivery(Base):

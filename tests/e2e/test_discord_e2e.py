@@ -59,7 +59,12 @@ class Learner:
             self.react(index, self.driver.inbox(self.key)[index])
         self.seen = len(inbox)
         for post in self.driver.channel_messages():
-            if post.get("thread") and post["id"] not in self.threads:
+            # Discussion prompts only: the weekly recap also opens a thread, but these learners leave it alone.
+            if (
+                post.get("thread")
+                and post["id"] not in self.threads
+                and "Discussion" in str(post.get("embeds"))
+            ):
                 self.driver.reply_in_thread(self.key, self.driver.message(post), "Asking before advising.")
                 self.threads.add(post["id"])
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.adapters.console import ConsoleAdapter, Sent
 from bot.app import Runtime
@@ -77,10 +77,16 @@ def test_a_second_tick_plans_nothing(rt, clock):
 def test_replanning_the_same_agenda_rows_creates_no_duplicates(rt, clock):
     """Two ticks racing at the same instant: both claim the rows, the unique keys keep one outbox row each."""
     clock.set(MONDAY_0930)
+    with rt.factory() as session:
+        due = [
+            {c: getattr(a, c) for c in ("progress_id", "enrollment_id", "action", "seq", "fire_at", "expires_at")}
+            for a in session.scalars(select(AgendaItem).where(AgendaItem.fire_at <= MONDAY_0930))
+        ]
     rt.tick()
     before = row_counts(rt)
+    # The racing tick claimed the same rows before the first one deleted them: put them back and tick again.
     with transaction(rt.factory) as session:
-        session.execute(update(AgendaItem).where(AgendaItem.fire_at <= MONDAY_0930).values(fired_at=None))
+        session.add_all([AgendaItem(**row) for row in due])
     again = rt.tick()
     assert again.claimed == 3
     assert again.total_planned == 0

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:29:24.492286
+Create Date: 2026-11-25 22:49:22.325905
 """
 
 from __future__ import annotations
@@ -292,14 +292,13 @@ def upgrade() -> None:
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('fire_at', bot.storage.types.Instant(), nullable=True),
     sa.Column('expires_at', bot.storage.types.Instant(), nullable=True),
-    sa.Column('fired_at', bot.storage.types.Instant(), nullable=True),
     sa.ForeignKeyConstraint(['enrollment_id'], ['enrollments.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['progress_id'], ['step_progress.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('progress_id', 'action', 'seq', name='uq_agenda_progress_action_seq')
     )
     with op.batch_alter_table('agenda', schema=None) as batch_op:
-        batch_op.create_index('ix_agenda_due', ['fire_at'], unique=False, sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
+        batch_op.create_index('ix_agenda_due', ['fire_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_agenda_enrollment_id'), ['enrollment_id'], unique=False)
 
     op.create_table('live_catchups',
@@ -392,7 +391,7 @@ def downgrade() -> None:
     op.drop_table('live_catchups')
     with op.batch_alter_table('agenda', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agenda_enrollment_id'))
-        batch_op.drop_index('ix_agenda_due', sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
+        batch_op.drop_index('ix_agenda_due')
 
     op.drop_table('agenda')
     with op.batch_alter_table('step_progress', schema=None) as batch_op:
