@@ -25,6 +25,30 @@ from bot.timewindow import local_instant, zone
 log = logging.getLogger(__name__)
 
 
+def _weekly(session: Session, engine: Engine, now: datetime, tz: str, key: str, **row: Any) -> bool:
+    """Queue one outbox row per ISO week once the configured day and time have passed in ``tz``.
+
+    The key carries the week (``<key>:<year>-W<week>``), which makes planning idempotent and lets an hour the cron
+    missed catch up later in the same week. Returns whether a row was queued.
+    """
+    cfg = engine.settings.digest
+    local = now.astimezone(zone(tz))
+    year, week, _ = local.isocalendar()
+    monday = local.date() - timedelta(days=local.weekday())
+    if now < local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day)), cfg.at, tz):
+        return False
+    label = f"{year}-W{week:02d}"
+    full_key = f"{key}:{label}"
+    if session.scalar(select(Delivery.id).where(Delivery.key == full_key)) is not None:
+        return False
+    session.add(
+        Delivery(
+            key=full_key, priority=6, due_at=now, state="pending", payload={"week": label}, created_at=now, **row
+        )
+    )
+    return True
+
+
 def plan_digests(session: Session, engine: Engine, now: datetime) -> int:
     """Queue this week's digest for every manager whose local digest time has passed. Returns rows planned."""
     cfg = engine.settings.digest
@@ -34,28 +58,7 @@ def plan_digests(session: Session, engine: Engine, now: datetime) -> int:
     planned = 0
     for manager in session.scalars(select(Person).where(Person.id.in_(manager_ids))):
         tz = engine.person_tz(manager)
-        local = now.astimezone(zone(tz))
-        year, week, _ = local.isocalendar()
-        monday = local.date() - timedelta(days=local.weekday())
-        due = local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day)), cfg.at, tz)
-        if now < due:
-            continue
-        key = f"digest:{manager.id}:{year}-W{week:02d}"
-        if session.scalar(select(Delivery.id).where(Delivery.key == key)) is not None:
-            continue
-        session.add(
-            Delivery(
-                key=key,
-                purpose="digest",
-                priority=6,
-                person_id=manager.id,
-                due_at=now,
-                state="pending",
-                payload={"week": f"{year}-W{week:02d}"},
-                created_at=now,
-            )
-        )
-        planned += 1
+        planned += _weekly(session, engine, now, tz, f"digest:{manager.id}", purpose="digest", person_id=manager.id)
     session.flush()
     return planned
 
@@ -164,29 +167,10 @@ def plan_cohort_recaps(session: Session, engine: Engine, now: datetime) -> int:
     active = select(Enrollment.cohort_id).where(Enrollment.status == "active").distinct()
     planned = 0
     for cohort in session.scalars(select(Cohort).where(Cohort.channel.is_not(None), Cohort.id.in_(active))):
-        local = now.astimezone(zone(cohort.tz))
-        if local.date() < cohort.start_date + timedelta(days=6):
+        if now.astimezone(zone(cohort.tz)).date() < cohort.start_date + timedelta(days=6):
             continue  # nothing to recap in the first days
-        year, week, _ = local.isocalendar()
-        monday = local.date() - timedelta(days=local.weekday())
-        if now < local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day)), cfg.at, cohort.tz):
-            continue
-        key = f"cohort-recap:{cohort.id}:{year}-W{week:02d}"
-        if session.scalar(select(Delivery.id).where(Delivery.key == key)) is not None:
-            continue
-        session.add(
-            Delivery(
-                key=key,
-                purpose="cohort_recap",
-                priority=6,
-                cohort_id=cohort.id,
-                due_at=now,
-                state="pending",
-                payload={"week": f"{year}-W{week:02d}"},
-                created_at=now,
-            )
-        )
-        planned += 1
+        key = f"cohort-recap:{cohort.id}"
+        planned += _weekly(session, engine, now, cohort.tz, key, purpose="cohort_recap", cohort_id=cohort.id)
     session.flush()
     return planned
 
