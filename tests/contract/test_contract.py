@@ -141,15 +141,14 @@ class Learner:
         return [i for i, o in enumerate(step.questions[qi].options) if o.correct]  # type: ignore[union-attr]
 
 
-def run_journey(
+def setup_cohort(
     driver: Driver,
     rt: Runtime,
-    clock: VirtualClock,
-    days: int = 16,
-    learners_spec: list[tuple[str, str, str]] | None = None,
+    spec: list[tuple[str, str, str]] | None = None,
     manager: str | None = None,
-) -> list[Learner]:
-    spec = learners_spec or LEARNERS
+) -> list[tuple[str, str, str]]:
+    """The cohort every contract test uses: a lead, the learners in ``spec`` and optionally their manager."""
+    spec = LEARNERS if spec is None else spec
     with transaction(rt.factory) as session:
         boss = None
         if manager is not None:
@@ -157,6 +156,7 @@ def run_journey(
             boss = rt.engine.person(
                 session, driver.platform, driver.workspace, driver.uid(manager), name="Morgan Manager"
             )
+        driver.add_user("ULEAD", "Lee Lead", "Europe/London")
         lead = rt.engine.person(
             session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
         )
@@ -178,6 +178,18 @@ def run_journey(
             if boss is not None:
                 person.manager_id = boss.id
             rt.engine.enroll(session, cohort, person)
+    return spec
+
+
+def run_journey(
+    driver: Driver,
+    rt: Runtime,
+    clock: VirtualClock,
+    days: int = 16,
+    learners_spec: list[tuple[str, str, str]] | None = None,
+    manager: str | None = None,
+) -> list[Learner]:
+    spec = setup_cohort(driver, rt, learners_spec, manager)
     learners = [Learner(driver, u) for u, _, _ in spec]
     end = clock.now() + timedelta(days=days)
     while clock.now() < end:
@@ -221,21 +233,7 @@ def test_blended_journey_completes_on_every_adapter(
 
 def test_learner_text_cannot_mention_everyone(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
     rt, _clock = runtime
-    with transaction(rt.factory) as session:
-        lead = rt.engine.person(
-            session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
-        )
-        rt.engine.create_cohort(
-            session,
-            name="contract",
-            program_id=PROGRAM,
-            platform=driver.platform,
-            workspace=driver.workspace,
-            start=COHORT_START,
-            channel=driver.channel,
-            leads=[lead],
-        )
-    driver.add_user("ULEAD", "Lee Lead", "Europe/London")
+    setup_cohort(driver, rt, spec=[])
     reply = driver.command("ULEAD", "announce contract Hello <!channel> @everyone @here <@U123> {{ 7*7 }}")
     assert "queued" in reply.lower()
     rt.step()
@@ -263,27 +261,7 @@ def test_live_poll_counts_update_in_place(driver: Driver, runtime: tuple[Runtime
     appear only when the lead closes the poll."""
     rt, _ = runtime
     lead = "ULEAD"
-    with transaction(rt.factory) as session:
-        lead_person = rt.engine.person(
-            session, driver.platform, driver.workspace, driver.uid(lead), name="Lee Lead"
-        )
-        cohort = rt.engine.create_cohort(
-            session,
-            name="contract",
-            program_id=PROGRAM,
-            platform=driver.platform,
-            workspace=driver.workspace,
-            start=COHORT_START,
-            channel=driver.channel,
-            leads=[lead_person],
-        )
-        for key, name, tz in LEARNERS:
-            driver.add_user(key, name, tz)
-            person = rt.engine.person(
-                session, driver.platform, driver.workspace, driver.uid(key), name=name, tz=tz
-            )
-            rt.engine.enroll(session, cohort, person)
-    driver.add_user(lead, "Lee Lead", "Europe/London")
+    setup_cohort(driver, rt)
     reply = driver.command(
         lead, 'poll contract "Which habit first?" "Asking" "Listening" --hide-results-until-close'
     )
@@ -310,26 +288,7 @@ def test_live_poll_counts_update_in_place(driver: Driver, runtime: tuple[Runtime
 def test_weekly_recaps_stay_in_one_thread(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
     """The first weekly recap is the cohort's one top-level recap post; later weeks reply in its thread."""
     rt, clock = runtime
-    with transaction(rt.factory) as session:
-        lead = rt.engine.person(
-            session, driver.platform, driver.workspace, driver.uid("ULEAD"), name="Lee Lead"
-        )
-        cohort = rt.engine.create_cohort(
-            session,
-            name="contract",
-            program_id=PROGRAM,
-            platform=driver.platform,
-            workspace=driver.workspace,
-            start=COHORT_START,
-            channel=driver.channel,
-            leads=[lead],
-        )
-        for key, name, tz in LEARNERS:
-            driver.add_user(key, name, tz)
-            person = rt.engine.person(
-                session, driver.platform, driver.workspace, driver.uid(key), name=name, tz=tz
-            )
-            rt.engine.enroll(session, cohort, person)
+    setup_cohort(driver, rt)
     for week in (1, 2):
         clock.set(datetime(2026, 3, 2, 10, 0, tzinfo=UTC) + timedelta(days=7 * week))
         assert rt.plan_digests() == 1
