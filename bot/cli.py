@@ -316,7 +316,7 @@ def cohort_list() -> None:
 
 # ---------------------------------------------------------------------- reports
 def _print_report(rt: Any, **filters: Any) -> None:
-    from bot.reports import Filters, build_report
+    from bot.reporting import Filters, build_report
 
     with rt.factory() as session:
         report = build_report(session, rt.engine, Filters(**filters))
@@ -360,7 +360,7 @@ def report(
     """The unified report: completion and attendance in one view."""
     from datetime import UTC, datetime
 
-    from bot.reports import Filters, build_report
+    from bot.reporting import Filters, build_report
 
     if fmt not in ("table", "csv", "json", "html"):
         raise BlendwiseError(f"--format must be table, csv, json or html (got '{fmt}')")
@@ -383,7 +383,7 @@ def report(
         rep = build_report(session, rt.engine, filters)
         if fmt == "html":
             try:
-                from bot.report_html import render_html
+                from bot.reporting.html import render_html
             except ImportError:
                 raise BlendwiseError("the HTML report needs matplotlib: pip install 'blendwise[reports]'") from None
             text = render_html(session, rt.engine, rep)

@@ -194,7 +194,7 @@ class Simulation:
 
     def reinforce(self, user: str, sent: Sent, persona: Persona) -> None:
         """A spaced-repetition micro-quiz: right with the persona's probability, a little better than first time."""
-        from bot.records.models import ReinforcementCard
+        from bot.reinforcement.models import ReinforcementCard
 
         options = [b for b in sent.message.buttons if b.action == "reinforce.answer"]
         if not options:

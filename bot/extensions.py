@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("bot.live", "bot.records")
+FEATURES = ("bot.live", "bot.records", "bot.reinforcement", "bot.reporting")
 
 
 def install(runtime: Runtime) -> None:

@@ -178,7 +178,7 @@ def plan_cohort_recaps(session: Session, engine: Engine, now: datetime) -> int:
 def cohort_recap_message(session: Session, engine: Engine, cohort_id: int) -> Message | None:
     """This week in the cohort: completion, live attendance, participation and what comes next. Aggregates only:
     a recap in a shared channel names nobody."""
-    from bot.reports import Filters, build_report
+    from bot.reporting import Filters, build_report
     from bot.storage.models import Cohort, LearningEvent, LiveSessionRow
 
     cohort = session.get(Cohort, cohort_id)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from bot.app import Runtime, build
 from bot.clock import VirtualClock
-from bot.reports import build_report
+from bot.reporting import build_report
 from bot.storage.db import transaction
 from bot.storage.models import Delivery, LearningEvent
 from tests.conftest import COHORT_START, make_settings

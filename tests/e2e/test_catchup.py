@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot.app import build
 from bot.events import Actor, CommandInvoked
 from bot.live.models import LiveCatchup
-from bot.reports import build_report
+from bot.reporting import build_report
 from bot.storage.db import transaction
 from bot.storage.models import Attendance, Enrollment, LearningEvent, LiveSessionRow, Person, StepProgress
 from tests.conftest import make_cohort, make_settings

@@ -19,7 +19,7 @@ from bot.clock import VirtualClock
 from bot.events import PresenceObserved, RsvpChanged
 from bot.journeys.library import Library
 from bot.journeys.model import QuizStep
-from bot.reports import build_report
+from bot.reporting import build_report
 from bot.storage.db import transaction
 from bot.storage.models import Attendance, Enrollment, LiveSessionRow, Person
 from tests.conftest import COHORT_START, CONTENT, make_settings

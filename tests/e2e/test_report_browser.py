@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.report_html import render_html
-from bot.reports import Filters, build_report
+from bot.reporting import Filters, build_report
+from bot.reporting.html import render_html
 from tests.unit.test_report import drive_cohort
 
 CHROMIUM = Path("/usr/bin/chromium")

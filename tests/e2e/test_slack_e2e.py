@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import build
 from bot.clock import VirtualClock
-from bot.reports import build_report
+from bot.reporting import build_report
 from tests.conftest import make_settings
 from tests.contract.drivers import SlackDriver
 from tests.contract.test_contract import COHORT_START_UTC, run_journey

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import select
 
 from bot.events import ButtonPressed
-from bot.reports import build_report
+from bot.reporting import build_report
 from bot.storage.models import Base, LearningEvent, Person, Poll, PollVote
 from tests.conftest import make_cohort
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.journeys.model import QuizStep
-from bot.records.models import ReinforcementCard
-from bot.records.reinforce import collect_cards
-from bot.reports import Filters, build_report
+from bot.reinforcement.cards import collect_cards
+from bot.reinforcement.models import ReinforcementCard
+from bot.reporting import Filters, build_report
 from bot.storage.db import transaction
 from bot.storage.models import Delivery, Enrollment, LearningEvent, Person, QuizAnswer, StepProgress
 from bot.timewindow import zone

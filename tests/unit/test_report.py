@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.report_html import render_html
-from bot.reports import CSV_COLUMNS, Filters, build_report
+from bot.reporting import CSV_COLUMNS, Filters, build_report
+from bot.reporting.html import render_html
 from bot.storage.db import transaction
 from bot.storage.models import Person
 from tests.conftest import make_cohort

@@ -12,7 +12,7 @@ import bot.storage.models  # noqa: F401  (registers the core tables)
 from bot.storage.models import Base
 
 # Optional features keep their tables next to their code; import them so migrations know every table.
-for _feature in ("bot.records.models", "bot.live.models"):
+for _feature in ("bot.records.models", "bot.reinforcement.models", "bot.live.models"):
     with contextlib.suppress(ModuleNotFoundError):
         __import__(_feature)
 

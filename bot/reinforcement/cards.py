@@ -25,7 +25,7 @@ from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import Question, QuizStep
 from bot.messages import Button, Message
-from bot.records.models import ReinforcementCard
+from bot.reinforcement.models import ReinforcementCard
 from bot.storage.events import object_id, record
 from bot.storage.models import Cohort, Delivery, Enrollment, Person, QuizAnswer, StepProgress
 

@@ -17,7 +17,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from bot.journeys.engine import Engine
-from bot.reports import CohortSummary, LearnerRow, Report
+from bot.reporting.compute import CohortSummary, LearnerRow, Report
 
 STATUS_ORDER = {"behind": 0, "paused": 1, "on track": 2, "done": 3}
 
@@ -25,7 +25,7 @@ STATUS_ORDER = {"behind": 0, "paused": 1, "on track": 2, "done": 3}
 @lru_cache(maxsize=1)
 def _env() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
         autoescape=select_autoescape(
             default=True, default_for_string=True, enabled_extensions=("html", "j2")
         ),
@@ -44,7 +44,7 @@ def _svg(svg: str) -> Markup:
 
 
 def _cohort_view(c: CohortSummary, learners: list[LearnerRow], index: int) -> dict[str, Any]:
-    from bot.records.charts import attendance_svg, funnel_svg, weekly_svg
+    from bot.reporting.charts import attendance_svg, funnel_svg, weekly_svg
 
     mine = [r for r in learners if r.cohort == c.cohort]
     quiz = [r.quiz_average for r in mine if r.quiz_average is not None]

@@ -1,0 +1,89 @@
+"""Reporting in one place: the per-learner computation and every view of it.
+
+* :mod:`bot.reporting.compute`: :func:`build_report`, one row per learner per program (:class:`LearnerRow`) and one
+  summary per cohort, with the CSV and JSON forms (a documented contract, ``docs/reports.md``);
+* :mod:`bot.reporting.html`: the self-contained HTML report;
+* :mod:`bot.reporting.charts`: matplotlib charts for the HTML report and the manager digest.
+
+matplotlib is an optional extra (``blendwise[reports]``), so nothing here imports :mod:`bot.reporting.charts` at
+module level: the core, the CSV/JSON report and the digest text work without it.
+
+:func:`install` is called by :mod:`bot.extensions` once the runtime is built: it attaches a team-progress chart to
+the manager digest when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.reporting.compute import CSV_COLUMNS, CohortSummary, Filters, LearnerRow, Report, build_report
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from bot.app import Runtime
+    from bot.journeys.engine import Engine
+    from bot.storage.models import Delivery
+
+__all__ = [
+    "CSV_COLUMNS",
+    "CohortSummary",
+    "Filters",
+    "LearnerRow",
+    "Report",
+    "build_report",
+    "digest_with_chart",
+    "install",
+]
+
+log = logging.getLogger(__name__)
+
+
+def install(runtime: Runtime) -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        log.info("digest charts are off: pip install 'blendwise[reports]' enables them")
+        return
+    previous = runtime.sender.renderers.get("digest")
+    if previous is not None:
+        runtime.sender.renderers["digest"] = digest_with_chart(runtime.engine, previous)
+
+
+def digest_with_chart(engine: Engine, render: Any) -> Any:
+    """Wrap the digest renderer: same message, plus a PNG of the manager's team progress.
+
+    The chart is drawn from :func:`bot.nudges.digests.team_rows`, the same rows as the text, so it covers exactly
+    the manager's own reports (direct, plus indirect ones when ``digest.include_indirect`` is set).
+    """
+
+    def wrapped(session: Session, delivery: Delivery) -> Any:
+        message = render(session, delivery)
+        if message is None or isinstance(message, list):
+            return message
+        from bot.messages import Attachment
+        from bot.nudges.digests import team_rows
+        from bot.storage.models import Person
+
+        manager = session.get(Person, delivery.person_id)
+        if manager is None:
+            return message
+        rows = team_rows(session, engine, manager)
+        if not rows:
+            return message
+        try:
+            from bot.reporting.charts import team_progress_png
+
+            png = team_progress_png(rows)
+        except Exception:  # a chart is a nicety; the digest text must still go out
+            log.exception("could not draw the digest chart for manager %s", manager.id)
+            return message
+        message.attachments = [
+            *message.attachments,
+            Attachment(
+                filename="team-progress.png", content=png, mimetype="image/png", title="Team progress"
+            ),
+        ]
+        return message
+
+    return wrapped
