@@ -12,14 +12,15 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import DAY_NAMES
 from bot.journeys.compose import fmt_local, template
 from bot.journeys.engine import Engine
 from bot.messages import Message
-from bot.storage.models import Delivery, Enrollment, Person, StepProgress
+from bot.reporting import Filters, LearnerRow, build_report
+from bot.storage.models import Delivery, Enrollment, Person
 from bot.timewindow import local_instant, zone
 
 log = logging.getLogger(__name__)
@@ -63,58 +64,19 @@ def plan_digests(session: Session, engine: Engine, now: datetime) -> int:
     return planned
 
 
-def team_rows(session: Session, engine: Engine, manager: Person) -> list[dict[str, Any]]:
-    """One row per (report, enrolment): the digest's table, and the data behind its chart."""
-    now = engine.clock.now()
-    rows: list[dict[str, Any]] = []
-    for person in engine.reports_of(session, manager):
-        for e in session.scalars(select(Enrollment).where(Enrollment.person_id == person.id)):
-            c = engine.status_counts(session, e)
-            program = engine.library.program(e.program_id)
-            overdue = session.scalar(
-                select(func.count())
-                .select_from(StepProgress)
-                .where(
-                    StepProgress.enrollment_id == e.id,
-                    StepProgress.state == "open",
-                    StepProgress.due_at.is_not(None),
-                    StepProgress.due_at < now,
-                )
-            )
-            missed = session.scalar(
-                select(func.count())
-                .select_from(StepProgress)
-                .where(StepProgress.enrollment_id == e.id, StepProgress.state == "missed")
-            )
-            quiz = session.execute(
-                select(func.avg(StepProgress.score)).where(
-                    and_(StepProgress.enrollment_id == e.id, StepProgress.kind == "quiz", StepProgress.score.is_not(None))
-                )
-            ).scalar()
-            status = (
-                "done"
-                if e.status == "completed"
-                else "paused"
-                if e.auto_paused or (person.paused_until and person.paused_until > now)
-                else "behind"
-                if overdue or missed
-                else "on track"
-            )
-            rows.append(
-                {
-                    "name": person.name,
-                    "program": program.title,
-                    "done": c["steps_done"],
-                    "total": c["steps_total"],
-                    "quiz": None if quiz is None else round(100 * float(quiz)),
-                    "attended": c["sessions_attended"],
-                    "sessions": c["sessions_total"],
-                    "missed": int(missed or 0),
-                    "overdue": int(overdue or 0),
-                    "status": status,
-                }
-            )
-    return rows
+def team_rows(session: Session, engine: Engine, manager: Person) -> list[LearnerRow]:
+    """The manager's reports as the unified report's rows: the digest's lines and the data behind its chart.
+
+    The digest used to count its own figures (catch-up viewing as attendance, a stricter "behind"), so a manager
+    and the report could disagree about the same person on the same day. Now both read one computation,
+    :func:`bot.reporting.build_report`; only the order is the digest's own (the manager's reports by name).
+    """
+    reports = engine.reports_of(session, manager)
+    if not reports:
+        return []
+    order = {p.id: i for i, p in enumerate(reports)}
+    report = build_report(session, engine, Filters(person_ids=list(order)))
+    return sorted(report.learners, key=lambda r: order[r.person_id])
 
 
 def digest_message(session: Session, engine: Engine, manager: Person) -> Message:
@@ -178,7 +140,6 @@ def plan_cohort_recaps(session: Session, engine: Engine, now: datetime) -> int:
 def cohort_recap_message(session: Session, engine: Engine, cohort_id: int) -> Message | None:
     """This week in the cohort: completion, live attendance, participation and what comes next. Aggregates only:
     a recap in a shared channel names nobody."""
-    from bot.reporting import Filters, build_report
     from bot.storage.models import Cohort, LearningEvent, LiveSessionRow
 
     cohort = session.get(Cohort, cohort_id)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from bot.reporting.compute import LearnerRow
 
 INK = "#1f2933"
 MUTED = "#7b8794"
@@ -170,22 +173,22 @@ def weekly_svg(weeks: Sequence[tuple[str, int]], learners: int, uid: str) -> str
         return to_svg(fig, uid)
 
 
-def team_progress_png(rows: Sequence[dict[str, Any]]) -> bytes:
+def team_progress_png(rows: Sequence[LearnerRow]) -> bytes:
     """A small PNG for the manager digest: steps done per report and enrolment, coloured by status."""
     with matplotlib.rc_context(_rc()):
         fig, ax = _figure(6.0, 0.8 + 0.38 * max(len(rows), 1))
-        labels = [_short(f"{r['name']} · {r['program']}", 40) for r in rows]
+        labels = [_short(f"{r.name} · {r.program}", 40) for r in rows]
         y = list(range(len(rows)))
-        totals = [max(int(r["total"]), 1) for r in rows]
-        done = [int(r["done"]) for r in rows]
+        totals = [max(r.steps_total, 1) for r in rows]
+        done = [r.steps_completed for r in rows]
         ax.barh(y, totals, color="#eef2f7", height=0.6)
-        ax.barh(y, done, color=[STATUS_COLOURS.get(r["status"], BRAND) for r in rows], height=0.6)
+        ax.barh(y, done, color=[STATUS_COLOURS.get(r.status, BRAND) for r in rows], height=0.6)
         ax.set_yticks(y, labels=labels, fontsize=9, color=INK)
         ax.invert_yaxis()
         ax.spines["left"].set_visible(False)
         for yi, r, t in zip(y, rows, totals, strict=True):
             ax.text(
-                t, yi, f"  {r['done']}/{r['total']} · {r['status']}", va="center", fontsize=8.5, color=MUTED
+                t, yi, f"  {r.steps_completed}/{r.steps_total} · {r.status}", va="center", fontsize=8.5, color=MUTED
             )
         ax.set_xlim(0, max(totals, default=1) * 1.35)
         ax.set_xticks([])

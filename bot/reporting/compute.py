@@ -114,6 +114,8 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     workspace: str | None = None
+    #: Exact people (ids), for callers that already resolved them: the manager digest passes the manager's reports.
+    person_ids: list[int] | None = None
 
 
 @dataclass
@@ -169,6 +171,8 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
         q = q.where((Enrollment.last_activity_at >= f.since) | (Enrollment.enrolled_at >= f.since))
     if f.until:
         q = q.where(Enrollment.enrolled_at <= f.until)
+    if f.person_ids is not None:
+        q = q.where(Person.id.in_(f.person_ids))
     rows = session.execute(q).all()
     if f.manager:
         managers = [p for p in session.scalars(select(Person)) if _person_match(p, f.manager)]
