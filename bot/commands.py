@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.durations import parse_duration
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.events import CommandInvoked, Response
-from bot.journeys.compose import Composer, fmt_local, template
+from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Field, Message
 from bot.storage.models import (
@@ -28,6 +28,7 @@ from bot.storage.models import (
     Person,
     StepProgress,
 )
+from bot.templating import template
 
 Run = Callable[[Session, Person, CommandInvoked, list[str]], Response]
 

@@ -1,6 +1,7 @@
 """Composing learner-facing messages from program content and state.
 
-Wording lives in ``bot/templates/*.j2`` and in the program files; this module only gathers the data. Authored text
+Wording lives in ``bot/templates/*.j2`` (loaded by :mod:`bot.templating`) and in the program files; this module
+only gathers the data. Authored text
 is rendered as a Jinja template (sandboxed); anything a person typed is passed in as data and never rendered as a
 template. Escaping for each platform's markup is the adapter's job.
 """
@@ -10,11 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,24 +32,10 @@ from bot.journeys.model import (
 from bot.journeys.render import render_text
 from bot.messages import Attachment, Button, Field, Message
 from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, StepProgress
+from bot.templating import template
 from bot.timewindow import zone
 
 MAX_CHUNK = 1200
-
-
-@lru_cache(maxsize=1)
-def _templates() -> Environment:
-    # Output is chat Markdown, not HTML; values are escaped per platform by the adapters.
-    return Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
-        undefined=StrictUndefined,
-        trim_blocks=False,
-        autoescape=False,  # noqa: S701
-    )
-
-
-def template(name: str, **context: Any) -> str:
-    return _templates().get_template(f"{name}.j2").render(**context).strip()
 
 
 def split_markdown(text: str, limit: int = MAX_CHUNK) -> list[str]:

@@ -25,12 +25,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +43,7 @@ from bot.messages import Button, Message
 from bot.storage.db import transaction
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
+from bot.templating import add_search_path, template
 
 if TYPE_CHECKING:
     from bot.live.service import Live
@@ -54,18 +53,8 @@ log = logging.getLogger(__name__)
 URL = re.compile(r"^https?://\S{1,490}$")
 
 
-@lru_cache(maxsize=1)
-def _templates() -> Environment:
-    # Chat Markdown, not HTML; each adapter escapes for its platform.
-    return Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-        undefined=StrictUndefined,
-        autoescape=False,  # noqa: S701
-    )
-
-
-def template(name: str, **ctx: Any) -> str:
-    return _templates().get_template(f"{name}.j2").render(**ctx).strip()
+# The feature's wording sits next to its code, on the one template loader's search path.
+add_search_path(Path(__file__).resolve().parent / "templates")
 
 
 class EditedRecap(BaseModel):

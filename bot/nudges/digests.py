@@ -16,11 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import DAY_NAMES
-from bot.journeys.compose import fmt_local, template
+from bot.journeys.compose import fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Message
 from bot.reporting import Filters, LearnerRow, build_report
 from bot.storage.models import Delivery, Enrollment, Person
+from bot.templating import template
 from bot.timewindow import local_instant, zone
 
 log = logging.getLogger(__name__)

@@ -1,41 +1,28 @@
 """The unified report as one self-contained HTML file.
 
-Jinja2 renders ``templates/report.html.j2`` with autoescape on, so every learner-provided string (names, e-mails,
-cohort names) is escaped. The only markup passed through unescaped is the charts: SVG that matplotlib generated
+The one template loader (:mod:`bot.templating`, HTML flavour) renders ``templates/report.html.j2`` with autoescape
+on, so every learner-provided string (names, e-mails, cohort names) is escaped. The only markup passed through unescaped is the charts: SVG that matplotlib generated
 from numbers and authored titles, which matplotlib escapes itself. CSS is inline and there is no JavaScript and no
 external asset, so the file can be e-mailed or archived and opens the same way offline.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from bot.journeys.engine import Engine
 from bot.reporting.compute import CohortSummary, LearnerRow, Report
+from bot.templating import add_filter, templates
 
 STATUS_ORDER = {"behind": 0, "paused": 1, "on track": 2, "done": 3}
 
 
-@lru_cache(maxsize=1)
-def _env() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
-        autoescape=select_autoescape(
-            default=True, default_for_string=True, enabled_extensions=("html", "j2")
-        ),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0f}%"
-    env.filters["day"] = lambda v: v[:10] if v else "–"
-    return env
+# The report's own number formats, available to every template through the one loader.
+add_filter("pct", lambda v: "–" if v is None else f"{v:.0f}%")
+add_filter("day", lambda v: v[:10] if v else "–")
 
 
 def _svg(svg: str) -> Markup:
@@ -78,14 +65,11 @@ def render_html(session: Session, engine: Engine, report: Report) -> str:
         "attended": sum(r.sessions_attended for r in report.learners),
         "sessions": sum(r.sessions_total for r in report.learners),
     }
-    return (
-        _env()
-        .get_template("report.html.j2")
-        .render(
-            report=report,
-            generated=report.generated_at.strftime("%d %b %Y, %H:%M UTC"),
-            cohorts=cohorts,
-            learners=learners,
-            totals=totals,
-        )
+    return templates.html(
+        "report",
+        report=report,
+        generated=report.generated_at.strftime("%d %b %Y, %H:%M UTC"),
+        cohorts=cohorts,
+        learners=learners,
+        totals=totals,
     )

@@ -1,0 +1,111 @@
+"""The one template loader for wording that reaches people: chat messages and the HTML report.
+
+Learner-facing text lives in Jinja templates (``bot/templates/*.j2``, plus one folder per feature that has its
+own, registered with :func:`add_search_path`), never in Python literals. There are two flavours over the same
+search path, because their outputs need different treatment:
+
+* **chat** (``*.j2``): chat Markdown, rendered without HTML autoescape. Values are escaped for each platform's
+  markup by the adapters; person and learner text can get a Markdown-inert filter added with :func:`add_filter`.
+* **html** (``*.html.j2``): a standalone page, autoescaped, with block whitespace trimmed.
+
+Authored program text is a different thing: it is rendered by the sandboxed environment in
+:mod:`bot.journeys.render`, which must stay separate (authors are not trusted with Python attribute access).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+CORE = Path(__file__).resolve().parent / "templates"
+
+
+class Templates:
+    """A search path of template folders, the filters both flavours share, and the two environments.
+
+    The environments are built on first use and rebuilt when the search path or the filters change, so a feature
+    may register its folder or a filter at import time, before or after the first render.
+    """
+
+    def __init__(self, *paths: Path) -> None:
+        self._paths: list[Path] = list(paths)
+        self._filters: dict[str, Callable[..., Any]] = {}
+        self._envs: dict[str, Environment] = {}
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(self._paths)
+
+    def add_search_path(self, path: Path) -> None:
+        """Add a feature's template folder. A file name already provided by another folder is refused.
+
+        Templates are looked up by bare name, so a feature that shipped ``digest.j2`` would silently replace the
+        core's wording; refusing at start-up names both folders instead.
+        """
+        path = path.resolve()
+        if path in self._paths:
+            return
+        mine = {p.name for p in path.glob("*.j2")}
+        for other in self._paths:
+            clash = sorted(mine & {p.name for p in other.glob("*.j2")})
+            if clash:
+                raise ValueError(f"template {clash[0]} is provided by both {other} and {path}")
+        self._paths.append(path)
+        self._envs.clear()
+
+    def add_filter(self, name: str, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` available as ``{{ value | name }}`` in every template (chat and HTML)."""
+        self._filters[name] = fn
+        self._envs.clear()
+
+    def environment(self, flavour: str) -> Environment:
+        env = self._envs.get(flavour)
+        if env is None:
+            env = self._envs[flavour] = self._build(flavour)
+        return env
+
+    def _build(self, flavour: str) -> Environment:
+        loader = FileSystemLoader([str(p) for p in self._paths])
+        if flavour == "chat":
+            # Chat Markdown, not HTML: HTML-escaping would show "&amp;" in Slack and Discord.
+            env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701
+        elif flavour == "html":
+            env = Environment(
+                loader=loader,
+                undefined=StrictUndefined,
+                autoescape=select_autoescape(default=True, default_for_string=True),
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+        else:
+            raise ValueError(f"unknown template flavour '{flavour}' (chat or html)")
+        env.filters.update(self._filters)
+        return env
+
+    def chat(self, name: str, /, **context: Any) -> str:
+        """Render ``<name>.j2`` as chat Markdown, without the surrounding blank lines."""
+        return self.environment("chat").get_template(f"{name}.j2").render(**context).strip()
+
+    def html(self, name: str, /, **context: Any) -> str:
+        """Render ``<name>.html.j2`` as an autoescaped HTML page."""
+        return self.environment("html").get_template(f"{name}.html.j2").render(**context)
+
+
+#: The process-wide loader: the core's folder first, then the features' folders as they register.
+templates = Templates(CORE)
+
+
+def template(name: str, /, **context: Any) -> str:
+    """Learner-facing chat text from ``<name>.j2`` (the core's or a registered feature's)."""
+    return templates.chat(name, **context)
+
+
+def add_search_path(path: Path) -> None:
+    templates.add_search_path(path)
+
+
+def add_filter(name: str, fn: Callable[..., Any]) -> None:
+    templates.add_filter(name, fn)

@@ -1,0 +1,74 @@
+"""The one template loader: chat and HTML flavours over one search path, features' folders, pluggable filters."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import bot
+from bot.templating import CORE, Templates, templates
+
+BOT = Path(bot.__file__).resolve().parent
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_chat_text_is_markdown_and_html_is_escaped(tmp_path):
+    t = Templates(write(tmp_path / "core", "hello.j2", "\nHi **{{ name }}** & co\n"))
+    write(tmp_path / "core", "page.html.j2", "<p>{{ name }}</p>")
+    assert t.chat("hello", name="<Ana>") == "Hi **<Ana>** & co"
+    assert t.html("page", name="<Ana>") == "<p>&lt;Ana&gt;</p>"
+
+
+def test_a_feature_folder_joins_the_search_path_and_cannot_shadow_core_wording(tmp_path):
+    core = write(tmp_path / "core", "digest.j2", "core")
+    t = Templates(core)
+    t.add_search_path(write(tmp_path / "feature", "catchup.j2", "feature {{ n }}"))
+    assert t.chat("catchup", n=1) == "feature 1"
+    clashing = write(tmp_path / "other", "digest.j2", "other")
+    with pytest.raises(ValueError, match=r"digest\.j2 is provided by both .*core and .*other"):
+        t.add_search_path(clashing)
+    assert t.chat("digest") == "core"
+
+
+def test_a_filter_added_after_first_use_reaches_both_flavours(tmp_path):
+    folder = write(tmp_path / "core", "x.j2", "{{ v | shout }}")
+    write(folder, "x.html.j2", "{{ v | shout }}")
+    t = Templates(folder)
+    with pytest.raises(Exception, match="shout"):
+        t.chat("x", v="a")
+    t.add_filter("shout", str.upper)
+    assert (t.chat("x", v="a"), t.html("x", v="<a>")) == ("A", "&lt;A&gt;")
+
+
+def test_the_shipped_templates_all_load(tmp_path):
+    # Importing them registers the live feature's folder and the report's filters.
+    import importlib
+
+    for module in ("bot.live.recaps", "bot.reporting.html"):
+        importlib.import_module(module)
+
+    names = [p.name for folder in templates.paths for p in folder.glob("*.j2")]
+    assert CORE in templates.paths and len(templates.paths) >= 2
+    assert "digest.j2" in names and "catchup.j2" in names and "report.html.j2" in names
+    for name in names:
+        flavour = "html" if name.endswith(".html.j2") else "chat"
+        templates.environment(flavour).get_template(name)  # parses, or raises naming the file
+
+
+def test_only_the_loader_and_the_authoring_sandbox_build_jinja_environments():
+    builders = set()
+    for path in BOT.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in ("Environment", "SandboxedEnvironment"):
+                    builders.add(path.relative_to(BOT).as_posix())
+    assert builders == {"templating.py", "journeys/render.py"}
