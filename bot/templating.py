@@ -5,7 +5,8 @@ own, registered with :func:`add_search_path`), never in Python literals. There a
 search path, because their outputs need different treatment:
 
 * **chat** (``*.j2``): chat Markdown, rendered without HTML autoescape. Values are escaped for each platform's
-  markup by the adapters; person and learner text can get a Markdown-inert filter added with :func:`add_filter`.
+  markup by the adapters; person and learner text is made inert by a ``finalize`` function (:func:`set_finalize`)
+  or a filter (:func:`add_filter`).
 * **html** (``*.html.j2``): a standalone page, autoescaped, with block whitespace trimmed.
 
 Authored program text is a different thing: it is rendered by the sandboxed environment in
@@ -33,6 +34,7 @@ class Templates:
     def __init__(self, *paths: Path) -> None:
         self._paths: list[Path] = list(paths)
         self._filters: dict[str, Callable[..., Any]] = {}
+        self._finalize: Callable[[Any], Any] | None = None
         self._envs: dict[str, Environment] = {}
 
     @property
@@ -61,6 +63,15 @@ class Templates:
         self._filters[name] = fn
         self._envs.clear()
 
+    def set_finalize(self, fn: Callable[[Any], Any] | None) -> None:
+        """Pass every ``{{ value }}`` of a chat template through ``fn`` (Jinja's ``finalize``).
+
+        This is the chat flavour's counterpart of HTML autoescape: a function that makes person and learner text
+        inert in chat Markdown unless it is marked as trusted. HTML keeps its own autoescape.
+        """
+        self._finalize = fn
+        self._envs.clear()
+
     def environment(self, flavour: str) -> Environment:
         env = self._envs.get(flavour)
         if env is None:
@@ -71,7 +82,12 @@ class Templates:
         loader = FileSystemLoader([str(p) for p in self._paths])
         if flavour == "chat":
             # Chat Markdown, not HTML: HTML-escaping would show "&amp;" in Slack and Discord.
-            env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701
+            env = Environment(
+                loader=loader,
+                undefined=StrictUndefined,
+                autoescape=False,  # noqa: S701
+                finalize=self._finalize,
+            )
         elif flavour == "html":
             env = Environment(
                 loader=loader,
@@ -109,3 +125,7 @@ def add_search_path(path: Path) -> None:
 
 def add_filter(name: str, fn: Callable[..., Any]) -> None:
     templates.add_filter(name, fn)
+
+
+def set_finalize(fn: Callable[[Any], Any] | None) -> None:
+    templates.set_finalize(fn)

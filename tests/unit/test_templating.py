@@ -47,6 +47,15 @@ def test_a_filter_added_after_first_use_reaches_both_flavours(tmp_path):
     assert (t.chat("x", v="a"), t.html("x", v="<a>")) == ("A", "&lt;A&gt;")
 
 
+def test_finalize_makes_chat_values_inert_and_leaves_html_to_autoescape(tmp_path):
+    folder = write(tmp_path / "core", "x.j2", "Hi {{ who }}, *{{ 2 }}*")
+    write(folder, "x.html.j2", "{{ who }}")
+    t = Templates(folder)
+    t.set_finalize(lambda v: str(v).replace("[", "\\["))
+    assert t.chat("x", who="[link](x)") == "Hi \\[link](x), *2*"
+    assert t.html("x", who="[a]") == "[a]"
+
+
 def test_the_shipped_templates_all_load(tmp_path):
     # Importing them registers the live feature's folder and the report's filters.
     import importlib
