@@ -27,7 +27,7 @@ from bot.dispatcher import Dispatcher
 from bot.errors import BlendwiseError
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
-from bot.nudges.digests import plan_cohort_recaps, plan_digests, render_cohort_recap, render_digest
+from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
@@ -231,8 +231,9 @@ def build(
         clock,
         max_attempts=settings.sender.max_attempts,
         batch=settings.sender.batch,
-        composers={"digest": render_digest(engine), "cohort_recap": render_cohort_recap(engine)},
     )
+    for purpose in digest_purposes(engine):
+        sender.purposes.register(purpose)
     runtime = Runtime(settings, clock, db, factory, library, engine, dispatcher, sender, dict(adapters))
     _install_extensions(runtime)
     return runtime

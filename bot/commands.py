@@ -20,6 +20,7 @@ from bot.events import CommandInvoked, Response
 from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Field, Message
+from bot.nudges.purposes import ANNOUNCE, LEAD_PROMPT
 from bot.storage.models import (
     Cohort,
     CohortLead,
@@ -230,7 +231,7 @@ class Commands:
         text = " ".join(args[1:]).strip()
         if not text:
             raise InvalidInput("Usage: /learn prompt <cohort> <text>")
-        self.engine.queue_channel_post(session, cohort, "lead_prompt", {"text": text, "title": "Discussion"})
+        self.engine.queue_channel_post(session, cohort, LEAD_PROMPT, {"text": text, "title": "Discussion"})
         return reply(f"Posting your prompt to {cohort.channel}. Replies in its thread count as participation.")
 
     def announce(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
@@ -238,7 +239,7 @@ class Commands:
         text = " ".join(args[1:]).strip()
         if not text:
             raise InvalidInput("Usage: /learn announce <cohort> <text>")
-        self.engine.queue_channel_post(session, cohort, "announce", {"text": text, "title": "Announcement"})
+        self.engine.queue_channel_post(session, cohort, ANNOUNCE, {"text": text, "title": "Announcement"})
         return reply(f"Announcement queued for {cohort.channel}.")
 
     def checkin(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:

@@ -63,3 +63,20 @@ class AdapterError(BlendwiseError):
         self.retryable = retryable
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class DuplicateRegistration(BlendwiseError):
+    """Something registered a name that is already taken (a purpose, a button, a command...).
+
+    Raised at start-up rather than letting the second registration silently replace the first: the message names
+    both registrants so the clash can be fixed where it happens.
+    """
+
+    exit_code = 2
+
+    def __init__(self, what: str, name: str, first: str, second: str) -> None:
+        self.what = what
+        self.name = name
+        self.first = first
+        self.second = second
+        super().__init__(f"{what} '{name}' is registered twice: by {first} and by {second}")

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ from bot.journeys.model import (
     SessionStart,
     SessionStep,
 )
+from bot.nudges.purposes import REMIND, Purpose, enqueue
 from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
     AgendaItem,
@@ -993,14 +994,19 @@ class Engine:
         )
         # Fired agenda rows are gone, but their reminders' outbox keys (remind:<progress>:<seq>) are not: pick a
         # sequence number neither the agenda nor the outbox has used, or the new reminder would be deduplicated away.
+        # The outbox is asked by exact key (its unique index), a window of candidates at a time.
         last = session.scalar(
             select(func.max(AgendaItem.seq)).where(AgendaItem.progress_id == sp.id, AgendaItem.action == "remind")
         )
-        used = [
-            int(key.rsplit(":", 1)[1])
-            for key in session.scalars(select(Delivery.key).where(Delivery.key.like(f"remind:{sp.id}:%")))
-        ]
-        seq = max(100, (last or 0) + 1, max(used, default=0) + 1)
+        seq = max(100, (last or 0) + 1)
+        while True:
+            candidates = {REMIND.key(sp.id, n): n for n in range(seq, seq + 16)}
+            used = set(session.scalars(select(Delivery.key).where(Delivery.key.in_(candidates))))
+            free = [n for key, n in candidates.items() if key not in used]
+            if free:
+                seq = free[0]
+                break
+            seq += 16
         session.add(
             AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action="remind", seq=seq, fire_at=until)
         )
@@ -1045,28 +1051,19 @@ class Engine:
         self,
         session: Session,
         cohort: Cohort,
-        purpose: str,
+        purpose: Purpose,
         payload: dict[str, Any],
         *,
-        key: str | None = None,
-        priority: int = 2,
-    ) -> Delivery:
+        key: Sequence[object] | None = None,
+    ) -> int | None:
+        """Plan a post in ``cohort``'s channel, keyed by ``key`` (default: the cohort). Returns the new row's id,
+        or ``None`` if that key was planned already."""
         if not cohort.channel:
             raise InvalidInput(f"Cohort '{cohort.name}' has no channel yet; an admin can set one.")
-        now = self.clock.now()
-        delivery = Delivery(
-            key=key or f"{purpose}:{cohort.id}:{uuid.uuid4().hex}",
-            purpose=purpose,
-            priority=priority,
-            cohort_id=cohort.id,
-            due_at=now,
-            state="pending",
+        return enqueue(
+            session, purpose, (cohort.id,) if key is None else key, now=self.clock.now(), cohort_id=cohort.id,
             payload=payload,
-            created_at=now,
         )
-        session.add(delivery)
-        session.flush()
-        return delivery
 
     def roster(self, session: Session, cohort: Cohort) -> list[tuple[Person, Enrollment, dict[str, Any]]]:
         rows = session.execute(

@@ -28,6 +28,7 @@ __all__ = ["Live", "install", "service"]
 def install(runtime: Runtime) -> Live:
     from bot.live.chat import LiveChat
     from bot.live.llm import LLMClient
+    from bot.live.purposes import CATCHUP, LIVE_POLL, RECAP_READY, RECORDING, REOPEN
     from bot.live.search import ensure_schema
     from bot.storage.models import StepProgress
 
@@ -48,15 +49,14 @@ def install(runtime: Runtime) -> Live:
         sp = session.get(StepProgress, d.progress_id)
         return composer.step_card(session, sp) if sp is not None else None
 
-    runtime.sender.renderers.update(
-        {
-            "live_poll": live.polls.render_post,
-            "catchup": live.recaps.render_catchup,
-            "recording": live.recaps.render_recording,
-            "recap_ready": live.recaps.render_ready,
-            "reopen": reopen,
-        }
-    )
+    for purpose in (
+        LIVE_POLL.bind(live.polls.render_post),
+        CATCHUP.bind(live.recaps.render_catchup),
+        RECORDING.bind(live.recaps.render_recording),
+        RECAP_READY.bind(live.recaps.render_ready),
+        REOPEN.bind(reopen),
+    ):
+        runtime.sender.purposes.register(purpose, owner=__name__)
     live.search.index_library()
     runtime.__dict__["live"] = live
     return live

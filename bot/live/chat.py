@@ -7,7 +7,6 @@ votes), ``catchup.done``, ``catchup.quiz``, ``catchup.answer``, ``recap.release`
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -20,9 +19,11 @@ from bot.events import ButtonPressed, CommandInvoked, Response
 from bot.journeys.model import LessonStep, PollStep
 from bot.live import polls as poll_view
 from bot.live.models import SearchDoc
+from bot.live.purposes import REOPEN
 from bot.live.search import Hit
 from bot.messages import Button, Message
-from bot.storage.models import Cohort, Delivery, Enrollment, LiveSessionRow, Person, Poll, StepProgress
+from bot.nudges.purposes import enqueue
+from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, Poll, StepProgress
 
 if TYPE_CHECKING:
     from bot.live.service import Live
@@ -349,19 +350,14 @@ class LiveChat:
         if sp.state == "locked":
             when = sp.unlock_at.strftime("%d %b") if sp.unlock_at else "later"
             return notice(f"That lesson opens on {when}; it will come to you then.")
-        now = self.live.clock.now()
-        session.add(
-            Delivery(
-                key=f"reopen:{sp.id}:{uuid.uuid4().hex[:12]}",
-                purpose="reopen",
-                priority=1,
-                person_id=person.id,
-                enrollment_id=sp.enrollment_id,
-                progress_id=sp.id,
-                due_at=now,
-                state="pending",
-                created_at=now,
-            )
+        enqueue(
+            session,
+            REOPEN,
+            (sp.id,),
+            now=self.live.clock.now(),
+            person_id=person.id,
+            enrollment_id=sp.enrollment_id,
+            progress_id=sp.id,
         )
         return notice("Sending you that lesson again in a direct message.")
 

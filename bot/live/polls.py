@@ -20,7 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.live.purposes import LIVE_POLL
 from bot.messages import Button, Message, MessageRef
+from bot.states import DeliveryState
 from bot.storage.events import object_id, record
 from bot.storage.models import Cohort, Delivery, Enrollment, Person, Poll, PollVote
 
@@ -178,14 +180,7 @@ class Polls:
         )
         session.add(poll)
         session.flush()
-        self.engine.queue_channel_post(
-            session,
-            cohort,
-            "live_poll",
-            {"poll_id": poll.id, "kind": "poll"},
-            key=f"poll:{poll.id}",
-            priority=1,
-        )
+        self.engine.queue_channel_post(session, cohort, LIVE_POLL, {"poll_id": poll.id, "kind": "poll"}, key=(poll.id,))
         return poll
 
     def get(self, session: Session, poll_id: str | int) -> Poll:
@@ -206,7 +201,7 @@ class Polls:
         if poll.message_ref is None:
             ref = session.scalar(
                 select(Delivery.message_ref).where(
-                    Delivery.key == f"poll:{poll.id}", Delivery.state == "sent"
+                    Delivery.key == LIVE_POLL.key(poll.id), Delivery.state == DeliveryState.SENT
                 )
             )
             if ref:
@@ -283,11 +278,10 @@ class Polls:
         with transaction(self.live.factory) as session:
             cohort = session.get(Cohort, cohort.id)
             assert cohort is not None
-            key = f"poll:{poll_id}:results"
-            if session.scalar(select(Delivery.id).where(Delivery.key == key)) is None:
-                self.engine.queue_channel_post(
-                    session, cohort, "live_poll", {"poll_id": poll_id, "kind": "poll"}, key=key
-                )
+            # The key makes this idempotent: a second close plans nothing.
+            self.engine.queue_channel_post(
+                session, cohort, LIVE_POLL, {"poll_id": poll_id, "kind": "poll"}, key=(poll_id, "results")
+            )
 
     def summary_line(self, session: Session, poll: Poll) -> str:
         _per_option, voters = counts(session, poll)

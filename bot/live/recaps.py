@@ -37,9 +37,11 @@ from bot.errors import InvalidInput, NotFound
 from bot.journeys.engine import FINAL_STATES
 from bot.live.llm import LLMRejected, LLMUnavailable, RecapQuestion
 from bot.live.models import LiveCatchup
+from bot.live.purposes import CATCHUP, RECAP_READY, RECORDING
 from bot.live.summarize import extractive_recap
 from bot.live.transcripts import parse_transcript
 from bot.messages import Button, Message
+from bot.nudges.purposes import Purpose, enqueue
 from bot.storage.db import transaction
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
@@ -174,18 +176,15 @@ class Recaps:
                 self.live.search.index_session(session, row)
             requested_by = recap.get("requested_by")
             if requested_by and session.get(Person, requested_by) is not None and row.recap_state == "draft":
-                session.add(
-                    Delivery(
-                        key=f"recap_ready:{row.id}:{self.live.clock.now().timestamp():.0f}",
-                        purpose="recap_ready",
-                        priority=3,
-                        person_id=requested_by,
-                        cohort_id=row.cohort_id,
-                        due_at=self.live.clock.now(),
-                        state="pending",
-                        payload={"session_id": row.id},
-                        created_at=self.live.clock.now(),
-                    )
+                now = self.live.clock.now()
+                enqueue(
+                    session,
+                    RECAP_READY,
+                    (row.id, f"{now.timestamp():.0f}"),
+                    now=now,
+                    person_id=requested_by,
+                    cohort_id=row.cohort_id,
+                    payload={"session_id": row.id},
                 )
             return recap
 
@@ -335,8 +334,8 @@ class Recaps:
             session.scalars(
                 select(Delivery.key).where(
                     Delivery.key.in_(
-                        [f"catchup:{row.id}:{eid}" for eid in missed]
-                        + [f"recording:{row.id}:{e}" for e in self._enrollment_ids(session, row)]
+                        [CATCHUP.key(row.id, eid) for eid in missed]
+                        + [RECORDING.key(row.id, e) for e in self._enrollment_ids(session, row)]
                     )
                 )
             )
@@ -347,8 +346,7 @@ class Recaps:
         ):
             sp = missed.get(enrollment.id)
             if sp is not None:
-                key = f"catchup:{row.id}:{enrollment.id}"
-                if key in existing or f"recording:{row.id}:{enrollment.id}" in existing:
+                if CATCHUP.key(row.id, enrollment.id) in existing or RECORDING.key(row.id, enrollment.id) in existing:
                     continue
                 catchup = session.scalar(
                     select(LiveCatchup).where(
@@ -365,13 +363,12 @@ class Recaps:
                     )
                     session.add(catchup)
                     session.flush()
-                self._queue(session, key, "catchup", enrollment, sp.id, {"catchup_id": catchup.id})
+                self._queue(session, row, CATCHUP, enrollment, sp.id, {"catchup_id": catchup.id})
                 catchups += 1
             elif row.recording_url:
-                key = f"recording:{row.id}:{enrollment.id}"
-                if key in existing or f"catchup:{row.id}:{enrollment.id}" in existing:
+                if RECORDING.key(row.id, enrollment.id) in existing or CATCHUP.key(row.id, enrollment.id) in existing:
                     continue
-                self._queue(session, key, "recording", enrollment, None, {"session_id": row.id})
+                self._queue(session, row, RECORDING, enrollment, None, {"session_id": row.id})
                 recordings += 1
         return Released(catchups, recordings)
 
@@ -382,27 +379,22 @@ class Recaps:
     def _queue(
         self,
         session: Session,
-        key: str,
-        purpose: str,
+        row: LiveSessionRow,
+        purpose: Purpose,
         enrollment: Enrollment,
         progress_id: int | None,
         payload: dict[str, Any],
     ) -> None:
-        now = self.live.clock.now()
-        session.add(
-            Delivery(
-                key=key,
-                purpose=purpose,
-                priority=6,
-                person_id=enrollment.person_id,
-                enrollment_id=enrollment.id,
-                progress_id=progress_id,
-                cohort_id=enrollment.cohort_id,
-                due_at=now,
-                state="pending",
-                payload=payload,
-                created_at=now,
-            )
+        enqueue(
+            session,
+            purpose,
+            (row.id, enrollment.id),
+            now=self.live.clock.now(),
+            person_id=enrollment.person_id,
+            enrollment_id=enrollment.id,
+            progress_id=progress_id,
+            cohort_id=enrollment.cohort_id,
+            payload=payload,
         )
 
     # ------------------------------------------------------------------ catch-up lessons

@@ -19,6 +19,7 @@ from bot.config import DAY_NAMES
 from bot.journeys.compose import fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Message
+from bot.nudges.purposes import COHORT_RECAP, DIGEST, ChannelPost, Purpose, enqueue
 from bot.reporting import Filters, LearnerRow, build_report
 from bot.storage.models import Delivery, Enrollment, Person
 from bot.templating import template
@@ -27,11 +28,13 @@ from bot.timewindow import local_instant, zone
 log = logging.getLogger(__name__)
 
 
-def _weekly(session: Session, engine: Engine, now: datetime, tz: str, key: str, **row: Any) -> bool:
+def _weekly(
+    session: Session, engine: Engine, now: datetime, tz: str, purpose: Purpose, owner_id: int, **row: Any
+) -> bool:
     """Queue one outbox row per ISO week once the configured day and time have passed in ``tz``.
 
-    The key carries the week (``<key>:<year>-W<week>``), which makes planning idempotent and lets an hour the cron
-    missed catch up later in the same week. Returns whether a row was queued.
+    The key carries the week (``<purpose>:<owner id>:<year>-W<week>``), which makes planning idempotent and lets an
+    hour the cron missed catch up later in the same week. Returns whether a row was queued.
     """
     cfg = engine.settings.digest
     local = now.astimezone(zone(tz))
@@ -40,15 +43,7 @@ def _weekly(session: Session, engine: Engine, now: datetime, tz: str, key: str, 
     if now < local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day)), cfg.at, tz):
         return False
     label = f"{year}-W{week:02d}"
-    full_key = f"{key}:{label}"
-    if session.scalar(select(Delivery.id).where(Delivery.key == full_key)) is not None:
-        return False
-    session.add(
-        Delivery(
-            key=full_key, priority=6, due_at=now, state="pending", payload={"week": label}, created_at=now, **row
-        )
-    )
-    return True
+    return enqueue(session, purpose, (owner_id, label), now=now, payload={"week": label}, **row) is not None
 
 
 def plan_digests(session: Session, engine: Engine, now: datetime) -> int:
@@ -60,7 +55,7 @@ def plan_digests(session: Session, engine: Engine, now: datetime) -> int:
     planned = 0
     for manager in session.scalars(select(Person).where(Person.id.in_(manager_ids))):
         tz = engine.person_tz(manager)
-        planned += _weekly(session, engine, now, tz, f"digest:{manager.id}", purpose="digest", person_id=manager.id)
+        planned += _weekly(session, engine, now, tz, DIGEST, manager.id, person_id=manager.id)
     session.flush()
     return planned
 
@@ -107,6 +102,7 @@ def render_digest(engine: Engine) -> Any:
 __all__ = [
     "cohort_recap_message",
     "digest_message",
+    "digest_purposes",
     "plan_cohort_recaps",
     "plan_digests",
     "render_cohort_recap",
@@ -132,8 +128,7 @@ def plan_cohort_recaps(session: Session, engine: Engine, now: datetime) -> int:
     for cohort in session.scalars(select(Cohort).where(Cohort.channel.is_not(None), Cohort.id.in_(active))):
         if now.astimezone(zone(cohort.tz)).date() < cohort.start_date + timedelta(days=6):
             continue  # nothing to recap in the first days
-        key = f"cohort-recap:{cohort.id}"
-        planned += _weekly(session, engine, now, cohort.tz, key, purpose="cohort_recap", cohort_id=cohort.id)
+        planned += _weekly(session, engine, now, cohort.tz, COHORT_RECAP, cohort.id, cohort_id=cohort.id)
     session.flush()
     return planned
 
@@ -197,7 +192,32 @@ def cohort_recap_message(session: Session, engine: Engine, cohort_id: int) -> Me
 
 
 def render_cohort_recap(engine: Engine) -> Any:
-    def render(session: Session, delivery: Delivery) -> Message | None:
-        return None if delivery.cohort_id is None else cohort_recap_message(session, engine, delivery.cohort_id)
+    """The sender's renderer for ``cohort_recap`` rows.
+
+    The first recap becomes the cohort's one "Weekly recaps" post; every later recap is a reply in its thread, so
+    the channel itself stays quiet.
+    """
+    from bot.storage.models import CohortPost
+
+    def render(session: Session, delivery: Delivery) -> ChannelPost | None:
+        if delivery.cohort_id is None:
+            return None
+        message = cohort_recap_message(session, engine, delivery.cohort_id)
+        if message is None:
+            return None
+        parent = session.scalar(
+            select(CohortPost)
+            .where(CohortPost.cohort_id == delivery.cohort_id, CohortPost.kind == "recaps")
+            .order_by(CohortPost.id)
+        )
+        if parent is None:
+            message.opens_thread = True
+            return ChannelPost(message, kind="recaps")
+        return ChannelPost(message, kind="recap", thread=parent.ref)
 
     return render
+
+
+def digest_purposes(engine: Engine) -> list[Purpose]:
+    """The manager digest and the weekly cohort recap, with their renderers, for the sender's registry."""
+    return [DIGEST.bind(render_digest(engine)), COHORT_RECAP.bind(render_cohort_recap(engine))]

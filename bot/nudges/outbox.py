@@ -26,16 +26,26 @@ from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import PromptStep
 from bot.messages import Message, MessageRef
+from bot.nudges.purposes import (
+    ANNOUNCE,
+    AUTOPAUSE,
+    CHECKIN,
+    COHORT_PROMPT,
+    LEAD_PROMPT,
+    REMIND,
+    SESSION_REMIND,
+    STEP_PURPOSES,
+    ChannelPost,
+    Purpose,
+    PurposeRegistry,
+)
+from bot.states import DeliveryState, StepKind, StepState, Verb
 from bot.storage.db import rowcount
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Cohort, CohortPost, Delivery, Enrollment, Person, StepProgress
 
 log = logging.getLogger(__name__)
 
-STEP_KINDS = ("lesson", "quiz", "session", "prompt", "reflection", "poll")
-#: Purposes that wait for the learner's working window. Session reminders and check-ins are tied to the
-#: session's own time and go out when due (they expire instead of waiting).
-WINDOWED = (*STEP_KINDS, "remind", "autopause", "digest", "reinforce", "catchup", "recording")
 STUCK_AFTER = timedelta(minutes=5)
 
 
@@ -59,7 +69,7 @@ class Sender:
         *,
         max_attempts: int = 8,
         batch: int = 200,
-        composers: Mapping[str, Any] | None = None,
+        purposes: PurposeRegistry | None = None,
     ) -> None:
         self.factory = factory
         self.engine = engine
@@ -68,8 +78,11 @@ class Sender:
         self.max_attempts = max_attempts
         self.batch = batch
         self.composer = Composer(engine)
-        #: Extra renderers by purpose (digests, recaps, reinforcement...) registered by other modules.
-        self.renderers: dict[str, Any] = dict(composers or {})
+        #: How to render each purpose, and whether it waits for the learner's window. The core's purposes are
+        #: registered here; digests and features register theirs on the same registry.
+        self.purposes = purposes if purposes is not None else PurposeRegistry()
+        for purpose in core_purposes(self.composer, engine):
+            self.purposes.register(purpose, owner=__name__)
 
     # ------------------------------------------------------------------ driving
     def drain(self, limit: int | None = None) -> DrainResult:
@@ -81,7 +94,7 @@ class Sender:
             with self.factory() as session:
                 ids = session.scalars(
                     select(Delivery.id)
-                    .where(Delivery.state == "pending", Delivery.due_at <= now)
+                    .where(Delivery.state == DeliveryState.PENDING, Delivery.due_at <= now)
                     .order_by(Delivery.priority, Delivery.due_at, Delivery.id)
                     .limit(min(self.batch, remaining))
                 ).all()
@@ -98,7 +111,7 @@ class Sender:
         fixed = 0
         with self.factory() as session, session.begin():
             stuck = session.scalars(
-                select(Delivery).where(Delivery.state == "sending", Delivery.created_at <= cutoff)
+                select(Delivery).where(Delivery.state == DeliveryState.SENDING, Delivery.created_at <= cutoff)
             ).all()
             for d in stuck:
                 ref = None
@@ -107,9 +120,9 @@ class Sender:
                 if person is not None and isinstance(adapter, AdapterBase):
                     ref = adapter.find_delivery(self._recipient(session, person), d.id)
                 if ref is not None:
-                    d.state, d.message_ref, d.sent_at = "sent", ref.encode(), self.clock.now()
+                    d.state, d.message_ref, d.sent_at = DeliveryState.SENT, ref.encode(), self.clock.now()
                 else:
-                    d.state = "pending"
+                    d.state = DeliveryState.PENDING
                 fixed += 1
         if fixed:
             log.warning("recovered %d deliveries left in 'sending' by an earlier crash", fixed)
@@ -120,8 +133,8 @@ class Sender:
         with self.factory() as session, session.begin():
             res = session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.state == "pending")
-                .values(state="sending", attempts=Delivery.attempts + 1)
+                .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING)
+                .values(state=DeliveryState.SENDING, attempts=Delivery.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
             return bool(rowcount(res))
@@ -153,10 +166,10 @@ class Sender:
             plan = self._prepare(session, d, now)
             if isinstance(plan, str):
                 if plan == "deferred":
-                    d.state = "pending"
+                    d.state = DeliveryState.PENDING
                     d.attempts -= 1
                 elif plan == "skipped":
-                    d.state = "skipped"
+                    d.state = DeliveryState.SKIPPED
                 return plan
         ref: MessageRef | None = None
         for i, message in enumerate(plan.messages):
@@ -177,7 +190,7 @@ class Sender:
         with self.factory() as session, session.begin():
             d = session.get(Delivery, delivery_id)
             assert d is not None
-            d.state, d.sent_at, d.last_error = "sent", self.clock.now(), None
+            d.state, d.sent_at, d.last_error = DeliveryState.SENT, self.clock.now(), None
             if ref is not None:
                 d.message_ref = ref.encode()
                 self._after_send(session, d, ref, plan)
@@ -192,11 +205,11 @@ class Sender:
                 backoff = timedelta(seconds=min(30 * 2 ** (d.attempts - 1), 3600))
                 if retry_after:
                     backoff = max(backoff, timedelta(seconds=retry_after))
-                d.state = "pending"
+                d.state = DeliveryState.PENDING
                 d.due_at = self.clock.now() + backoff
                 log.warning("delivery %s failed (%s); retry %d in %s", d.id, error, d.attempts, backoff)
                 return "retried"
-            d.state = "failed"
+            d.state = DeliveryState.FAILED
             log.error("delivery %s failed for good after %d attempt(s): %s", d.id, d.attempts, error)
             return "failed"
 
@@ -213,13 +226,16 @@ class Sender:
         if person.opted_out:
             return "skipped"
         cohort = session.get(Cohort, d.cohort_id) if d.cohort_id else None
-        if d.purpose in WINDOWED:
+        purpose = self._purpose(d)
+        if purpose.windowed:
             window = self.engine.window(person, cohort)
             if not window.contains(now):
                 d.due_at = window.next_open(now)
                 return "deferred"
-        sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
-        messages = self._render(session, d, sp)
+        out = self._call(purpose, session, d)
+        if isinstance(out, ChannelPost):
+            raise AdapterError(f"purpose '{purpose.name}' rendered a channel post for a person", retryable=False)
+        messages = [] if out is None else (out if isinstance(out, list) else [out])
         if not messages:
             return "skipped"
         adapter = self.adapters.get(person.platform)
@@ -246,13 +262,13 @@ class Sender:
             )
             return
         sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
-        if sp is None or d.purpose not in STEP_KINDS:
+        if sp is None or not self._purpose(d).opens_step:
             return
         sp.message_ref = ref.encode()
         # The step opens when its card actually reaches the learner, not when the tick plans it: that keeps the
         # tick's burst cost to inserts, and makes "open" mean "the learner has it".
-        if sp.state == "locked":
-            sp.state = "open"
+        if sp.state == StepState.LOCKED:
+            sp.state = StepState.OPEN
             sp.opened_at = self.clock.now()
         enrollment = session.get(Enrollment, sp.enrollment_id)
         assert enrollment is not None
@@ -260,34 +276,22 @@ class Sender:
             session,
             enrollment,
             ts=self.clock.now(),
-            verb="delivered",
-            object_type="session" if sp.kind == "session" else "step",
+            verb=Verb.DELIVERED,
+            object_type="session" if sp.kind == StepKind.SESSION else "step",
             object_id=object_id(enrollment.program_id, sp.step_id),
             context={"extensions": {"delivery_id": d.id}},
         )
 
-    def _render(self, session: Session, d: Delivery, sp: StepProgress | None) -> list[Message]:
-        if d.purpose in self.renderers:
-            out = self.renderers[d.purpose](session, d)
-            return [] if out is None else (out if isinstance(out, list) else [out])
-        if d.purpose in STEP_KINDS:
-            assert sp is not None
-            return self.composer.step_card(session, sp)
-        if d.purpose == "remind":
-            assert sp is not None
-            if sp.state != "open":
-                return []
-            return self.composer.step_card(session, sp, reminder=True)
-        if d.purpose in ("session_remind", "checkin"):
-            assert sp is not None
-            if sp.state in ("done", "missed"):
-                return []
-            return [self.composer.session_reminder(session, sp, checkin=d.purpose == "checkin")]
-        if d.purpose == "autopause":
-            enrollment = session.get(Enrollment, d.enrollment_id)
-            assert enrollment is not None
-            return [self.composer.autopause(session, enrollment)]
-        raise AdapterError(f"no renderer for purpose '{d.purpose}'", retryable=False)
+    def _purpose(self, d: Delivery) -> Purpose:
+        purpose = self.purposes.get(d.purpose)
+        if purpose is None or purpose.render is None:
+            raise AdapterError(f"no renderer for purpose '{d.purpose}'", retryable=False)
+        return purpose
+
+    @staticmethod
+    def _call(purpose: Purpose, session: Session, d: Delivery) -> Any:
+        assert purpose.render is not None
+        return purpose.render(session, d)
 
     def _prepare_channel(self, session: Session, d: Delivery) -> Plan | str:
         cohort = session.get(Cohort, d.cohort_id)
@@ -296,48 +300,79 @@ class Sender:
         adapter = self.adapters.get(cohort.platform)
         if adapter is None:
             raise AdapterError(f"no adapter running for platform '{cohort.platform}'", retryable=True)
-        payload = d.payload or {}
-        step_id: str | None = None
-        kind = "announce"
-        message: Message | None
-        if d.purpose == "cohort_prompt":
-            sp = session.get(StepProgress, d.progress_id)
-            assert sp is not None
-            step = self.engine.library.step(cohort.program_id, sp.step_id)
-            assert isinstance(step, PromptStep)
-            message = self.composer.authored_prompt(session, cohort, step)
-            step_id, kind = step.id, "prompt"
-        elif d.purpose == "cohort_recap":
-            # One "Weekly recaps" post per cohort; every later recap is a reply in its thread.
-            parent = session.scalar(
-                select(CohortPost)
-                .where(CohortPost.cohort_id == cohort.id, CohortPost.kind == "recaps")
-                .order_by(CohortPost.id)
-            )
-            message = self.renderers[d.purpose](session, d)
-            kind = "recap" if parent is not None else "recaps"
-            if parent is not None:
-                payload = {**payload, "thread": parent.ref}
-            elif message is not None:
-                message.opens_thread = True
-        elif d.purpose in self.renderers:
-            message = self.renderers[d.purpose](session, d)
-            kind = payload.get("kind", d.purpose)
-        else:
-            title = payload.get("title", "Announcement")
-            message = self.composer.cohort_prompt(session, cohort, None, payload.get("text", ""), title=title)
-            kind = "prompt" if d.purpose == "lead_prompt" else "announce"
-        if message is None:
+        purpose = self._purpose(d)
+        out = self._call(purpose, session, d)
+        if out is None:
             return "skipped"
+        if not isinstance(out, ChannelPost):
+            payload = d.payload or {}
+            out = ChannelPost(out, kind=payload.get("kind", purpose.name), thread=payload.get("thread"))
         return Plan(
             adapter=adapter,
-            messages=[message],
+            messages=[out.message],
             workspace=cohort.workspace,
             channel=cohort.channel,
-            thread=payload.get("thread"),
-            step_id=step_id,
-            post_kind=kind,
+            thread=out.thread,
+            step_id=out.step_id,
+            post_kind=out.kind,
         )
+
+
+def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
+    """The core's purposes with their renderers: step cards, reminders, session reminders and check-ins, the
+    auto-pause notice, and the cohort channel's discussion prompts and announcements."""
+
+    def progress(session: Session, d: Delivery) -> StepProgress:
+        sp = session.get(StepProgress, d.progress_id)
+        assert sp is not None
+        return sp
+
+    def step_card(session: Session, d: Delivery) -> list[Message]:
+        return composer.step_card(session, progress(session, d))
+
+    def reminder(session: Session, d: Delivery) -> list[Message]:
+        sp = progress(session, d)
+        if sp.state != StepState.OPEN:
+            return []
+        return composer.step_card(session, sp, reminder=True)
+
+    def session_reminder(session: Session, d: Delivery) -> Message | None:
+        sp = progress(session, d)
+        if sp.state in (StepState.DONE, StepState.MISSED):
+            return None
+        return composer.session_reminder(session, sp, checkin=d.purpose == CHECKIN.name)
+
+    def autopause(session: Session, d: Delivery) -> Message:
+        enrollment = session.get(Enrollment, d.enrollment_id)
+        assert enrollment is not None
+        return composer.autopause(session, enrollment)
+
+    def cohort_prompt(session: Session, d: Delivery) -> ChannelPost:
+        cohort = session.get(Cohort, d.cohort_id)
+        assert cohort is not None
+        step = engine.library.step(cohort.program_id, progress(session, d).step_id)
+        assert isinstance(step, PromptStep)
+        return ChannelPost(composer.authored_prompt(session, cohort, step), kind="prompt", step_id=step.id)
+
+    def lead_post(session: Session, d: Delivery) -> ChannelPost:
+        cohort = session.get(Cohort, d.cohort_id)
+        assert cohort is not None
+        payload = d.payload or {}
+        title = payload.get("title", "Announcement")
+        message = composer.cohort_prompt(session, cohort, None, payload.get("text", ""), title=title)
+        kind = "prompt" if d.purpose == LEAD_PROMPT.name else "announce"
+        return ChannelPost(message, kind=kind, thread=payload.get("thread"))
+
+    return [
+        *(purpose.bind(step_card) for purpose in STEP_PURPOSES.values()),
+        REMIND.bind(reminder),
+        SESSION_REMIND.bind(session_reminder),
+        CHECKIN.bind(session_reminder),
+        AUTOPAUSE.bind(autopause),
+        COHORT_PROMPT.bind(cohort_prompt),
+        LEAD_PROMPT.bind(lead_post),
+        ANNOUNCE.bind(lead_post),
+    ]
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -31,7 +30,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    cast,
     delete,
     exists,
     func,
@@ -43,11 +41,29 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
-from sqlalchemy.sql import Insert, Select
+from sqlalchemy.sql import Select
 
+from bot.nudges.purposes import (
+    AUTOPAUSE,
+    CHECKIN,
+    COHORT_PROMPT,
+    REMIND,
+    SESSION_REMIND,
+    STEP_CARD,
+    insert_planned,
+    planned_columns,
+)
+from bot.states import (
+    FINAL_STEP_STATES,
+    AgendaAction,
+    EnrollmentStatus,
+    PurposeName,
+    StepKind,
+    StepState,
+    Verb,
+)
 from bot.storage.db import rowcount
 from bot.storage.models import (
     AgendaItem,
@@ -63,10 +79,6 @@ from bot.storage.types import to_ms
 
 log = logging.getLogger(__name__)
 
-#: Priorities: lower goes first. Channel posts precede the DMs that point at them.
-PRIORITY = {"cohort_prompt": 1, "checkin": 2, "session_remind": 3, "deliver": 5, "remind": 7, "autopause": 8}
-
-
 @dataclass
 class TickResult:
     claimed: int = 0
@@ -79,29 +91,13 @@ class TickResult:
         return sum(self.planned.values())
 
 
-def _insert_ignore(engine_name: str, select_stmt: Select[tuple[object, ...]], columns: list[str]) -> Insert:
-    """``INSERT INTO deliveries (...) SELECT ... ON CONFLICT (key) DO NOTHING`` for the running dialect."""
-    dialect_insert = postgresql.insert if engine_name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(Delivery).from_select(columns, select_stmt)
-    # SQLAlchemy 2.1 reports rowcount -1 for INSERT ... SELECT on psycopg unless asked to keep it.
-    return stmt.on_conflict_do_nothing(index_elements=["key"]).execution_options(preserve_rowcount=True)
-
-
-def _key(prefix: str, *parts: Any) -> Any:
-    """A delivery key built in SQL, e.g. ``remind:<progress id>:<seq>``."""
-    expr: Any = literal(prefix, String)
-    for part in parts:
-        expr = expr.concat(":").concat(cast(part, String))
-    return expr
-
-
 #: Which agenda action each planning statement needs; statements whose action is not due are skipped.
 ACTION_OF = {
-    "deliver": "deliver",
-    "cohort_prompt": "deliver",
-    "remind": "remind",
-    "session_remind": "session_remind",
-    "checkin": "checkin",
+    "deliver": AgendaAction.DELIVER,
+    PurposeName.COHORT_PROMPT: AgendaAction.DELIVER,
+    PurposeName.REMIND: AgendaAction.REMIND,
+    PurposeName.SESSION_REMIND: AgendaAction.SESSION_REMIND,
+    PurposeName.CHECKIN: AgendaAction.CHECKIN,
 }
 
 _claim_tables: dict[str, Table] = {}
@@ -126,22 +122,6 @@ def _claim_table(session: Session, dialect: str) -> Table:
         _claim_tables[dialect] = table
     session.execute(CreateTable(table, if_not_exists=True))
     return table
-
-
-_COLUMNS = [
-    "key",
-    "purpose",
-    "priority",
-    "person_id",
-    "enrollment_id",
-    "progress_id",
-    "cohort_id",
-    "due_at",
-    "expires_at",
-    "state",
-    "attempts",
-    "created_at",
-]
 
 
 def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: int = 250_000) -> TickResult:
@@ -195,7 +175,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     result.claimed = sum(actions.values())
 
     a, sp, e, p = claim.c, StepProgress, Enrollment, Person
-    active = and_(e.status == "active", not_(p.opted_out))
+    active = and_(e.status == EnrollmentStatus.ACTIVE, not_(p.opted_out))
     not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
     not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
     base = (
@@ -209,64 +189,58 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     def plan(name: str, stmt: Select[tuple[object, ...]]) -> None:
         if name in ACTION_OF and ACTION_OF[name] not in actions:
             return
-        res = session.execute(_insert_ignore(dialect, stmt, _COLUMNS))
-        result.planned[name] = rowcount(res) + result.planned.get(name, 0)
+        result.planned[name] = insert_planned(session, stmt) + result.planned.get(name, 0)
 
     # Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll).
     plan(
         "deliver",
         base.add_columns(
-            _key("deliver", a.progress_id),
-            sp.kind,
-            literal(PRIORITY["deliver"]),
-            e.person_id,
-            e.id,
-            sp.id,
-            e.cohort_id,
-            literal(t),
-            a.expires_at,
-            literal("pending"),
-            literal(0),
-            literal(t),
-        ).where(a.action == "deliver", active, sp.state == "locked"),
+            *planned_columns(
+                STEP_CARD,
+                (a.progress_id,),
+                name=sp.kind,
+                person_id=e.person_id,
+                enrollment_id=e.id,
+                progress_id=sp.id,
+                cohort_id=e.cohort_id,
+                due_at=t,
+                expires_at=a.expires_at,
+                now=t,
+            )
+        ).where(a.action == AgendaAction.DELIVER, active, sp.state == StepState.LOCKED),
     )
     # Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort.
     plan(
-        "cohort_prompt",
+        COHORT_PROMPT.name,
         base.add_columns(
-            _key("prompt", e.cohort_id, sp.step_id),
-            literal("cohort_prompt"),
-            literal(PRIORITY["cohort_prompt"]),
-            literal(None),
-            literal(None),
-            func.min(sp.id),
-            e.cohort_id,
-            literal(t - 1),
-            literal(None),
-            literal("pending"),
-            literal(0),
-            literal(t),
+            *planned_columns(
+                COHORT_PROMPT,
+                (e.cohort_id, sp.step_id),
+                progress_id=func.min(sp.id),
+                cohort_id=e.cohort_id,
+                due_at=t - 1,
+                now=t,
+            )
         )
-        .where(a.action == "deliver", sp.kind == "prompt")
+        .where(a.action == AgendaAction.DELIVER, sp.kind == StepKind.PROMPT)
         .group_by(e.cohort_id, sp.step_id),
     )
     # Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out.
     plan(
-        "remind",
+        REMIND.name,
         base.add_columns(
-            _key("remind", a.progress_id, a.seq),
-            literal("remind"),
-            literal(PRIORITY["remind"]),
-            e.person_id,
-            e.id,
-            sp.id,
-            e.cohort_id,
-            literal(t),
-            a.expires_at,
-            literal("pending"),
-            literal(0),
-            literal(t),
-        ).where(a.action == "remind", active, not_paused, not_snoozed, sp.state == "open"),
+            *planned_columns(
+                REMIND,
+                (a.progress_id, a.seq),
+                person_id=e.person_id,
+                enrollment_id=e.id,
+                progress_id=sp.id,
+                cohort_id=e.cohort_id,
+                due_at=t,
+                expires_at=a.expires_at,
+                now=t,
+            )
+        ).where(a.action == AgendaAction.REMIND, active, not_paused, not_snoozed, sp.state == StepState.OPEN),
     )
     # Session reminders and check-in prompts: for those who said yes or maybe, or have not answered.
     ls, att = LiveSessionRow, Attendance
@@ -274,39 +248,38 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         att, and_(att.session_id == ls.id, att.enrollment_id == e.id)
     )
     not_declined = or_(att.rsvp.is_(None), att.rsvp != "no")
-    for action in ("session_remind", "checkin"):
+    for action, purpose in ((AgendaAction.SESSION_REMIND, SESSION_REMIND), (AgendaAction.CHECKIN, CHECKIN)):
         plan(
-            action,
+            purpose.name,
             session_base.add_columns(
-                _key(action, a.progress_id, a.seq),
-                literal(action),
-                literal(PRIORITY[action]),
-                e.person_id,
-                e.id,
-                sp.id,
-                e.cohort_id,
-                literal(t),
-                a.expires_at,
-                literal("pending"),
-                literal(0),
-                literal(t),
+                *planned_columns(
+                    purpose,
+                    (a.progress_id, a.seq),
+                    person_id=e.person_id,
+                    enrollment_id=e.id,
+                    progress_id=sp.id,
+                    cohort_id=e.cohort_id,
+                    due_at=t,
+                    expires_at=a.expires_at,
+                    now=t,
+                )
             ).where(
-                                a.action == action,
+                a.action == action,
                 active,
                 or_(p.paused_until.is_(None), p.paused_until <= t),
                 not_declined,
-                sp.state.not_in(("done", "missed")),
+                sp.state.not_in((StepState.DONE, StepState.MISSED)),
                 att.attended_at.is_(None),
             ),
         )
 
     # Sessions that ended without attendance: record "missed" events, then the state, set-wise.
-    closing = select(a.progress_id).where(a.action == "close")
+    closing = select(a.progress_id).where(a.action == AgendaAction.CLOSE)
     missed_rows = (
         select(
             literal(t),
             e.person_id,
-            literal("missed"),
+            literal(Verb.MISSED.value),
             literal("session"),
             literal("program/").concat(e.program_id).concat("/step/").concat(sp.step_id),
             e.id,
@@ -314,7 +287,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         )
         .select_from(sp)
         .join(e, e.id == sp.enrollment_id)
-        .where(sp.id.in_(closing), sp.state.not_in(("done", "missed", "failed", "skipped")), e.status == "active")
+        .where(sp.id.in_(closing), sp.state.not_in(FINAL_STEP_STATES), e.status == EnrollmentStatus.ACTIVE)
     )
     res = session.execute(
         insert(LearningEvent).from_select(
@@ -324,24 +297,24 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     result.missed = rowcount(res)
     session.execute(
         update(StepProgress)
-        .where(StepProgress.id.in_(closing), StepProgress.state.not_in(("done", "missed", "failed", "skipped")))
-        .values(state="missed")
+        .where(StepProgress.id.in_(closing), StepProgress.state.not_in(FINAL_STEP_STATES))
+        .values(state=StepState.MISSED)
         .execution_options(synchronize_session=False)
     )
 
     # Ignored nudges: every reminder planned now counts; enough of them in a row pauses reminders politely.
-    if result.planned.get("remind"):
+    if result.planned.get(REMIND.name):
         reminded = (
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.created_at == t, Delivery.purpose == "remind", Delivery.enrollment_id == Enrollment.id)
+            .where(Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id)
             .scalar_subquery()
         )
         session.execute(
             update(Enrollment)
             .where(
                 exists().where(
-                    Delivery.created_at == t, Delivery.purpose == "remind", Delivery.enrollment_id == Enrollment.id
+                    Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id
                 )
             )
             .values(nudges_ignored=Enrollment.nudges_ignored + reminded)
@@ -350,23 +323,20 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         over = and_(
             Enrollment.nudges_ignored >= auto_pause_after,
             not_(Enrollment.auto_paused),
-            Enrollment.status == "active",
+            Enrollment.status == EnrollmentStatus.ACTIVE,
         )
         plan(
-            "autopause",
+            AUTOPAUSE.name,
             select(
-                _key("autopause", Enrollment.id, Enrollment.nudges_ignored),
-                literal("autopause"),
-                literal(PRIORITY["autopause"]),
-                Enrollment.person_id,
-                Enrollment.id,
-                literal(None),
-                Enrollment.cohort_id,
-                literal(t + 1),
-                literal(None),
-                literal("pending"),
-                literal(0),
-                literal(t),
+                *planned_columns(
+                    AUTOPAUSE,
+                    (Enrollment.id, Enrollment.nudges_ignored),
+                    person_id=Enrollment.person_id,
+                    enrollment_id=Enrollment.id,
+                    cohort_id=Enrollment.cohort_id,
+                    due_at=t + 1,
+                    now=t,
+                )
             ).where(over),
         )
         paused = session.execute(

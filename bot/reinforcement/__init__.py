@@ -27,13 +27,13 @@ def install(runtime: Runtime) -> None:
     ensure_tables(runtime)
     from bot.reinforcement.cards import (
         ACTION,
-        PURPOSE,
+        REINFORCE,
         button_handler,
         plan_reinforcement,
         render_reinforcement,
     )
 
-    runtime.sender.renderers[PURPOSE] = render_reinforcement(runtime.engine)
+    runtime.sender.purposes.register(REINFORCE.bind(render_reinforcement(runtime.engine)), owner=__name__)
     runtime.dispatcher.register_button(ACTION, button_handler(runtime.engine))
     planners = getattr(runtime, "planners", None)
     if planners is not None:

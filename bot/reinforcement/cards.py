@@ -25,6 +25,7 @@ from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import Question, QuizStep
 from bot.messages import Button, Message
+from bot.nudges.purposes import Planned, Purpose, enqueue_many
 from bot.reinforcement.models import ReinforcementCard
 from bot.storage.events import object_id, record
 from bot.storage.models import Cohort, Delivery, Enrollment, Person, QuizAnswer, StepProgress
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 ACTION = "reinforce.answer"
 PURPOSE = "reinforce"
+#: One micro-quiz, keyed by card, review number and the time it was asked; it waits for the learner's window.
+REINFORCE = Purpose(PURPOSE, priority=7, key_parts=("card", "review", "asked"))
 #: Reinforcement answers share ``quiz_answers`` with the quiz itself; their attempt numbers start here so they never
 #: collide with a quiz attempt under the (progress, attempt, question) unique key.
 ATTEMPT_BASE = 1000
@@ -225,6 +228,7 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
         for c in session.scalars(select(Cohort).where(Cohort.id.in_({e.cohort_id for _, _, e in due})))
     }
     planned = 0
+    rows: list[Planned] = []
     for card, person, enrollment in due:
         if person.id in busy:
             continue
@@ -235,27 +239,23 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
             continue
         window = engine.window(person, cohorts.get(enrollment.cohort_id))
         send_at = window.next_open(now)
-        session.add(
-            Delivery(
+        rows.append(
+            Planned(
                 # Planning is idempotent through ``asked_at``; the time in the key only tells a re-ask after a
                 # stale micro-quiz apart from the first ask.
-                key=f"reinforce:{card.id}:{card.reviews}:{int(now.timestamp())}",
-                purpose=PURPOSE,
-                priority=7,
+                key=(card.id, card.reviews, int(now.timestamp())),
                 person_id=person.id,
                 enrollment_id=enrollment.id,
                 progress_id=card.progress_id,
                 due_at=send_at,
-                state="pending",
                 payload={"card_id": card.id, "review": card.reviews},
-                created_at=now,
             )
         )
         card.asked_at = now
         busy.add(person.id)
         recent[person.id] += 1
         planned += 1
-    session.flush()
+    enqueue_many(session, REINFORCE, rows, now=now)
     if planned:
         log.info("planned %d reinforcement micro-quiz(zes)", planned)
     return planned

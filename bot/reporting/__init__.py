@@ -45,9 +45,10 @@ def install(runtime: Runtime) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         log.info("digest charts are off: pip install 'blendwise[reports]' enables them")
         return
-    previous = runtime.sender.renderers.get("digest")
-    if previous is not None:
-        runtime.sender.renderers["digest"] = digest_with_chart(runtime.engine, previous)
+    from bot.states import PurposeName
+
+    if PurposeName.DIGEST in runtime.sender.purposes:
+        runtime.sender.purposes.wrap(PurposeName.DIGEST, lambda render: digest_with_chart(runtime.engine, render))
 
 
 def digest_with_chart(engine: Engine, render: Any) -> Any:
