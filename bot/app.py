@@ -24,7 +24,7 @@ from bot.adapters.base import Adapter, AdapterBase, LiveSession, Profile
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
-from bot.errors import BlendwiseError
+from bot.errors import BlendwiseError, ConfigError
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
 from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
@@ -52,6 +52,7 @@ class Runtime:
     #: Extra interval jobs for the scheduler: ``(id, seconds, callable)`` (e.g. LRS forwarding).
     jobs: list[tuple[str, float, Any]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _workspaces: dict[str, str | None] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ one beat of the clock
     def tick(self) -> TickResult:
@@ -144,6 +145,32 @@ class Runtime:
                     adapter.refresh_session(info, ref)
                 except BlendwiseError as exc:
                     log.warning("could not refresh session %s on %s: %s", info.key, platform, exc)
+
+    # ------------------------------------------------------------------ workspaces
+    def default_workspace(self, platform: str) -> str | None:
+        """The workspace meant on ``platform`` when a roster row or a new cohort names none (see
+        :meth:`AdapterBase.default_workspace`), or ``None`` when the platform serves several.
+
+        One-shot commands build the runtime without adapters; the one adapter asked is then constructed here (not
+        started: Slack answers ``auth.test`` over HTTP, Discord needs only its configured guilds).
+
+        Raises:
+            ConfigError: ``platform`` is not configured, or its settings are incomplete.
+            AdapterError: the platform could not be asked.
+        """
+        if platform not in self.settings.platforms:
+            configured = ", ".join(self.settings.platforms)
+            raise ConfigError("platforms", f"'{platform}' is not configured (configured: {configured})")
+        if platform not in self._workspaces:
+            adapter = self.adapters.get(platform)
+            if adapter is None:
+                only = self.settings.model_copy(update={"platforms": [platform]})
+                adapter = build_adapters(only, self.db, self.clock)[platform]
+            if isinstance(adapter, AdapterBase):
+                self._workspaces[platform] = adapter.default_workspace()
+            else:
+                self._workspaces[platform] = platform
+        return self._workspaces[platform]
 
     # ------------------------------------------------------------------ running for real
     def start_adapters(self) -> None:

@@ -96,6 +96,20 @@ class AdapterBase:
     def channel_ready(self, workspace: str, channel: str) -> bool:
         return True
 
+    def default_workspace(self) -> str | None:
+        """The workspace a roster row or a new cohort means when it names none, or ``None`` when that is ambiguous.
+
+        People are keyed by (platform, workspace, user id) and inbound events carry the platform's own workspace id
+        (a Slack team, a Discord guild), so a person imported without one must be stored under exactly that id or
+        the platform's events never find them. Adapters that serve one workspace know it; adapters that serve
+        several answer ``None`` and the caller asks for the workspace explicitly. A platform without workspaces
+        (the console) uses its own name, which is what its events carry.
+
+        Raises:
+            AdapterError: the platform could not be asked (a rejected token, no connection).
+        """
+        return self.platform
+
 
 class InboundHandler(Protocol):
     """What adapters call with inbound events: implemented by :class:`bot.dispatcher.Dispatcher`.

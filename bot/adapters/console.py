@@ -95,6 +95,10 @@ class ConsoleAdapter(AdapterBase):
         sent.history.append(sent.message)
         sent.message = message
 
+    def default_workspace(self) -> str | None:
+        """The workspace the console's actors carry, so imported people are the ones its events name."""
+        return self.workspace
+
     def profile(self, workspace: str, user_id: str) -> Profile | None:
         return self.profiles.get(user_id)
 

@@ -516,6 +516,10 @@ class DiscordAdapter(AdapterBase):
 
         self._call("update", go)
 
+    def default_workspace(self) -> str | None:
+        """The configured guild when there is exactly one; with several, the operator must say which one."""
+        return self.guild_ids[0] if len(self.guild_ids) == 1 else None
+
     def profile(self, workspace: str, user_id: str) -> Profile | None:
         uid = _snowflake(user_id, "user id")
 

@@ -549,6 +549,18 @@ class SlackAdapter(AdapterBase):
         rendered = render_single(message)
         self._call("chat.update", client.chat_update, channel=ref.channel, ts=ref.ts, **rendered.api_kwargs())
 
+    def default_workspace(self) -> str | None:
+        """The team of the configured bot token (``auth.test``); ``None`` in multi-workspace (OAuth) mode, where an
+        installation per team exists and only the roster or the operator can say which one is meant."""
+        if self._default_client is None:
+            return None
+        if self.team_id is None:
+            response = self._call("auth.test", self._default_client.auth_test)
+            self.team_id = response.get("team_id") or None
+            if self.team_id is None:
+                raise AdapterError("Slack's auth.test named no team for the bot token", retryable=False)
+        return self.team_id
+
     def profile(self, workspace: str, user_id: str) -> Profile | None:
         """Name, IANA time zone and email from users.info; ``None`` for an unknown or hidden user."""
         client = self._client(workspace)
