@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tick.py
 
 report: $(STAMP)
-	$(BIN)/blendwise report --database-url sqlite:///demo.db --format html --output report.html
+	$(BIN)/blendwise report --database-url sqlite:///blendwise.db --format html --output report.html
 
 clean:
 	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache .ruff_cache .mypy_cache

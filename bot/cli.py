@@ -20,6 +20,23 @@ from rich.table import Table
 from bot.config import Settings, load_settings
 from bot.errors import BlendwiseError, ConfigError
 
+
+def _hide_flag_types() -> None:
+    """Recent Typer prints a type column even for flags (``--debug <bool>``), which reads as if the flag took a
+    value. A flag's type says nothing a reader needs, so it is left out of ``--help``."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None:
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich
+
+
+_hide_flag_types()
+
 app = typer.Typer(
     help="Blendwise: blended learning journeys in Slack, Discord and the terminal.",
     no_args_is_help=True,
@@ -54,11 +71,30 @@ class State:
 state = State()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"blendwise {version('blendwise')}", markup=False)
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+            out.print("blendwise (not installed)", markup=False)
+        raise typer.Exit()
+
+
+#: Options of the top-level callback. The docs write them where a reader would (``blendwise report --database-url
+#: ...``), but click only parses a group's options before the subcommand, so :func:`main` moves them there.
+GLOBAL_OPTIONS = {"--config": True, "-c": True, "--database-url": True, "--debug": False, "--version": False}
+
+
 @app.callback()
 def main_options(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Path to app.yaml.")] = None,
     database_url: Annotated[str | None, typer.Option("--database-url", help="Overrides database_url.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     state.config = config
     state.database_url = database_url
@@ -78,10 +114,27 @@ def settings(*, verbose: bool = False, **overrides: Any) -> Settings:
     return s
 
 
-def runtime(s: Settings | None = None, **kwargs: Any) -> Any:
+def runtime(s: Settings | None = None, *, content_optional: bool = False, **kwargs: Any) -> Any:
+    """Build the runtime for one command.
+
+    Args:
+        content_optional: the command only reads the database (reports, listings): enrolments carry their program
+            id, so a missing content folder costs titles, not the answer. It then runs with an empty library and
+            says so in one line, instead of failing outside the repository.
+    """
     from bot.app import build
 
-    return build(s or settings(), **kwargs)
+    s = s or settings()
+    if content_optional and "library" not in kwargs and not s.content_dir.is_dir():
+        from bot.journeys.library import Library
+
+        kwargs["library"] = Library({})
+        err.print(
+            f"note: no content folder at {s.content_dir}; programs show by id (set content_dir in app.yaml, "
+            "or pass --config)",
+            markup=False,
+        )
+    return build(s, **kwargs)
 
 
 # ---------------------------------------------------------------------- demo and run
@@ -189,86 +242,221 @@ def db_upgrade() -> None:
 
 
 # ---------------------------------------------------------------------- people
+ROSTER_COLUMNS = "platform,user_id,name,email,tz,manager[,workspace]"
+
+
+def _read_roster(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The roster's rows with their line numbers.
+
+    Spreadsheets save "CSV UTF-8" with a byte-order mark, so the file is read as ``utf-8-sig``; a file in another
+    encoding is refused at the line of its first undecodable byte, because guessing an encoding silently garbles
+    names.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BlendwiseError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BlendwiseError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the roster as CSV UTF-8"
+        ) from None
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    fields = [f.strip() for f in reader.fieldnames or []]
+    reader.fieldnames = fields
+    missing = {"platform", "user_id", "name"} - set(fields)
+    if missing:
+        raise BlendwiseError(
+            f"{path}:1: missing column(s): {', '.join(sorted(missing))} (expected {ROSTER_COLUMNS})"
+        )
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}))
+    except csv.Error as exc:
+        raise BlendwiseError(f"{path}:{reader.line_num}: {exc}") from None
+    return rows
+
+
 @people_app.command("import")
-def people_import(roster: Annotated[Path, typer.Argument(help="CSV: platform,user_id,name,email,tz,manager")]) -> None:
-    """Import or update people from a roster CSV. ``manager`` is the manager's user id on the same platform."""
+def people_import(roster: Annotated[Path, typer.Argument(help=f"CSV: {ROSTER_COLUMNS}")]) -> None:
+    """Import or update people from a roster CSV.
+
+    'manager' is the manager's user id on the same platform, in this roster or already known. Without a
+    'workspace' column each person belongs to the workspace the platform serves (the Slack team of the bot token,
+    the one configured Discord guild); with several, the column is required.
+    """
+    from sqlalchemy import select
+
     from bot.journeys.model import check_tz
     from bot.storage.db import transaction
+    from bot.storage.models import Person
 
     if not roster.exists():
         raise BlendwiseError(f"{roster}: no such file")
+    rows = _read_roster(roster)
     rt = runtime(adapters={})
-    required = {"platform", "user_id", "name"}
-    with roster.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise BlendwiseError(f"{roster}:1: missing column(s): {', '.join(sorted(missing))}")
-        rows = list(reader)
-    problems = []
-    for i, row in enumerate(rows, start=2):
-        if not row.get("platform") or not row.get("user_id"):
-            problems.append(f"{roster}:{i}: platform and user_id are required")
-        tz = (row.get("tz") or "").strip()
-        if tz:
+    configured = rt.settings.platforms
+    problems: list[tuple[int, str]] = []
+    keyed: dict[tuple[str, str, str], tuple[int, dict[str, str]]] = {}
+    for line, row in rows:
+        platform, user_id = row.get("platform", ""), row.get("user_id", "")
+        if not platform or not user_id:
+            problems.append((line, "platform and user_id are required"))
+            continue
+        if platform not in configured:
+            problems.append((line, f"platform '{platform}' is not configured (configured: {', '.join(configured)})"))
+            continue
+        if row.get("tz"):
             try:
-                check_tz(tz)
+                check_tz(row["tz"])
             except ValueError as exc:
-                problems.append(f"{roster}:{i}: {exc}")
+                problems.append((line, str(exc)))
+        workspace = row.get("workspace") or rt.default_workspace(platform)
+        if workspace is None:
+            problems.append(
+                (line, f"{platform} serves several workspaces; add a 'workspace' column naming this row's")
+            )
+            continue
+        key = (platform, workspace, user_id)
+        if key in keyed:
+            problems.append((line, f"duplicate of line {keyed[key][0]} ({platform} user {user_id})"))
+            continue
+        keyed[key] = (line, row)
+    with rt.factory() as session:
+        for (platform, workspace, _), (line, row) in keyed.items():
+            manager_id = row.get("manager", "")
+            if not manager_id or (platform, workspace, manager_id) in keyed:
+                continue
+            known = session.scalar(
+                select(Person.id).where(
+                    Person.platform == platform, Person.workspace == workspace, Person.user_id == manager_id
+                )
+            )
+            if known is None:
+                problems.append((line, f"unknown manager '{manager_id}' (add them as a row of the roster)"))
     if problems:
-        for p in problems:
-            err.print(p, markup=False)
+        for line, problem in sorted(problems):
+            err.print(f"{roster}:{line}: {problem}", markup=False)
         raise typer.Exit(1)
+    created = 0
     with transaction(rt.factory) as session:
-        people = {}
-        for row in rows:
-            workspace = (row.get("workspace") or "").strip() or row["platform"].strip()
-            person = rt.engine.person(session, row["platform"].strip(), workspace, row["user_id"].strip())
-            person.name = row.get("name", "").strip() or person.name
-            person.email = (row.get("email") or "").strip() or person.email
-            if (row.get("tz") or "").strip():
-                person.tz = row["tz"].strip()
+        people: dict[tuple[str, str, str], Person] = {}
+        for key, (_, row) in keyed.items():
+            platform, workspace, user_id = key
+            existing = session.scalar(
+                select(Person).where(
+                    Person.platform == platform, Person.workspace == workspace, Person.user_id == user_id
+                )
+            )
+            created += existing is None
+            person = existing or rt.engine.person(session, platform, workspace, user_id, name=row.get("name") or None)
+            person.name = row.get("name") or person.name
+            person.email = row.get("email") or person.email
+            if row.get("tz"):
+                person.tz = row["tz"]
                 person.tz_locked = True  # the roster wins over the platform profile
-            people[(row["platform"].strip(), row["user_id"].strip())] = (person, row)
-        for (platform, _), (person, row) in people.items():
-            manager_id = (row.get("manager") or "").strip()
+            people[key] = person
+        for key, (_, row) in keyed.items():
+            manager_id = row.get("manager", "")
             if manager_id:
-                manager = people.get((platform, manager_id))
-                if manager is None:
-                    manager_person = rt.engine.person(session, platform, person.workspace, manager_id)
-                else:
-                    manager_person = manager[0]
-                person.manager_id = manager_person.id
-    out.print(f"Imported {len(rows)} people from {roster}.", markup=False)
+                platform, workspace, _ = key
+                manager = people.get((platform, workspace, manager_id)) or rt.engine.person(
+                    session, platform, workspace, manager_id
+                )
+                people[key].manager_id = manager.id
+    out.print(
+        f"Imported {len(keyed)} people from {roster} ({created} new, {len(keyed) - created} updated).", markup=False
+    )
 
 
 # ---------------------------------------------------------------------- cohorts
+def _platform(rt: Any, platform: str | None) -> str:
+    """The platform a command means: the one given, which must be configured, or the only one configured."""
+    configured: list[str] = list(rt.settings.platforms)
+    if platform is None:
+        if len(configured) == 1:
+            return configured[0]
+        raise BlendwiseError(f"--platform: several platforms are configured; choose one of {', '.join(configured)}")
+    if platform not in configured:
+        raise BlendwiseError(f"--platform: '{platform}' is not configured (configured: {', '.join(configured)})")
+    return platform
+
+
+def _workspace(rt: Any, platform: str, workspace: str | None) -> str:
+    if workspace:
+        return workspace
+    resolved: str | None = rt.default_workspace(platform)
+    if resolved is None:
+        raise BlendwiseError(f"--workspace: {platform} serves several workspaces; say which one")
+    return resolved
+
+
+def _cohort(session: Any, name: str, workspace: str | None) -> Any:
+    """The cohort called ``name``: names are unique per workspace only, so a name found in several workspaces is
+    refused rather than guessed."""
+    from sqlalchemy import select
+
+    from bot.errors import NotFound
+    from bot.storage.models import Cohort
+
+    query = select(Cohort).where(Cohort.name == name)
+    if workspace:
+        query = query.where(Cohort.workspace == workspace)
+    found = list(session.scalars(query.order_by(Cohort.workspace)))
+    if not found:
+        raise NotFound("cohort", name)
+    if len(found) > 1:
+        spaces = ", ".join(f"{c.platform}:{c.workspace}" for c in found)
+        raise BlendwiseError(f"cohort '{name}' exists in several workspaces ({spaces}); add --workspace")
+    return found[0]
+
+
 @cohort_app.command("create")
 def cohort_create(
     name: str,
     program: Annotated[str, typer.Option(help="Program id.")],
     start: Annotated[str, typer.Option(help="Start date, YYYY-MM-DD.")],
-    platform: Annotated[str, typer.Option(help="console, slack or discord.")] = "console",
-    workspace: Annotated[str | None, typer.Option(help="Slack team id / Discord guild id.")] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="A configured platform (default: the only one configured).")
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Slack team id / Discord guild id (default: the one the platform serves).")
+    ] = None,
     tz: Annotated[str | None, typer.Option(help="Cohort time zone (default: the program's).")] = None,
     channel: Annotated[str | None, typer.Option(help="Cohort channel id.")] = None,
     lead: Annotated[list[str] | None, typer.Option(help="Lead user id (repeatable).")] = None,
 ) -> None:
     """Create a cohort of a program."""
+    from bot.errors import InvalidInput, NotFound
+    from bot.journeys.model import check_tz
     from bot.storage.db import transaction
 
     try:
         start_date = date.fromisoformat(start)
     except ValueError:
         raise BlendwiseError(f"--start: '{start}' is not a date (YYYY-MM-DD)") from None
+    if tz is not None:
+        try:
+            check_tz(tz)
+        except ValueError as exc:
+            raise BlendwiseError(f"--tz: {exc}") from None
     rt = runtime(adapters={})
-    ws = workspace or platform
+    platform = _platform(rt, platform)
+    if program not in rt.library:
+        raise NotFound("program", program)
+    ws = _workspace(rt, platform, workspace)
     with transaction(rt.factory) as session:
         leads = [rt.engine.person(session, platform, ws, u) for u in lead or []]
-        cohort = rt.engine.create_cohort(
-            session, name=name, program_id=program, platform=platform, workspace=ws, start=start_date, tz=tz,
-            channel=channel, leads=leads,
-        )
+        try:
+            cohort = rt.engine.create_cohort(
+                session, name=name, program_id=program, platform=platform, workspace=ws, start=start_date, tz=tz,
+                channel=channel, leads=leads,
+            )
+        except InvalidInput as exc:
+            raise BlendwiseError(f"{exc} (workspace {ws}); choose another name") from None
         out.print(f"Created cohort {cohort.name} ({program}), starting {start_date} in {cohort.tz}.", markup=False)
 
 
@@ -276,24 +464,42 @@ def cohort_create(
 def cohort_enroll(
     name: str,
     users: Annotated[list[str], typer.Argument(help="User ids on the cohort's platform.")],
+    create: Annotated[
+        bool, typer.Option("--create", help="Create people not imported yet instead of refusing them.")
+    ] = False,
+    workspace: Annotated[
+        str | None, typer.Option(help="The cohort's workspace, when its name exists in several.")
+    ] = None,
 ) -> None:
-    """Enroll people in a cohort (creating unknown people)."""
+    """Enroll people in a cohort. Unknown user ids are refused (a typo would create a ghost learner) unless
+    --create is given."""
     from sqlalchemy import select
 
     from bot.storage.db import transaction
-    from bot.storage.models import Cohort
+    from bot.storage.models import Person
 
     rt = runtime(adapters={})
     with transaction(rt.factory) as session:
-        cohort = session.scalar(select(Cohort).where(Cohort.name == name))
-        if cohort is None:
-            from bot.errors import NotFound
-
-            raise NotFound("cohort", name)
-        for user in users:
+        cohort = _cohort(session, name, workspace)
+        known = set(
+            session.scalars(
+                select(Person.user_id).where(
+                    Person.platform == cohort.platform,
+                    Person.workspace == cohort.workspace,
+                    Person.user_id.in_(users),
+                )
+            )
+        )
+        unknown = [u for u in dict.fromkeys(users) if u not in known]
+        if unknown and not create:
+            raise BlendwiseError(
+                f"unknown user id(s) in {cohort.platform}:{cohort.workspace}: {', '.join(unknown)} "
+                "(import them with 'people import', or pass --create)"
+            )
+        for user in dict.fromkeys(users):
             person = rt.engine.person(session, cohort.platform, cohort.workspace, user)
             rt.engine.enroll(session, cohort, person)
-    out.print(f"Enrolled {len(users)} in {name}.", markup=False)
+    out.print(f"Enrolled {len(dict.fromkeys(users))} in {name}.", markup=False)
 
 
 @cohort_app.command("list")
@@ -303,7 +509,7 @@ def cohort_list() -> None:
 
     from bot.storage.models import Cohort, Enrollment
 
-    rt = runtime(adapters={})
+    rt = runtime(adapters={}, content_optional=True)
     table = Table("cohort", "program", "platform", "start", "tz", "channel", "learners")
     with rt.factory() as session:
         for cohort, n in session.execute(
@@ -375,7 +581,9 @@ def report(
 
     filters = Filters(cohort=cohort, program=program, manager=manager, person=person,
                       since=day(since, "--since"), until=day(until, "--until"))
-    rt = runtime(adapters={})
+    rt = runtime(adapters={}, content_optional=True)
+    with rt.factory() as session:
+        _check_filters(session, filters)
     if fmt == "table":
         _print_report(rt, **filters.__dict__)
         return
@@ -394,6 +602,29 @@ def report(
         err.print(f"Wrote {output}", markup=False)
     else:
         sys.stdout.write(text)
+
+
+def _check_filters(session: Any, filters: Any) -> None:
+    """An unknown filter value is a typo, not an empty report: refuse it, naming the flag."""
+    from sqlalchemy import or_, select
+
+    from bot.storage.models import Cohort, Enrollment, Person
+
+    if filters.cohort and session.scalar(select(Cohort.id).where(Cohort.name == filters.cohort).limit(1)) is None:
+        raise BlendwiseError(f"--cohort: no cohort named '{filters.cohort}' (see 'blendwise cohort list')")
+    if filters.program and (
+        session.scalar(select(Enrollment.id).where(Enrollment.program_id == filters.program).limit(1)) is None
+        and session.scalar(select(Cohort.id).where(Cohort.program_id == filters.program).limit(1)) is None
+    ):
+        raise BlendwiseError(f"--program: no cohort runs a program '{filters.program}'")
+    for flag, needle in (("--manager", filters.manager), ("--person", filters.person)):
+        if not needle:
+            continue
+        match = or_(Person.user_id == needle, Person.name == needle, Person.email == needle)
+        if needle.isdigit():
+            match = or_(match, Person.id == int(needle))
+        if session.scalar(select(Person.id).where(match).limit(1)) is None:
+            raise BlendwiseError(f"{flag}: nobody with user id, name or email '{needle}'")
 
 
 # ---------------------------------------------------------------------- xapi
@@ -434,7 +665,7 @@ def xapi_export(
 def xapi_forward(
     force: Annotated[bool, typer.Option(help="Try now even if the last failure asked to wait.")] = True,
 ) -> None:
-    """Send statements not yet forwarded to the LRS configured under ``lrs`` (endpoint, username, password)."""
+    """Send statements not yet forwarded to the LRS configured under 'lrs' (endpoint, username, password)."""
     from bot.records.lrs import forward_pending
 
     rt = runtime(adapters={})
@@ -464,10 +695,36 @@ else:
     _register_live(app, content_app, runtime, out)
 
 
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with the global options moved in front of the subcommand, wherever the user wrote them.
+
+    Everything after a ``--`` is left alone, as is a value that merely follows an option taking one.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        takes_value = GLOBAL_OPTIONS.get(name)
+        if takes_value is None:
+            rest.append(arg)
+        elif takes_value and "=" not in arg and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 1
+        else:
+            front.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Entry point: one line for expected errors, never a traceback for them."""
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]), prog_name="blendwise")
     except ConfigError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)

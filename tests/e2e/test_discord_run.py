@@ -107,7 +107,7 @@ def test_blendwise_run_against_fake_discord(tmp_path: Path, fake: FakeDiscord, d
         ("db", "upgrade"),
         ("cohort", "create", "pilot", "--program", "mini", "--start", start, "--platform", "discord",
          "--workspace", str(w.guild_id), "--channel", str(w.text_channel_id), "--tz", "UTC"),
-        ("cohort", "enroll", "pilot", str(learner)),
+        ("cohort", "enroll", "pilot", str(learner), "--create"),
     ):  # fmt: skip
         done = blendwise(*args, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr

@@ -100,7 +100,7 @@ def test_blendwise_run_http_mode_against_fake_slack(tmp_path: Path, fake: FakeSl
         ("db", "upgrade"),
         ("cohort", "create", "pilot", "--program", "mini", "--start", start, "--platform", "slack",
          "--workspace", fake.team_id, "--channel", "C0PILOT01", "--tz", "UTC"),
-        ("cohort", "enroll", "pilot", "U0LEARN1"),
+        ("cohort", "enroll", "pilot", "U0LEARN1", "--create"),
     ):
         done = blendwise(*args, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr

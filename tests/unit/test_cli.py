@@ -99,7 +99,9 @@ def test_people_import(workdir):
     )
     done = run(workdir, "people", "import", "roster.csv")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Imported 2 people from roster.csv."
+    assert done.stdout.strip() == "Imported 2 people from roster.csv (2 new, 0 updated)."
+    again = run(workdir, "people", "import", "roster.csv")
+    assert (again.returncode, again.stdout.strip()) == (0, "Imported 2 people from roster.csv (0 new, 2 updated).")
 
 
 def test_people_import_with_a_bad_time_zone(sqlite_workdir):
@@ -136,7 +138,7 @@ def test_cohort_create_enroll_list_and_report(workdir):
         create.stdout.strip()
         == "Created cohort spring (feedback-fundamentals), starting 2026-03-02 in Europe/London."
     )
-    enroll = run(workdir, "cohort", "enroll", "spring", "ana", "bo")
+    enroll = run(workdir, "cohort", "enroll", "spring", "ana", "bo", "--create")
     assert (enroll.returncode, enroll.stdout.strip()) == (0, "Enrolled 2 in spring.")
     listing = run(workdir, "cohort", "list")
     assert listing.returncode == 0
