@@ -14,6 +14,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import replies
 from bot.durations import parse_duration
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.events import CommandInvoked, Response
@@ -32,6 +33,8 @@ from bot.storage.models import (
 from bot.templating import template
 
 Run = Callable[[Session, Person, CommandInvoked, list[str]], Response]
+COHORT_CREATE_USAGE = "cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel]"
+COHORT_USAGE = f"{COHORT_CREATE_USAGE} | cohort list"
 
 
 def reply(text: str, title: str = "", fields: list[Field] | None = None) -> Response:
@@ -63,7 +66,7 @@ class Commands:
             "checkin": Sub(self.checkin, "lead", "checkin open|close <session> [cohort]"),
             "roster": Sub(self.roster, "lead", "roster <cohort>"),
             "enroll": Sub(self.enroll, "admin", "enroll <cohort> @user ..."),
-            "cohort": Sub(self.cohort, "admin", "cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel] | cohort list"),
+            "cohort": Sub(self.cohort, "admin", COHORT_USAGE),
         }
 
     def register(self, name: str, sub: Sub) -> None:
@@ -75,14 +78,14 @@ class Commands:
         try:
             words = shlex.split(event.args)
         except ValueError:
-            raise InvalidInput("I couldn't read that: a quote is not closed.") from None
+            raise InvalidInput(replies.UNCLOSED_QUOTE) from None
         if not words:
             return self.help(session, person, event, [])
         name, args = words[0].lower(), words[1:]
         sub = self.subs.get(name)
         if sub is None:
             known = ", ".join(sorted(k for k, s in self.subs.items() if self._may(session, person, event, s.role)))
-            raise InvalidInput(f"I don't know '/learn {name}'. Try one of: {known}. `/learn help` explains each.")
+            raise InvalidInput(replies.unknown_command(name, known))
         if sub.role == "admin":
             self.engine.require_admin(person, event.actor.platform_roles)
         elif (
@@ -90,7 +93,7 @@ class Commands:
             and not self.engine.reports_of(session, person, indirect=False)
             and not self.engine.is_admin(person, event.actor.platform_roles)
         ):
-            raise PermissionDenied("`/learn team` is for managers; nobody reports to you in Blendwise yet.")
+            raise PermissionDenied(replies.MANAGERS_ONLY)
         # Lead commands check the lead role against the named cohort inside the handler.
         return sub.run(session, person, event, args)
 
@@ -118,11 +121,11 @@ class Commands:
         try:
             return self.engine.cohort_by_name(session, person.workspace, name)
         except NotFound:
-            raise InvalidInput(f"There is no cohort called '{name}' here. `/learn cohort list` shows them.") from None
+            raise InvalidInput(replies.unknown_cohort(name)) from None
 
     def _lead_cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str], usage: str) -> Cohort:
         if not args:
-            raise InvalidInput(f"Usage: /learn {usage}")
+            raise InvalidInput(replies.usage(usage))
         cohort = self._cohort(session, person, args[0])
         self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
         return cohort
@@ -150,7 +153,7 @@ class Commands:
     def progress(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         enrollments = self._enrollments(session, person)
         if not enrollments:
-            return reply("You're not enrolled in any program yet. Your cohort lead can add you.")
+            return reply(replies.NOT_ENROLLED)
         lines = []
         for e in enrollments:
             c = self.engine.status_counts(session, e)
@@ -162,7 +165,7 @@ class Commands:
                 f"{c['sessions_attended']}/{c['sessions_total']} live sessions attended, "
                 f"{c['quizzes_passed']}/{c['quizzes_total']} quizzes passed · {status}"
             )
-        return reply("\n".join(f"- {line}" for line in lines), title="Your progress")
+        return reply("\n".join(f"- {line}" for line in lines), title=replies.PROGRESS_TITLE)
 
     def next(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         tz = self.engine.person_tz(person)
@@ -186,11 +189,11 @@ class Commands:
             .limit(3)
         ).scalars().all()
         if upcoming:
-            lines.append("\n**Coming up live**")
+            lines.append(f"\n**{replies.COMING_UP_LIVE}**")
             lines += [f"- {s.title}: {fmt_local(s.start_at, tz)}" for s in upcoming]
         if not lines:
-            return reply("Nothing is waiting for you right now. Enjoy the breather!")
-        return reply("\n".join(lines), title="Up next")
+            return reply(replies.NOTHING_WAITING)
+        return reply("\n".join(lines), title=replies.UP_NEXT_TITLE)
 
     def snooze(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         raw = args[0] if args else self.engine.settings.nudges.snooze_default
@@ -199,25 +202,22 @@ class Commands:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         if delta.total_seconds() <= 0 or delta.days > 30:
-            raise InvalidInput("Snooze for between a minute and 30 days, e.g. `/learn snooze 2h`.")
+            raise InvalidInput(replies.SNOOZE_RANGE)
         until = self.engine.snooze_all(session, person, delta)
-        return reply(f"Reminders snoozed until {fmt_local(until, self.engine.person_tz(person))}.")
+        return reply(replies.reminders_snoozed(fmt_local(until, self.engine.person_tz(person))))
 
     def pause(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         from bot.dispatcher import parse_until
 
         if not args:
-            raise InvalidInput("Usage: /learn pause <YYYY-MM-DD | duration>, e.g. `/learn pause 2026-08-20`.")
+            raise InvalidInput(replies.PAUSE_USAGE)
         until = parse_until(args[0], self.engine.clock.now(), self.engine.person_tz(person))
         self.engine.pause(session, person, until)
-        return reply(
-            f"Paused until {fmt_local(until, self.engine.person_tz(person))}. Nothing is lost: "
-            "what comes due meanwhile waits for you. `/learn resume` to come back early."
-        )
+        return reply(replies.paused_until(fmt_local(until, self.engine.person_tz(person))))
 
     def resume(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         self.engine.pause(session, person, None)
-        return reply("Welcome back! Everything is running again.")
+        return reply(replies.RESUMED)
 
     # ------------------------------------------------------------------ managers
     def team(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
@@ -230,22 +230,22 @@ class Commands:
         cohort = self._lead_cohort(session, person, event, args, "prompt <cohort> <text>")
         text = " ".join(args[1:]).strip()
         if not text:
-            raise InvalidInput("Usage: /learn prompt <cohort> <text>")
-        self.engine.queue_channel_post(session, cohort, LEAD_PROMPT, {"text": text, "title": "Discussion"})
-        return reply(f"Posting your prompt to {cohort.channel}. Replies in its thread count as participation.")
+            raise InvalidInput(replies.usage("prompt <cohort> <text>"))
+        self.engine.queue_channel_post(session, cohort, LEAD_PROMPT, {"text": text, "title": replies.DISCUSSION_TITLE})
+        return reply(replies.prompt_posting(cohort.channel))
 
     def announce(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         cohort = self._lead_cohort(session, person, event, args, "announce <cohort> <text>")
         text = " ".join(args[1:]).strip()
         if not text:
-            raise InvalidInput("Usage: /learn announce <cohort> <text>")
-        self.engine.queue_channel_post(session, cohort, ANNOUNCE, {"text": text, "title": "Announcement"})
-        return reply(f"Announcement queued for {cohort.channel}.")
+            raise InvalidInput(replies.usage("announce <cohort> <text>"))
+        self.engine.queue_channel_post(session, cohort, ANNOUNCE, {"text": text, "title": replies.ANNOUNCEMENT_TITLE})
+        return reply(replies.announcement_queued(cohort.channel))
 
     def checkin(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         usage = "checkin open|close <session> [cohort]"
         if len(args) < 2 or args[0] not in ("open", "close"):
-            raise InvalidInput(f"Usage: /learn {usage}")
+            raise InvalidInput(replies.usage(usage))
         state = "open" if args[0] == "open" else "closed"
         step_id = args[1]
         if len(args) > 2:
@@ -262,58 +262,58 @@ class Commands:
             ]
             if len(cohorts) > 1:
                 names = ", ".join(c.name for c in cohorts)
-                raise InvalidInput(f"Several of your cohorts have '{step_id}' ({names}); add the cohort name.")
+                raise InvalidInput(replies.session_in_several_cohorts(step_id, names))
             if not cohorts:
-                raise InvalidInput(f"None of the cohorts you lead has a session '{step_id}'.")
+                raise InvalidInput(replies.no_led_cohort_has_session(step_id))
         cohort = cohorts[0]
         self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
         live = self.engine.live_session(session, cohort, step_id)
         self.engine.set_checkin(session, live, state)
-        return reply(f"Check-in for '{live.title}' ({cohort.name}) is now {state}.")
+        return reply(replies.checkin_now(live.title, cohort.name, state))
 
     def roster(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         cohort = self._lead_cohort(session, person, event, args, "roster <cohort>")
         rows = self.engine.roster(session, cohort)
         if not rows:
-            return reply(f"Nobody is enrolled in {cohort.name} yet.")
+            return reply(replies.nobody_enrolled(cohort.name))
         lines = [
             f"- {p.name}: {c['steps_done']}/{c['steps_total']} steps, {c['sessions_attended']}/{c['sessions_total']} "
             f"sessions{' · completed' if e.status == 'completed' else ''}{' · paused' if e.auto_paused else ''}"
             for p, e, c in rows
         ]
-        return reply("\n".join(lines), title=f"Roster: {cohort.name} ({len(rows)})")
+        return reply("\n".join(lines), title=replies.roster_title(cohort.name, len(rows)))
 
     # ------------------------------------------------------------------ admins
     def enroll(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if not args:
-            raise InvalidInput("Usage: /learn enroll <cohort> @user ...")
+            raise InvalidInput(replies.usage("enroll <cohort> @user ..."))
         cohort = self._cohort(session, person, args[0])
         users = list(event.mentioned_users) or [a.lstrip("@") for a in args[1:] if a.startswith("@")]
         if not users:
-            raise InvalidInput("Mention at least one person: /learn enroll <cohort> @user ...")
+            raise InvalidInput(replies.MENTION_SOMEONE)
         done = []
         for user_id in users:
             learner = self.engine.person(session, person.platform, person.workspace, user_id)
             self.engine.enroll(session, cohort, learner)
             done.append(learner.name)
-        return reply(f"Enrolled {len(done)} in {cohort.name}: {', '.join(done)}.")
+        return reply(replies.enrolled(len(done), cohort.name, ", ".join(done)))
 
     def cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if not args or args[0] not in ("create", "list"):
-            raise InvalidInput("Usage: /learn cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel] | cohort list")
+            raise InvalidInput(replies.usage(COHORT_USAGE))
         if args[0] == "list":
             cohorts = session.scalars(select(Cohort).where(Cohort.workspace == person.workspace).order_by(Cohort.name))
             lines = [f"- {c.name}: {c.program_id}, starts {c.start_date}, {c.channel or 'no channel'}" for c in cohorts]
-            return reply("\n".join(lines) or "No cohorts yet.", title="Cohorts")
+            return reply("\n".join(lines) or replies.NO_COHORTS, title=replies.COHORTS_TITLE)
         if len(args) < 4:
-            raise InvalidInput("Usage: /learn cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel]")
+            raise InvalidInput(replies.usage(COHORT_CREATE_USAGE))
         name, program_id, start_raw = args[1], args[2], args[3]
         if program_id not in self.engine.library:
-            raise InvalidInput(f"No program '{program_id}'. Known: {', '.join(self.engine.library.ids())}.")
+            raise InvalidInput(replies.unknown_program(program_id, ", ".join(self.engine.library.ids())))
         try:
             start = date.fromisoformat(start_raw)
         except ValueError:
-            raise InvalidInput(f"'{start_raw}' is not a date; use YYYY-MM-DD.") from None
+            raise InvalidInput(replies.not_a_date(start_raw)) from None
         tz = None
         channel = event.channel or None
         for extra in args[4:]:
@@ -339,7 +339,7 @@ class Commands:
             channel=channel,
             leads=[person],
         )
-        return reply(f"Created cohort {cohort.name} ({program_id}) starting {start}. You are its lead.")
+        return reply(replies.cohort_created(cohort.name, program_id, start))
 
     # ------------------------------------------------------------------ home
     def home(self, session: Session, person: Person) -> Message:
@@ -358,12 +358,12 @@ class Commands:
             )
         nxt = self.next(session, person, CommandInvoked(actor=_NOBODY, args=""), [])
         streak = self.streak(session, person)
-        fields.append(Field("Streak", f"{streak} day{'s' if streak != 1 else ''} in a row" if streak else "Start one today"))
-        body = "\n\n".join(parts) or "You're not enrolled in a program yet."
+        fields.append(Field(replies.STREAK_LABEL, replies.streak(streak) if streak else replies.STREAK_NONE))
+        body = "\n\n".join(parts) or replies.NOT_ENROLLED_HOME
         if nxt.ephemeral is not None:
             body += "\n\n" + (f"**{nxt.ephemeral.title}**\n" if nxt.ephemeral.title else "") + nxt.ephemeral.body
-        return Message(text="Your learning", title="Your learning", body=body, fields=fields,
-                       context=f"Times in {tz}", kind="home")
+        return Message(text=replies.HOME_TITLE, title=replies.HOME_TITLE, body=body, fields=fields,
+                       context=replies.times_in(tz), kind="home")
 
     def streak(self, session: Session, person: Person) -> int:
         """Consecutive local days, ending today or yesterday, on which the learner completed something."""

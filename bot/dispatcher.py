@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import replies
 from bot.clock import Clock
 from bot.errors import BlendwiseError, InvalidInput, NotFound
 from bot.events import (
@@ -111,7 +112,7 @@ class Dispatcher:
         if isinstance(event, ButtonPressed):
             handler = self.buttons.get(event.action)
             if handler is None:
-                return notice("That button is no longer active.")
+                return notice(replies.BUTTON_INACTIVE)
             person = self._person(session, event.actor)
             if self.engine.seen(session, event.dedupe_key):
                 return Response()
@@ -132,14 +133,14 @@ class Dispatcher:
             return self._native_rsvp(session, event)
         if isinstance(event, PresenceObserved):
             return self._presence(session, event)
-        raise InvalidInput("Unsupported event.")
+        raise InvalidInput(replies.UNSUPPORTED_EVENT)
 
     # ------------------------------------------------------------------ helpers
     def _sp(self, session: Session, person: Person, raw: str) -> StepProgress:
         try:
             progress_id = int(raw.split(".")[0])
         except ValueError:
-            raise InvalidInput("That button is no longer valid.") from None
+            raise InvalidInput(replies.BUTTON_INVALID) from None
         return self.engine.owned_progress(session, progress_id, person)
 
     def _done_card(self, session: Session, sp: StepProgress, note: str) -> Message:
@@ -158,30 +159,30 @@ class Dispatcher:
     def _snooze(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         sp = self._sp(session, person, ev.value)
         until = self.engine.snooze(session, sp, self.clock.now() + timedelta(hours=2))
-        return notice(f"Snoozed. I'll remind you again around {fmt_local(until, self.engine.person_tz(person))}.")
+        return notice(replies.snoozed_step(fmt_local(until, self.engine.person_tz(person))))
 
     def _tomorrow(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         sp = self._sp(session, person, ev.value)
         until = self.engine.snooze(session, sp, self.clock.now() + timedelta(hours=20))
-        return notice(f"Got it. I'll bring this back {fmt_local(until, self.engine.person_tz(person))}.")
+        return notice(replies.step_comes_back(fmt_local(until, self.engine.person_tz(person))))
 
     def _quiz_parts(self, raw: str) -> tuple[int, int, int, int | None]:
         try:
             parts = [int(p) for p in raw.split(".")]
         except ValueError:
-            raise InvalidInput("That answer button is no longer valid.") from None
+            raise InvalidInput(replies.ANSWER_BUTTON_INVALID) from None
         if len(parts) == 4:
             return parts[0], parts[1], parts[2], parts[3]
         if len(parts) == 3:
             return parts[0], parts[1], parts[2], None
-        raise InvalidInput("That answer button is no longer valid.")
+        raise InvalidInput(replies.ANSWER_BUTTON_INVALID)
 
     def _quiz_step(self, session: Session, sp: StepProgress) -> QuizStep:
         enrollment = session.get(Enrollment, sp.enrollment_id)
         assert enrollment is not None
         step = self.engine.library.step(enrollment.program_id, sp.step_id)
         if not isinstance(step, QuizStep):
-            raise InvalidInput("That step is not a quiz.")
+            raise InvalidInput(replies.NOT_A_QUIZ)
         return step
 
     def _grade(self, session: Session, person: Person, sp: StepProgress, attempt: int, qi: int, choice: list[int]) -> Response:
@@ -212,7 +213,7 @@ class Dispatcher:
         sp = self.engine.owned_progress(session, pid, person)
         selected = list(self.engine.quiz_state(sp)["selected"])
         if not selected:
-            return notice("Pick at least one option, then press Submit answer.")
+            return notice(replies.PICK_AN_OPTION)
         return self._grade(session, person, sp, attempt, qi, selected)
 
     def _quiz_retry(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
@@ -224,31 +225,24 @@ class Dispatcher:
         sp = self._sp(session, person, ev.value)
         answer = ev.action.split(".", 1)[1]
         stored = self.engine.rsvp(session, sp, answer)
-        text = {
-            "yes": "You're going. See you there! Check-in opens shortly before the start.",
-            "maybe": "Noted as maybe. I'll remind you before it starts.",
-            "no": "Thanks for letting us know. If there's a recording, you'll get a catch-up afterwards.",
-            "wait": "The session is full, so you're on the waitlist. I'll keep you posted.",
-        }[stored]
+        text = replies.RSVP[stored]
         card = self.composer.step_card(session, sp)[-1]
-        card.context = {"yes": "✅ You're going", "maybe": "🤔 Maybe", "no": "❌ Can't make it", "wait": "⏳ Waitlist"}[
-            stored
-        ]
+        card.context = replies.RSVP_CONTEXT[stored]
         card.attachments = []
         return Response(ephemeral=Message(text=text, body=text), replace=card)
 
     def _checkin(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         sp = self._sp(session, person, ev.value)
         recorded = self.engine.check_in(session, sp)
-        text = "You're checked in. Enjoy the session!" if recorded else "You're already checked in."
+        text = replies.CHECKED_IN if recorded else replies.ALREADY_CHECKED_IN
         return notice(text)
 
     def _join(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         sp = self._sp(session, person, ev.value)
         _, live = self.engine.session_for_progress(session, sp)
         if not live.join_url:
-            return notice("This session has no join link; see the invite for the location.")
-        return notice(f"Join here: [{live.join_url}]({live.join_url})")
+            return notice(replies.NO_JOIN_LINK)
+        return notice(replies.join_here(live.join_url))
 
     def _reflection_open(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         sp = self._sp(session, person, ev.value)
@@ -256,9 +250,9 @@ class Dispatcher:
         assert enrollment is not None
         step = self.engine.library.step(enrollment.program_id, sp.step_id)
         if not isinstance(step, ReflectionStep):
-            raise InvalidInput("That step is not a reflection.")
+            raise InvalidInput(replies.NOT_A_REFLECTION)
         if sp.state == "done":
-            return notice("You've already shared this reflection. Thank you!")
+            return notice(replies.ALREADY_REFLECTED)
         ctx = self.composer.template_context(session, self.composer.scope(session, enrollment), step, sp)
         question = self.composer.text(step.question, ctx)
         return Response(
@@ -267,23 +261,23 @@ class Dispatcher:
                 label=question[:2000],
                 action="reflection.submit",
                 value=str(sp.id),
-                placeholder="A few sentences is plenty",
+                placeholder=replies.REFLECTION_PLACEHOLDER,
             )
         )
 
     def _modal(self, session: Session, person: Person, ev: ModalSubmitted) -> Response:
         if ev.action != "reflection.submit":
-            return notice("That form is no longer active.")
+            return notice(replies.FORM_INACTIVE)
         sp = self._sp(session, person, ev.value)
         self.engine.reflect(session, sp, ev.text)
-        return notice("Thanks for your reflection. It's saved with your progress.")
+        return notice(replies.REFLECTION_SAVED)
 
     def _poll_step(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         sp = self._sp(session, person, ev.value)
         try:
             option = int(ev.value.split(".")[1])
         except (IndexError, ValueError):
-            raise InvalidInput("That poll button is no longer valid.") from None
+            raise InvalidInput(replies.POLL_BUTTON_INVALID) from None
         poll = self.engine.step_vote(session, sp, option, person)
         labels = poll.options["labels"]
         card = self._done_card(session, sp, f"🗳 You voted: {labels[option]}")
@@ -292,10 +286,10 @@ class Dispatcher:
     def _resume(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         enrollment = session.get(Enrollment, int(ev.value)) if ev.value.isdigit() else None
         if enrollment is None or enrollment.person_id != person.id:
-            raise InvalidInput("That button is no longer valid.")
+            raise InvalidInput(replies.BUTTON_INVALID)
         enrollment.auto_paused = False
         enrollment.nudges_ignored = 0
-        return notice("Welcome back! Reminders are on again.")
+        return notice(replies.REMINDERS_BACK_ON)
 
     # ------------------------------------------------------------------ other events
     def _thread_reply(self, session: Session, ev: ThreadReply) -> Response:
@@ -363,8 +357,8 @@ def parse_until(text: str, now: datetime, tz: str) -> datetime:
         try:
             return now + parse_duration(text)
         except ValueError:
-            raise InvalidInput(f"'{text}' is neither a date (YYYY-MM-DD) nor a duration (like 3d or 2w).") from None
+            raise InvalidInput(replies.not_a_date_or_duration(text)) from None
     until = local_instant(day, time(0, 0), tz)
     if until <= now:
-        raise InvalidInput("That date is in the past.")
+        raise InvalidInput(replies.DATE_IN_THE_PAST)
     return until

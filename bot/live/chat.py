@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import replies
 from bot.commands import Commands, Sub, reply
 from bot.dispatcher import Dispatcher, notice
 from bot.errors import InvalidInput, NotFound, PermissionDenied
@@ -58,9 +59,7 @@ class LiveChat:
         try:
             return self.engine.cohort_by_name(session, person.workspace, name)
         except NotFound:
-            raise InvalidInput(
-                f"There is no cohort called '{name}' here. `/learn cohort list` shows them."
-            ) from None
+            raise InvalidInput(replies.unknown_cohort(name)) from None
 
     def _lead_session(
         self, session: Session, person: Person, event: CommandInvoked, step_id: str, cohort_name: str | None
@@ -81,11 +80,9 @@ class LiveChat:
             ]
             if len(cohorts) > 1:
                 names = ", ".join(c.name for c in cohorts)
-                raise InvalidInput(
-                    f"Several of your cohorts have '{step_id}' ({names}); add the cohort name."
-                )
+                raise InvalidInput(replies.session_in_several_cohorts(step_id, names))
             if not cohorts:
-                raise InvalidInput(f"None of the cohorts you lead has a session '{step_id}'.")
+                raise InvalidInput(replies.no_led_cohort_has_session(step_id))
         cohort = cohorts[0]
         self.engine.require_lead(session, person, cohort, roles)
         return self.engine.live_session(session, cohort, step_id)
@@ -93,7 +90,7 @@ class LiveChat:
     # ------------------------------------------------------------------ polls
     def poll(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if not args:
-            raise InvalidInput(f"Usage: /learn {POLL_USAGE}")
+            raise InvalidInput(replies.usage(POLL_USAGE))
         roles = event.actor.platform_roles
         if args[0] in ("close", "results") and len(args) == 2:
             poll = self.live.polls.get(session, args[1])
@@ -104,20 +101,20 @@ class LiveChat:
                 self.live.polls.close(session, poll)
                 return reply(
                     self.live.polls.results_text(session, poll),
-                    title=f"Poll {poll.id} closed: {poll.question}",
+                    title=replies.poll_closed_title(poll.id, poll.question),
                 )
             return reply(
-                self.live.polls.results_text(session, poll), title=f"Poll {poll.id}: {poll.question}"
+                self.live.polls.results_text(session, poll), title=replies.poll_title(poll.id, poll.question)
             )
         if args[0] == "list" and len(args) == 2:
             cohort = self._cohort(session, person, args[1])
             self.engine.require_lead(session, person, cohort, roles)
             polls = session.scalars(select(Poll).where(Poll.cohort_id == cohort.id).order_by(Poll.id)).all()
             lines = [self.live.polls.summary_line(session, p) for p in polls]
-            return reply("\n".join(lines) or "No polls yet.", title=f"Polls in {cohort.name}")
+            return reply("\n".join(lines) or replies.NO_POLLS, title=replies.polls_in(cohort.name))
         rest, flags = poll_view.parse_flags(args)
         if len(rest) < 4:
-            raise InvalidInput(f"Usage: /learn {POLL_USAGE}")
+            raise InvalidInput(replies.usage(POLL_USAGE))
         cohort = self._cohort(session, person, rest[0])
         self.engine.require_lead(session, person, cohort, roles)
         poll = self.live.polls.create(
@@ -130,28 +127,26 @@ class LiveChat:
             multi=flags["multi"],
             hide_results=flags["hide"],
         )
-        return reply(
-            f"Poll {poll.id} is on its way to {cohort.channel}. Close it with `/learn poll close {poll.id}`."
-        )
+        return reply(replies.poll_on_its_way(poll.id, cohort.channel))
 
     def _vote_reply(self, poll: Poll, chosen: list[int]) -> Message:
         labels = poll.options["labels"]
         picked = ", ".join(labels[i] for i in chosen)
         if not chosen:
-            text = "Your vote is removed."
+            text = replies.VOTE_REMOVED
         elif poll.multi:
-            text = f"Your choices: {picked}. Tap an option again to remove it."
+            text = replies.your_choices(picked)
         else:
-            text = f"Your vote: {picked}. Tap another option to change it."
+            text = replies.your_vote(picked)
         if poll.anonymous:
-            text += " This poll is anonymous."
+            text += replies.POLL_IS_ANONYMOUS
         return Message(text=text, body=text)
 
     def vote(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         try:
             poll_id, option = (int(p) for p in ev.value.split("."))
         except ValueError:
-            raise InvalidInput("That poll button is no longer valid.") from None
+            raise InvalidInput(replies.POLL_BUTTON_INVALID) from None
         poll = self.live.polls.get(session, poll_id)
         chosen = self.live.polls.vote(session, poll, person, option, ev.actor.platform_roles)
         if poll.message_ref is None and ev.message is not None:
@@ -163,13 +158,13 @@ class LiveChat:
         try:
             pid, option = (int(p) for p in ev.value.split("."))
         except ValueError:
-            raise InvalidInput("That poll button is no longer valid.") from None
+            raise InvalidInput(replies.POLL_BUTTON_INVALID) from None
         sp = self.engine.owned_progress(session, pid, person)
         enrollment = session.get(Enrollment, sp.enrollment_id)
         assert enrollment is not None
         step = self.engine.library.step(enrollment.program_id, sp.step_id)
         if not isinstance(step, PollStep):
-            raise InvalidInput("That step is not a poll.")
+            raise InvalidInput(replies.NOT_A_POLL)
         poll = self.engine.step_vote(session, sp, option, person)
         chosen = sorted(
             i for i in range(len(poll.options["labels"])) if i in self._mine(session, poll, person)
@@ -190,11 +185,11 @@ class LiveChat:
     # ------------------------------------------------------------------ recordings and recaps
     def recording(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if len(args) < 2:
-            raise InvalidInput(f"Usage: /learn {RECORDING_USAGE}")
+            raise InvalidInput(replies.usage(RECORDING_USAGE))
         row = self._lead_session(session, person, event, args[0], args[2] if len(args) > 2 else None)
         transcript = event.attachments[0] if event.attachments else None
         if len(event.attachments) > 1:
-            raise InvalidInput("Attach one transcript file (.vtt, .srt or .txt).")
+            raise InvalidInput(replies.ONE_TRANSCRIPT)
         attached = self.live.recaps.attach(
             session,
             row,
@@ -204,72 +199,57 @@ class LiveChat:
             requested_by=person,
         )
         if not attached.has_transcript:
-            return reply(
-                f"Recording saved for '{row.title}'. Attach a transcript to get a summary and recap quiz, or "
-                f"`/learn recap release {row.step_id}` to send the recording link now."
-            )
+            return reply(replies.recording_saved(row.title, row.step_id))
         self.live.recaps.generate_later(session, row)
         who = f"{len(attached.speakers)} speaker(s)" if attached.speakers else "no speaker names"
         length = f", about {attached.minutes} min" if attached.minutes else ""
         how = "an AI draft" if self.live.llm else "an offline summary (no AI is configured)"
-        return reply(
-            f"Recording and transcript saved for '{row.title}' ({attached.format}, {who}{length}). "
-            f"I'm preparing {how}; I'll send it to you for review before anything goes to learners."
-        )
+        return reply(replies.recording_and_transcript_saved(row.title, f"{attached.format}, {who}{length}", how))
 
     def recap(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if len(args) < 2 or args[0] not in ("review", "release", "edit", "generate"):
-            raise InvalidInput(f"Usage: /learn {RECAP_USAGE}")
+            raise InvalidInput(replies.usage(RECAP_USAGE))
         row = self._lead_session(session, person, event, args[1], args[2] if len(args) > 2 else None)
         action = args[0]
         if action == "review":
             return reply(self.live.recaps.review_text(session, row))
         if action == "generate":
             if not row.transcript:
-                raise InvalidInput(f"'{row.title}' has no transcript; attach one with `/learn recording`.")
+                raise InvalidInput(replies.no_transcript(row.title))
             recap = dict(row.recap or {})
             recap["requested_by"] = person.id
             row.recap = recap
             if row.recap_state != "released":
                 row.recap_state = "pending"
             self.live.recaps.generate_later(session, row)
-            return reply(f"Drafting the recap of '{row.title}' again; I'll send it to you for review.")
+            return reply(replies.drafting_again(row.title))
         if action == "edit":
             if not event.attachments:
-                raise InvalidInput(
-                    "Attach the edited recap as a YAML file (get it with `blendwise session recap "
-                    f"{row.step_id} --show`)."
-                )
+                raise InvalidInput(replies.attach_edited_recap(row.step_id))
             name, data = event.attachments[0]
             try:
                 text = data.decode("utf-8-sig")
             except UnicodeDecodeError:
-                raise InvalidInput(f"{name}: the file is not UTF-8 text") from None
+                raise InvalidInput(replies.not_utf8(name)) from None
             self.live.recaps.edit(session, row, text, shown=name)
-            return reply(self.live.recaps.review_text(session, row), title="Recap updated")
+            return reply(self.live.recaps.review_text(session, row), title=replies.RECAP_UPDATED_TITLE)
         released = self.live.recaps.release(session, row)
-        return reply(
-            f"Released the recap of '{row.title}': {released.catchups} catch-up lesson(s) for those who missed it "
-            f"and {released.recordings} recording link(s) are on their way."
-        )
+        return reply(replies.recap_released(row.title, released.catchups, released.recordings))
 
     def release_button(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         row = session.get(LiveSessionRow, int(ev.value)) if ev.value.isdigit() else None
         if row is None:
-            raise InvalidInput("That button is no longer valid.")
+            raise InvalidInput(replies.BUTTON_INVALID)
         cohort = session.get(Cohort, row.cohort_id)
         assert cohort is not None
         self.engine.require_lead(session, person, cohort, ev.actor.platform_roles)
         released = self.live.recaps.release(session, row)
-        text = (
-            f"Released: {released.catchups} catch-up lesson(s) and {released.recordings} recording "
-            "link(s) are on their way."
-        )
+        text = replies.released(released.catchups, released.recordings)
         return Response(
             ephemeral=Message(text=text, body=text),
             replace=Message(
-                text=f"Recap released: {row.title}",
-                title=f"Recap released: {row.title}",
+                text=replies.recap_released_title(row.title),
+                title=replies.recap_released_title(row.title),
                 body=text,
                 kind="notice",
             ),
@@ -289,7 +269,7 @@ class LiveChat:
         try:
             cid, qi, option = (int(p) for p in ev.value.split("."))
         except ValueError:
-            raise InvalidInput("That answer button is no longer valid.") from None
+            raise InvalidInput(replies.ANSWER_BUTTON_INVALID) from None
         c = self.live.recaps.catchup(session, cid, person)
         return Response(replace=self.live.recaps.answer(session, c, qi, option))
 
@@ -297,27 +277,27 @@ class LiveChat:
     def search(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         terms = " ".join(args).strip()
         if not terms:
-            raise InvalidInput("Usage: /learn search <words>, e.g. `/learn search delegation`")
+            raise InvalidInput(replies.SEARCH_USAGE)
         scope = self.live.search.scope_for(session, person, roles=event.actor.platform_roles)
         results = self.live.search.search(session, terms, scope)
         if not results.hits:
-            return reply(f"Nothing found for '{terms}' in your programs and sessions.")
+            return reply(replies.nothing_found(terms))
         return Response(ephemeral=results_message(session, self.engine, terms, results.hits, results.loose))
 
     def open(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         doc = session.get(SearchDoc, int(ev.value)) if ev.value.isdigit() else None
         if doc is None:
-            raise InvalidInput("That result is no longer available; search again.")
+            raise InvalidInput(replies.RESULT_GONE)
         scope = self.live.search.scope_for(session, person, roles=ev.actor.platform_roles)
         allowed = (doc.kind == "lesson" and doc.program_id in (scope.programs or set())) or (
             doc.kind != "lesson" and doc.cohort_id in (scope.cohorts or set())
         )
         if not allowed:
-            raise PermissionDenied("That result is not part of your programs.")
+            raise PermissionDenied(replies.RESULT_NOT_YOURS)
         if doc.kind != "lesson":
             row = session.get(LiveSessionRow, doc.session_id)
             if row is None:
-                raise InvalidInput("That session is no longer available.")
+                raise InvalidInput(replies.SESSION_GONE)
             recap = dict(row.recap or {})
             points = "\n".join(f"- {p}" for p in recap.get("key_points", []))
             body = "\n\n".join(
@@ -325,7 +305,7 @@ class LiveChat:
                 for p in (
                     recap.get("summary") or row.summary or "",
                     points,
-                    f"Recording: [watch it here]({row.recording_url})" if row.recording_url else "",
+                    replies.watch_recording(row.recording_url) if row.recording_url else "",
                 )
                 if p
             )
@@ -349,7 +329,7 @@ class LiveChat:
             )
         if sp.state == "locked":
             when = sp.unlock_at.strftime("%d %b") if sp.unlock_at else "later"
-            return notice(f"That lesson opens on {when}; it will come to you then.")
+            return notice(replies.lesson_opens_on(when))
         enqueue(
             session,
             REOPEN,
@@ -359,10 +339,10 @@ class LiveChat:
             enrollment_id=sp.enrollment_id,
             progress_id=sp.id,
         )
-        return notice("Sending you that lesson again in a direct message.")
+        return notice(replies.SENDING_LESSON_AGAIN)
 
 
-KIND_LABEL = {"lesson": "Lesson", "summary": "Session summary", "transcript": "Session transcript"}
+KIND_LABEL = replies.SEARCH_KIND_LABEL
 
 
 def results_message(session: Session, engine: object, terms: str, hits: list[Hit], loose: bool) -> Message:
@@ -381,9 +361,9 @@ def results_message(session: Session, engine: object, terms: str, hits: list[Hit
             f"{i}. **{hit.title}** · {KIND_LABEL.get(hit.kind, hit.kind)} · {program}\n   {hit.snippet}"
         )
         if i <= 5:
-            buttons.append(Button(f"Open {i}", "search.open", str(hit.doc_id)))
-    note = "No result has every word; these match some of them.\n\n" if loose else ""
+            buttons.append(Button(replies.open_result(i), "search.open", str(hit.doc_id)))
+    note = replies.LOOSE_MATCHES if loose else ""
     body = note + "\n".join(lines)
     return Message(
-        text=f"Search: {terms}", title=f"Search: {terms}", body=body, buttons=buttons, kind="notice"
+        text=replies.search_title(terms), title=replies.search_title(terms), body=body, buttons=buttons, kind="notice"
     )
