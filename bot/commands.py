@@ -22,6 +22,7 @@ from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Field, Message
 from bot.nudges.purposes import ANNOUNCE, LEAD_PROMPT
+from bot.states import EnrollmentStatus, StepKind, StepState, Verb
 from bot.storage.models import (
     Cohort,
     CohortLead,
@@ -159,7 +160,7 @@ class Commands:
             c = self.engine.status_counts(session, e)
             cohort = session.get(Cohort, e.cohort_id)
             program = self.engine.library.program(e.program_id)
-            status = "completed 🎉" if e.status == "completed" else ("paused" if e.auto_paused else "in progress")
+            status = "completed 🎉" if e.status == EnrollmentStatus.COMPLETED else ("paused" if e.auto_paused else "in progress")
             lines.append(
                 f"**{program.title}** ({cohort.name if cohort else ''}): {c['steps_done']}/{c['steps_total']} steps, "
                 f"{c['sessions_attended']}/{c['sessions_total']} live sessions attended, "
@@ -173,7 +174,7 @@ class Commands:
         open_steps = session.execute(
             select(StepProgress, Enrollment)
             .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
-            .where(Enrollment.person_id == person.id, StepProgress.state == "open", StepProgress.kind != "session")
+            .where(Enrollment.person_id == person.id, StepProgress.state == StepState.OPEN, StepProgress.kind != StepKind.SESSION)
             .order_by(StepProgress.due_at)
         ).all()
         lines = []
@@ -354,7 +355,7 @@ class Commands:
             bar = "█" * (pct // 10) + "░" * (10 - pct // 10)
             parts.append(
                 f"**{program.title}**\n{bar} {pct}% · {c['sessions_attended']}/{c['sessions_total']} live sessions"
-                + (" · completed 🎉" if e.status == "completed" else "")
+                + (" · completed 🎉" if e.status == EnrollmentStatus.COMPLETED else "")
             )
         nxt = self.next(session, person, CommandInvoked(actor=_NOBODY, args=""), [])
         streak = self.streak(session, person)
@@ -375,7 +376,7 @@ class Commands:
             ts.astimezone(tz).date()
             for ts in session.scalars(
                 select(LearningEvent.ts).where(
-                    LearningEvent.person_id == person.id, LearningEvent.verb.in_(("completed", "answered", "attended", "replied"))
+                    LearningEvent.person_id == person.id, LearningEvent.verb.in_((Verb.COMPLETED, Verb.ANSWERED, Verb.ATTENDED, Verb.REPLIED))
                 )
             )
         }

@@ -26,6 +26,7 @@ from bot.clock import VirtualClock
 from bot.config import Settings
 from bot.errors import BlendwiseError
 from bot.messages import Button
+from bot.states import DeliveryState
 from bot.storage.db import transaction
 from bot.storage.models import AgendaItem, Delivery
 
@@ -259,7 +260,7 @@ class Simulation:
             candidates.append(now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
         with self.rt.factory() as session:
             agenda = session.scalar(select(func.min(AgendaItem.fire_at)))
-            outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == "pending"))
+            outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == DeliveryState.PENDING))
         for t in (agenda, outbox):
             if t is not None:
                 candidates.append(t)

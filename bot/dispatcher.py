@@ -33,6 +33,7 @@ from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.journeys.model import QuizStep, ReflectionStep
 from bot.messages import Message, Modal
+from bot.states import StepState
 from bot.storage.db import transaction
 from bot.storage.models import (
     CohortPost,
@@ -251,7 +252,7 @@ class Dispatcher:
         step = self.engine.library.step(enrollment.program_id, sp.step_id)
         if not isinstance(step, ReflectionStep):
             raise InvalidInput(replies.NOT_A_REFLECTION)
-        if sp.state == "done":
+        if sp.state == StepState.DONE:
             return notice(replies.ALREADY_REFLECTED)
         ctx = self.composer.template_context(session, self.composer.scope(session, enrollment), step, sp)
         question = self.composer.text(step.question, ctx)

@@ -31,6 +31,7 @@ from bot.journeys.model import (
 )
 from bot.journeys.render import render_text
 from bot.messages import Attachment, Button, Field, Message
+from bot.states import StepKind, StepState
 from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, StepProgress
 from bot.templating import template
 from bot.timewindow import zone
@@ -217,7 +218,7 @@ class Composer:
             Button("Remind me tomorrow", "step.tomorrow", str(sp.id)),
         ]
         body = self.text(self.engine.library.body(scope.program.id, step.id), ctx)
-        lessons = [s for s in scope.program.steps if s.kind == "lesson"]
+        lessons = [s for s in scope.program.steps if s.kind == StepKind.LESSON]
         position = f"Lesson {lessons.index(step) + 1} of {len(lessons)}"
         footer = template("lesson_footer", position=position, minutes=step.estimated_minutes, due=ctx["due"])
         if reminder:
@@ -276,13 +277,13 @@ class Composer:
             parts.append(feedback)
         buttons: list[Button] = []
         total = len(step.questions)
-        if sp.state in ("done", "failed") or qi >= total:
+        if sp.state in (StepState.DONE, StepState.FAILED) or qi >= total:
             score = round(100 * (state["correct"] / total))
             if sp.passed:
                 parts.append(f"**You scored {score}%. Passed.** Nicely done.")
-            elif sp.state == "done":
+            elif sp.state == StepState.DONE:
                 parts.append(f"**You scored {score}%.** Thanks for taking the quiz.")
-            elif attempt < step.retry.max_attempts and sp.state != "failed":
+            elif attempt < step.retry.max_attempts and sp.state != StepState.FAILED:
                 parts.append(
                     f"**You scored {score}%.** The pass mark is {round(step.pass_mark * 100)}%. "
                     f"You have {step.retry.max_attempts - attempt} more attempt(s)."
@@ -352,7 +353,7 @@ class Composer:
             r.step_id
             for r in session.scalars(
                 select(StepProgress).where(
-                    StepProgress.enrollment_id == scope.enrollment.id, StepProgress.state == "done"
+                    StepProgress.enrollment_id == scope.enrollment.id, StepProgress.state == StepState.DONE
                 )
             )
         }
@@ -418,7 +419,7 @@ class Composer:
                 r.step_id
                 for r in session.scalars(
                     select(StepProgress).where(
-                        StepProgress.enrollment_id == enrollment.id, StepProgress.state == "done"
+                        StepProgress.enrollment_id == enrollment.id, StepProgress.state == StepState.DONE
                     )
                 )
             }

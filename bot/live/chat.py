@@ -24,6 +24,7 @@ from bot.live.purposes import REOPEN
 from bot.live.search import Hit
 from bot.messages import Button, Message
 from bot.nudges.purposes import enqueue
+from bot.states import StepState
 from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, Poll, StepProgress
 
 if TYPE_CHECKING:
@@ -327,7 +328,7 @@ class LiveChat:
             return Response(
                 ephemeral=Message(text=step.title, title=step.title, body=body[:2900], kind="lesson")
             )
-        if sp.state == "locked":
+        if sp.state == StepState.LOCKED:
             when = sp.unlock_at.strftime("%d %b") if sp.unlock_at else "later"
             return notice(replies.lesson_opens_on(when))
         enqueue(

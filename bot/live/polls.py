@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.live.purposes import LIVE_POLL
 from bot.messages import Button, Message, MessageRef
-from bot.states import DeliveryState
+from bot.states import DeliveryState, Verb
 from bot.storage.events import object_id, record
 from bot.storage.models import Cohort, Delivery, Enrollment, Person, Poll, PollVote
 
@@ -232,7 +232,7 @@ class Polls:
             session,
             ts=self.live.clock.now(),
             person_id=person.id,
-            verb="voted",
+            verb=Verb.VOTED,
             object_type="step" if poll.step_id else "poll",
             object_id=object_id(program_id, poll.step_id)
             if poll.step_id and program_id

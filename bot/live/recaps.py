@@ -42,6 +42,7 @@ from bot.live.summarize import extractive_recap
 from bot.live.transcripts import parse_transcript
 from bot.messages import Button, Message
 from bot.nudges.purposes import Purpose, enqueue
+from bot.states import EnrollmentStatus, StepState, Verb
 from bot.storage.db import transaction
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
@@ -226,11 +227,11 @@ class Recaps:
             .where(
                 Enrollment.cohort_id == row.cohort_id,
                 StepProgress.step_id == row.step_id,
-                Enrollment.status != "dropped",
+                Enrollment.status != EnrollmentStatus.DROPPED,
             )
             .order_by(Enrollment.id)
         ):
-            if sp.state == "missed" or (closed and attended is None and sp.state not in FINAL_STATES):
+            if sp.state == StepState.MISSED or (closed and attended is None and sp.state not in FINAL_STATES):
                 out.append((enrollment, sp))
         return out
 
@@ -342,7 +343,7 @@ class Recaps:
         )
         catchups = recordings = 0
         for enrollment in session.scalars(
-            select(Enrollment).where(Enrollment.cohort_id == row.cohort_id, Enrollment.status != "dropped")
+            select(Enrollment).where(Enrollment.cohort_id == row.cohort_id, Enrollment.status != EnrollmentStatus.DROPPED)
         ):
             sp = missed.get(enrollment.id)
             if sp is not None:
@@ -514,7 +515,7 @@ class Recaps:
             session,
             enrollment,
             ts=now,
-            verb="answered",
+            verb=Verb.ANSWERED,
             object_type="question",
             object_id=object_id(enrollment.program_id, row.step_id, q["id"]),
             result={"success": correct, "response": str(option), "extensions": {"catch_up": True}},
@@ -557,7 +558,7 @@ class Recaps:
             session,
             enrollment,
             ts=now,
-            verb="caught-up",
+            verb=Verb.CAUGHT_UP,
             object_type="session",
             object_id=object_id(enrollment.program_id, row.step_id),
             result=result,

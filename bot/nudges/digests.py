@@ -21,6 +21,7 @@ from bot.journeys.engine import Engine
 from bot.messages import Message
 from bot.nudges.purposes import COHORT_RECAP, DIGEST, ChannelPost, Purpose, enqueue
 from bot.reporting import Filters, LearnerRow, build_report
+from bot.states import EnrollmentStatus, Verb
 from bot.storage.models import Delivery, Enrollment, Person
 from bot.templating import template
 from bot.timewindow import local_instant, zone
@@ -123,7 +124,7 @@ def plan_cohort_recaps(session: Session, engine: Engine, now: datetime) -> int:
         return 0
     from bot.storage.models import Cohort
 
-    active = select(Enrollment.cohort_id).where(Enrollment.status == "active").distinct()
+    active = select(Enrollment.cohort_id).where(Enrollment.status == EnrollmentStatus.ACTIVE).distinct()
     planned = 0
     for cohort in session.scalars(select(Cohort).where(Cohort.channel.is_not(None), Cohort.id.in_(active))):
         if now.astimezone(zone(cohort.tz)).date() < cohort.start_date + timedelta(days=6):
@@ -150,14 +151,14 @@ def cohort_recap_message(session: Session, engine: Engine, cohort_id: int) -> Me
     replies = session.scalar(
         select(func.count())
         .select_from(LearningEvent)
-        .where(LearningEvent.cohort_id == cohort.id, LearningEvent.verb == "replied", LearningEvent.ts >= week_ago)
+        .where(LearningEvent.cohort_id == cohort.id, LearningEvent.verb == Verb.REPLIED, LearningEvent.ts >= week_ago)
     )
     finished = session.scalar(
         select(func.count())
         .select_from(LearningEvent)
         .where(
             LearningEvent.cohort_id == cohort.id,
-            LearningEvent.verb == "completed",
+            LearningEvent.verb == Verb.COMPLETED,
             LearningEvent.object_type.in_(("step", "session")),
             LearningEvent.ts >= week_ago,
         )

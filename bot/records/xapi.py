@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from bot.config import LRSSettings
 from bot.journeys.library import Library
 from bot.records.models import RecordsCursor
+from bot.states import Verb
 from bot.storage.models import Cohort, Enrollment, LearningEvent, Person
 
 XAPI_VERSION = "1.0.3"
@@ -223,8 +224,8 @@ class StatementBuilder:
         ext = self._extensions(raw.get("extensions"))
         if ext:
             out["extensions"] = ext
-        if event.verb in ("passed", "failed"):
-            out["success"] = event.verb == "passed"
+        if event.verb in (Verb.PASSED, Verb.FAILED):
+            out["success"] = event.verb == Verb.PASSED
             out.setdefault("completion", True)
         return out or None
 

@@ -27,6 +27,7 @@ from bot.journeys.model import Question, QuizStep
 from bot.messages import Button, Message
 from bot.nudges.purposes import Planned, Purpose, enqueue_many
 from bot.reinforcement.models import ReinforcementCard
+from bot.states import EnrollmentStatus, Verb
 from bot.storage.events import object_id, record
 from bot.storage.models import Cohort, Delivery, Enrollment, Person, QuizAnswer, StepProgress
 
@@ -198,7 +199,7 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
                 .scalar_subquery()
             ),
             Person.opted_out.is_(False),
-            Enrollment.status != "dropped",
+            Enrollment.status != EnrollmentStatus.DROPPED,
         )
         .order_by(ReinforcementCard.due_at, ReinforcementCard.id)
         .limit(PLAN_BATCH)
@@ -333,7 +334,7 @@ def answer_reinforcement(
         session,
         ts=now,
         person_id=person.id,
-        verb="answered",
+        verb=Verb.ANSWERED,
         object_type="question",
         object_id=object_id(card.program_id, card.step_id, card.question_id),
         enrollment_id=enrollment.id,

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.journeys.engine import Engine
+from bot.states import EnrollmentStatus, StepKind, StepState, Verb
 from bot.storage.models import (
     Attendance,
     Cohort,
@@ -200,12 +201,12 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
         ):
             if eid is None:
                 continue
-            if verb == "replied":
+            if verb == Verb.REPLIED:
                 replies[eid] = n
-            if verb == "caught-up":
+            if verb == Verb.CAUGHT_UP:
                 caught_up[eid] = n
             # "Last activity" means something the learner did, not something we sent them.
-            if verb not in ("delivered", "missed") and last is not None and (
+            if verb not in (Verb.DELIVERED, Verb.MISSED) and last is not None and (
                 eid not in last_event or last > last_event[eid]
             ):
                 last_event[eid] = last
@@ -215,15 +216,15 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
     for e, p, c in rows:
         program = engine.library.program(e.program_id) if e.program_id in engine.library else None
         sps = progress[e.id]
-        required_ids = {s.id for s in program.steps if s.required and s.kind != "session"} if program else set()
-        quiz_scores = [sp.score for sp in sps if sp.kind == "quiz" and sp.score is not None]
+        required_ids = {s.id for s in program.steps if s.required and s.kind != StepKind.SESSION} if program else set()
+        quiz_scores = [sp.score for sp in sps if sp.kind == StepKind.QUIZ and sp.score is not None]
         att = attendance[e.id]
-        overdue = sum(1 for sp in sps if sp.state == "open" and sp.due_at is not None and sp.due_at < now)
-        missed = sum(1 for sp in sps if sp.kind == "session" and sp.state == "missed")
+        overdue = sum(1 for sp in sps if sp.state == StepState.OPEN and sp.due_at is not None and sp.due_at < now)
+        missed = sum(1 for sp in sps if sp.kind == StepKind.SESSION and sp.state == StepState.MISSED)
         paused = e.auto_paused or (p.paused_until is not None and p.paused_until > now)
         status = (
             "done"
-            if e.status == "completed"
+            if e.status == EnrollmentStatus.COMPLETED
             else "paused"
             if paused
             else "behind"
@@ -244,17 +245,17 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
                 cohort=c.name,
                 enrolled_at=_iso(e.enrolled_at),
                 status=status,
-                steps_completed=sum(1 for sp in sps if sp.state == "done"),
+                steps_completed=sum(1 for sp in sps if sp.state == StepState.DONE),
                 steps_total=len(sps),
-                required_completed=sum(1 for sp in sps if sp.step_id in required_ids and sp.state == "done"),
+                required_completed=sum(1 for sp in sps if sp.step_id in required_ids and sp.state == StepState.DONE),
                 required_total=len(required_ids),
                 on_time=sum(
-                    1 for sp in sps if sp.state == "done" and sp.done_at and (sp.due_at is None or sp.done_at <= sp.due_at)
+                    1 for sp in sps if sp.state == StepState.DONE and sp.done_at and (sp.due_at is None or sp.done_at <= sp.due_at)
                 ),
                 overdue=overdue,
                 quiz_average=round(100 * sum(quiz_scores) / len(quiz_scores), 1) if quiz_scores else None,
-                quizzes_passed=sum(1 for sp in sps if sp.kind == "quiz" and sp.passed),
-                quizzes_total=sum(1 for sp in sps if sp.kind == "quiz"),
+                quizzes_passed=sum(1 for sp in sps if sp.kind == StepKind.QUIZ and sp.passed),
+                quizzes_total=sum(1 for sp in sps if sp.kind == StepKind.QUIZ),
                 sessions_attended=sum(1 for a in att if a.attended_at is not None and a.source != "catch_up"),
                 sessions_missed=missed,
                 sessions_caught_up=caught_up[e.id],
@@ -317,7 +318,7 @@ def _cohort_summaries(
         if program:
             for step in program.steps:
                 done = sum(
-                    1 for e in enrollments for sp in progress[e.id] if sp.step_id == step.id and sp.state == "done"
+                    1 for e in enrollments for sp in progress[e.id] if sp.step_id == step.id and sp.state == StepState.DONE
                 )
                 funnel.append((step.title, done))
         sessions = []
@@ -346,14 +347,14 @@ def _cohort_summaries(
         for pid, ts in session.execute(
             select(LearningEvent.person_id, LearningEvent.ts).where(
                 LearningEvent.enrollment_id.in_(ids),
-                LearningEvent.verb.in_(("completed", "answered", "attended", "replied", "reflected", "voted")),
+                LearningEvent.verb.in_((Verb.COMPLETED, Verb.ANSWERED, Verb.ATTENDED, Verb.REPLIED, Verb.REFLECTED, Verb.VOTED)),
             )
         ):
             week = ts.date() - timedelta(days=ts.weekday())
             if (week, pid) not in seen:
                 seen.add((week, pid))
                 weekly[week] += 1
-        completed = sum(1 for e in enrollments if e.status == "completed")
+        completed = sum(1 for e in enrollments if e.status == EnrollmentStatus.COMPLETED)
         out.append(
             CohortSummary(
                 cohort=c.name,

@@ -7,24 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.states import Verb
 from bot.storage.models import LearningEvent
 
-VERBS = (
-    "delivered",
-    "opened",
-    "completed",
-    "answered",
-    "passed",
-    "failed",
-    "registered",
-    "unregistered",
-    "attended",
-    "missed",
-    "replied",
-    "voted",
-    "reflected",
-    "caught-up",
-)
+#: Every verb the log may hold (see :class:`bot.states.Verb`).
+VERBS = tuple(Verb)
 
 
 def object_id(program_id: str, step_id: str | None = None, question_id: str | None = None) -> str:
