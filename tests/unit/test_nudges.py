@@ -155,6 +155,25 @@ def test_long_snooze_over_several_reminders_sends_one(rt, clock, console):
     assert len(reminders(console)) == 1
 
 
+def test_every_snooze_brings_its_own_reminder(rt, clock, console):
+    """Snoozed reminders already sent keep their outbox keys; a later snooze must pick a key none of them used,
+    or its reminder would be deduplicated away."""
+    at(rt, clock, utc(2026, 3, 2, 9, 30))
+    sent = 0
+    for hour in (10, 12, 14):
+        clock.set(utc(2026, 3, 3, hour, 0))
+        console.command("ana", "snooze 1h")
+        at(rt, clock, utc(2026, 3, 3, hour + 1, 0))
+        sent += 1
+        assert len(reminders(console)) == sent
+    read = progress(rt, "ana", "read").id
+    assert [d.key for d in deliveries(rt, "remind") if d.progress_id == read] == [
+        f"remind:{read}:100",
+        f"remind:{read}:101",
+        f"remind:{read}:102",
+    ]
+
+
 def test_snooze_with_a_bad_duration_is_explained(rt, console):
     reply = console.command("ana", "snooze soon")
     assert reply.ephemeral.body == "'soon' is not a duration; use forms like 15m, 2h, 1h30m, 3d, 1w"
