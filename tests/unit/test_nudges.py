@@ -159,12 +159,10 @@ def test_every_snooze_brings_its_own_reminder(rt, clock, console):
     """Snoozed reminders already sent keep their outbox keys; a later snooze must pick a key none of them used,
     or its reminder would be deduplicated away."""
     at(rt, clock, utc(2026, 3, 2, 9, 30))
-    sent = 0
-    for hour in (10, 12, 14):
+    for sent, hour in enumerate((10, 12, 14), start=1):
         clock.set(utc(2026, 3, 3, hour, 0))
         console.command("ana", "snooze 1h")
         at(rt, clock, utc(2026, 3, 3, hour + 1, 0))
-        sent += 1
         assert len(reminders(console)) == sent
     read = progress(rt, "ana", "read").id
     assert [d.key for d in deliveries(rt, "remind") if d.progress_id == read] == [
