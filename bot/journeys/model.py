@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from bot.durations import parse_duration
+from bot.states import StepKind
 
 STEP_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -206,7 +207,8 @@ Step = Annotated[
     LessonStep | QuizStep | SessionStep | PromptStep | ReflectionStep | PollStep,
     Field(discriminator="kind"),
 ]
-STEP_KINDS = ("lesson", "quiz", "session", "prompt", "reflection", "poll")
+#: The kinds a step may declare, in the order error messages list them (one vocabulary: :class:`StepKind`).
+STEP_KINDS = tuple(kind.value for kind in StepKind)
 
 
 class Completion(Strict):

@@ -175,3 +175,13 @@ def test_only_the_outbox_module_creates_delivery_rows() -> None:
     )
     assert _writes_deliveries(probe) == [1, 2, 3, 4]
     assert _writes_deliveries(ast.parse(OUTBOX_WRITER.read_text())) != []
+
+
+def test_the_step_kinds_are_one_vocabulary() -> None:
+    from typing import get_args
+
+    from bot.journeys.model import STEP_KINDS, Step
+
+    union = get_args(get_args(Step)[0])
+    authored = {get_args(model.model_fields["kind"].annotation)[0] for model in union}
+    assert authored == set(STEP_KINDS) == set(StepKind) == set(STEP_PURPOSES)
