@@ -281,7 +281,12 @@ def _read_roster(path: Path) -> list[tuple[int, dict[str, str]]]:
 
 
 @people_app.command("import")
-def people_import(roster: Annotated[Path, typer.Argument(help=f"CSV: {ROSTER_COLUMNS}")]) -> None:
+def people_import(
+    roster: Annotated[Path, typer.Argument(help=f"CSV: {ROSTER_COLUMNS}")],
+    enroll: Annotated[
+        str | None, typer.Option("--enroll", help="Also enroll everyone imported in this cohort (set-wise).")
+    ] = None,
+) -> None:
     """Import or update people from a roster CSV.
 
     'manager' is the manager's user id on the same platform, in this roster or already known. Without a
@@ -367,9 +372,13 @@ def people_import(roster: Annotated[Path, typer.Argument(help=f"CSV: {ROSTER_COL
                     session, platform, workspace, manager_id
                 )
                 people[key].manager_id = manager.id
+        if enroll is not None:
+            rt.engine.enroll_many(session, _cohort(session, enroll, None), list(people.values()))
     out.print(
         f"Imported {len(keyed)} people from {roster} ({created} new, {len(keyed) - created} updated).", markup=False
     )
+    if enroll is not None:
+        out.print(f"Enrolled {len(people)} in {enroll}.", markup=False)
 
 
 # ---------------------------------------------------------------------- cohorts
@@ -463,7 +472,10 @@ def cohort_create(
 @cohort_app.command("enroll")
 def cohort_enroll(
     name: str,
-    users: Annotated[list[str], typer.Argument(help="User ids on the cohort's platform.")],
+    users: Annotated[list[str] | None, typer.Argument(help="User ids on the cohort's platform.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="CSV with a user_id column (a roster), or one user id a line.")
+    ] = None,
     create: Annotated[
         bool, typer.Option("--create", help="Create people not imported yet instead of refusing them.")
     ] = False,
@@ -471,35 +483,54 @@ def cohort_enroll(
         str | None, typer.Option(help="The cohort's workspace, when its name exists in several.")
     ] = None,
 ) -> None:
-    """Enroll people in a cohort. Unknown user ids are refused (a typo would create a ghost learner) unless
-    --create is given."""
-    from sqlalchemy import select
-
+    """Enroll people in a cohort, set-wise (100,000 take seconds). Unknown user ids are refused (a typo would
+    create a ghost learner) unless --create is given."""
+    from bot.journeys.enrolment import resolve_people
     from bot.storage.db import transaction
-    from bot.storage.models import Person
 
+    wanted = list(users or [])
+    if file is not None:
+        wanted += _user_ids(file)
+    if not wanted:
+        raise BlendwiseError("cohort enroll: give user ids or --file roster.csv")
     rt = runtime(adapters={})
     with transaction(rt.factory) as session:
         cohort = _cohort(session, name, workspace)
-        known = set(
-            session.scalars(
-                select(Person.user_id).where(
-                    Person.platform == cohort.platform,
-                    Person.workspace == cohort.workspace,
-                    Person.user_id.in_(users),
-                )
-            )
+        people, unknown = resolve_people(
+            session, cohort.platform, cohort.workspace, wanted, now=rt.clock.now(), create=create
         )
-        unknown = [u for u in dict.fromkeys(users) if u not in known]
-        if unknown and not create:
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
             raise BlendwiseError(
-                f"unknown user id(s) in {cohort.platform}:{cohort.workspace}: {', '.join(unknown)} "
+                f"unknown user id(s) in {cohort.platform}:{cohort.workspace}: {shown} "
                 "(import them with 'people import', or pass --create)"
             )
-        for user in dict.fromkeys(users):
-            person = rt.engine.person(session, cohort.platform, cohort.workspace, user)
-            rt.engine.enroll(session, cohort, person)
-    out.print(f"Enrolled {len(dict.fromkeys(users))} in {name}.", markup=False)
+        rt.engine.enroll_many(session, cohort, people)
+    out.print(f"Enrolled {len(people)} in {name}.", markup=False)
+
+
+def _user_ids(path: Path) -> list[str]:
+    """User ids from a roster CSV (its ``user_id`` column) or a plain list, one a line; blank lines are skipped."""
+    if not path.exists():
+        raise BlendwiseError(f"{path}: no such file")
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        lines = fh.read().splitlines()
+    if not lines:
+        return []
+    header = [h.strip() for h in next(csv.reader([lines[0]]))]
+    if "user_id" in header:
+        rows = list(csv.DictReader(lines))
+        ids = []
+        for i, row in enumerate(rows, start=2):
+            user = (row.get("user_id") or "").strip()
+            if not user and any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                raise BlendwiseError(f"{path}:{i}: user_id is empty")
+            if user:
+                ids.append(user)
+        return ids
+    if len(header) > 1:
+        raise BlendwiseError(f"{path}:1: a CSV roster needs a user_id column")
+    return [line.strip() for line in lines if line.strip()]
 
 
 @cohort_app.command("list")

@@ -292,11 +292,9 @@ class Commands:
         users = list(event.mentioned_users) or [a.lstrip("@") for a in args[1:] if a.startswith("@")]
         if not users:
             raise InvalidInput(replies.MENTION_SOMEONE)
-        done = []
-        for user_id in users:
-            learner = self.engine.person(session, person.platform, person.workspace, user_id)
-            self.engine.enroll(session, cohort, learner)
-            done.append(learner.name)
+        learners = [self.engine.person(session, person.platform, person.workspace, u) for u in users]
+        self.engine.enroll_many(session, cohort, learners)
+        done = [learner.name for learner in learners]
         return reply(replies.enrolled(len(done), cohort.name, ", ".join(done)))
 
     def cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
@@ -26,8 +25,8 @@ from sqlalchemy.orm import Session
 from bot.adapters.base import Profile
 from bot.clock import Clock
 from bot.config import Settings
-from bot.durations import parse_duration
 from bot.errors import BlendwiseError, InvalidInput, NotFound, PermissionDenied
+from bot.journeys import enrolment
 from bot.journeys.library import Library
 from bot.journeys.model import (
     AnyStep,
@@ -288,162 +287,28 @@ class Engine:
 
     # ------------------------------------------------------------------ enrolment
     def enroll(self, session: Session, cohort: Cohort, person: Person) -> Enrollment:
-        """Enrol ``person`` and materialise their timeline. Enrolling twice returns the existing enrolment."""
-        existing = session.scalar(
-            select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.person_id == person.id)
-        )
-        if existing is not None:
-            return existing
-        if person.workspace != cohort.workspace:
-            raise PermissionDenied("That person belongs to another workspace.")
-        now = self.clock.now()
-        program = self.library.program(cohort.program_id)
-        enrollment = Enrollment(
-            registration=str(uuid.uuid4()),
-            person_id=person.id,
-            cohort_id=cohort.id,
-            program_id=program.id,
-            enrolled_at=now,
-            status="active",
-            last_activity_at=now,
-        )
-        session.add(enrollment)
-        session.flush()
-        sessions = {
-            s.step_id: s
-            for s in session.scalars(select(LiveSessionRow).where(LiveSessionRow.cohort_id == cohort.id))
-        }
-        window = self.window(person, cohort, respect_pause=False)
-        progress: dict[str, StepProgress] = {}
-        for step in program.steps:
-            nominal = self._nominal_unlock(step, program, cohort, enrollment, person)
-            if isinstance(step, SessionStep) and "unlock" not in step.model_fields_set:
-                # An invite nobody set a time for goes out a week ahead (or now, for a late joiner), so people
-                # can plan; a kickoff on day 0 must not be announced on day 0.
-                nominal = sessions[step.id].start_at - timedelta(days=7)
-            sp = StepProgress(
-                enrollment_id=enrollment.id,
-                step_id=step.id,
-                kind=step.kind,
-                required=step.required,
-                state="locked",
-                waiting_on=len(step.unlock.after),
-                unlock_at=nominal,
-                due_at=(nominal + step.due) if step.due else None,
-            )
-            if isinstance(step, SessionStep):
-                sp.due_at = sessions[step.id].end_at
-            session.add(sp)
-            progress[step.id] = sp
-        session.flush()
-        rows: list[AgendaItem] = []
-        for step in program.steps:
-            sp = progress[step.id]
-            if isinstance(step, SessionStep):
-                rows.extend(self._session_agenda(step, sp, sessions[step.id], window, now))
-            if sp.waiting_on == 0:
-                rows.extend(self._step_agenda(step, program, sp, window, now))
-            else:
-                rows.extend(self._step_agenda(step, program, sp, window, now, blocked=True))
-        session.add_all(rows)
-        for live in sessions.values():
-            session.add(Attendance(session_id=live.id, enrollment_id=enrollment.id))
-        record(
-            session,
-            ts=now,
-            person_id=person.id,
-            verb="registered",
-            object_type="program",
-            object_id=object_id(program.id),
-            enrollment_id=enrollment.id,
-            cohort_id=cohort.id,
-        )
-        session.flush()
+        """Enrol ``person`` and materialise their timeline. Enrolling twice returns the existing enrolment.
+
+        This is :meth:`enroll_many` of one, so a single enrolment and a bulk one write the same rows and events.
+        """
+        enrollment = session.get(Enrollment, self.enroll_many(session, cohort, [person])[person.id])
+        assert enrollment is not None
         return enrollment
 
-    def _nominal_unlock(
-        self, step: AnyStep, program: Program, cohort: Cohort, enrollment: Enrollment, person: Person
-    ) -> datetime:
-        tz = self.person_tz(person, cohort)
-        if step.unlock.from_ == "enrollment":
-            # Counted from the later of the enrollment and the cohort start: someone enrolled ahead of time must
-            # not receive program content before the program begins.
-            base = max(enrollment.enrolled_at.astimezone(zone(tz)).date(), cohort.start_date)
-        else:
-            base = cohort.start_date
-        at: time = step.unlock.at or program.defaults.unlock_at
-        return local_instant(base + timedelta(days=step.unlock.day), at, tz)
+    def enroll_many(
+        self, session: Session, cohort: Cohort, people: Sequence[enrolment.Enrollee]
+    ) -> dict[int, int]:
+        """Enrol many people with a few bulk statements (see :mod:`bot.journeys.enrolment`).
+
+        Returns ``{person id: enrolment id}`` for everyone given; people already enrolled are left untouched.
+        """
+        return enrolment.enroll_many(self, session, cohort, people)
 
     def _reminder_offsets(self, step: AnyStep, program: Program) -> list[timedelta]:
         if not self.settings.nudges.reminders or isinstance(step, SessionStep):
             return []
         policy = step.reminders or program.defaults.reminders
         return list(policy.after) if policy.enabled else []
-
-    def _step_agenda(
-        self,
-        step: AnyStep,
-        program: Program,
-        sp: StepProgress,
-        window: Window,
-        now: datetime,
-        *,
-        blocked: bool = False,
-    ) -> list[AgendaItem]:
-        assert sp.unlock_at is not None
-        deliver_at = None if blocked else window.next_open(max(sp.unlock_at, now))
-        rows = [
-            AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action="deliver", seq=0, fire_at=deliver_at)
-        ]
-        for i, offset in enumerate(self._reminder_offsets(step, program), start=1):
-            fire = None if deliver_at is None else window.next_open(deliver_at + offset)
-            rows.append(
-                AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action="remind", seq=i, fire_at=fire)
-            )
-        return rows
-
-    def _session_agenda(
-        self, step: SessionStep, sp: StepProgress, live: LiveSessionRow, window: Window, now: datetime
-    ) -> list[AgendaItem]:
-        rows: list[AgendaItem] = []
-        offsets = (
-            step.session_reminders
-            if step.session_reminders is not None
-            else [parse_duration(d) for d in self.settings.nudges.session_reminders]
-        )
-        for i, before in enumerate(sorted(offsets, reverse=True), start=1):
-            fire = live.start_at - before
-            if fire > now:
-                rows.append(
-                    AgendaItem(
-                        progress_id=sp.id,
-                        enrollment_id=sp.enrollment_id,
-                        action="session_remind",
-                        seq=i,
-                        fire_at=fire,
-                        expires_at=live.start_at,
-                    )
-                )
-        rows.append(
-            AgendaItem(
-                progress_id=sp.id,
-                enrollment_id=sp.enrollment_id,
-                action="checkin",
-                seq=0,
-                fire_at=max(live.checkin_opens_at, now),
-                expires_at=live.checkin_closes_at,
-            )
-        )
-        rows.append(
-            AgendaItem(
-                progress_id=sp.id,
-                enrollment_id=sp.enrollment_id,
-                action="close",
-                seq=0,
-                fire_at=max(live.end_at, live.checkin_closes_at),
-            )
-        )
-        return rows
 
     # ------------------------------------------------------------------ lookups used by handlers
     def progress(self, session: Session, progress_id: int) -> StepProgress:
