@@ -1,8 +1,10 @@
 """The composition root: the only module that knows every part.
 
 It builds the database engine, the program library, the core engine, the dispatcher, the sender and the adapters
-from :class:`~bot.config.Settings`, and wires APScheduler as the clock: one interval job runs the tick and drains
-the outbox, one cron job plans manager digests. No job is ever created per learner.
+from :class:`~bot.config.Settings`, and wires APScheduler as the clock: one interval job plans (the tick), another
+drains the outbox, so a backlog never delays planning; cron jobs plan digests and refresh sessions. No job is ever
+created per learner. Planning and cron jobs run on one worker at a time (a PostgreSQL advisory lock); the drain runs
+on every worker (claims with leases keep each delivery on one of them).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
+from bot.storage.locks import exclusive, single_worker
 from bot.storage.models import Cohort, LiveSessionRow
 
 log = logging.getLogger(__name__)
@@ -182,39 +185,94 @@ class Runtime:
     def stop(self) -> None:
         self._stop.set()
 
+    def plan(self) -> TickResult:
+        """The planning job: mirror new sessions natively, then tick."""
+        self.mirror_sessions()
+        return self.tick()
+
     def run_forever(self) -> None:
-        """Start adapters and the scheduler; block until SIGINT/SIGTERM."""
+        """Start adapters and the scheduler; block until SIGINT/SIGTERM, then stop gracefully.
+
+        A stop stops claiming, gives in-flight sends ``sender.grace_seconds`` to finish and releases every claim
+        this worker still holds without counting an attempt, so restarts never burn retries.
+        """
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        worker_lock = single_worker(self.db)
+        sender = self.settings.sender
         self.start_adapters()
-        self.sender.recover()
         scheduler = BackgroundScheduler(timezone="UTC")
+        # Tick and drain are separate jobs on the scheduler's thread pool: a long drain never delays planning.
         scheduler.add_job(
-            self._safe(self.step),
+            self._safe(self._exclusive("tick", self.plan)),
             "interval",
-            seconds=self.settings.sender.tick_seconds,
+            seconds=sender.tick_seconds,
             id="tick",
             max_instances=1,
             coalesce=True,
         )
-        scheduler.add_job(self._safe(self.plan_digests), "cron", minute=0, id="digests", max_instances=1, coalesce=True)
         scheduler.add_job(
-            self._safe(self.refresh_sessions), "cron", minute=30, id="sessions", max_instances=1, coalesce=True
+            self._safe(self.drain), "interval", seconds=sender.drain_seconds, id="drain", max_instances=1, coalesce=True
+        )
+        scheduler.add_job(
+            self._safe(self._exclusive("digests", self.plan_digests)),
+            "cron",
+            minute=0,
+            id="digests",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self._safe(self._exclusive("sessions", self.refresh_sessions)),
+            "cron",
+            minute=30,
+            id="sessions",
+            max_instances=1,
+            coalesce=True,
         )
         for job_id, seconds, job in self.jobs:
-            scheduler.add_job(self._safe(job), "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True)
+            scheduler.add_job(
+                self._safe(self._exclusive(job_id, job)),
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+            )
         scheduler.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not the main thread (tests)
                 signal.signal(sig, lambda *_: self._stop.set())
-        log.info("Blendwise is running (tick every %ss)", self.settings.sender.tick_seconds)
+        log.info(
+            "Blendwise is running (tick every %ss, drain every %ss, worker %s)",
+            sender.tick_seconds,
+            sender.drain_seconds,
+            self.sender.worker,
+        )
         try:
             self._stop.wait()
         finally:
-            scheduler.shutdown(wait=False)
+            self.sender.request_stop()
+            scheduler.shutdown(wait=True)
+            released = self.sender.release()
+            if released:
+                log.info("released %d claimed deliveries for another worker", released)
             for adapter in self.adapters.values():
                 adapter.stop()
+            if worker_lock is not None:
+                worker_lock.close()
             log.info("Blendwise stopped")
+
+    def _exclusive(self, name: str, job: Any) -> Any:
+        """Run ``job`` only if no other worker is running it (PostgreSQL advisory lock; always on SQLite)."""
+
+        def run() -> None:
+            with exclusive(self.db, f"blendwise:{name}") as mine:
+                if mine:
+                    job()
+
+        run.__name__ = getattr(job, "__name__", name)
+        return run
 
     @staticmethod
     def _safe(job: Any) -> Any:
@@ -258,6 +316,9 @@ def build(
         clock,
         max_attempts=settings.sender.max_attempts,
         batch=settings.sender.batch,
+        lease_seconds=settings.sender.lease_seconds,
+        concurrency=settings.sender.concurrency,
+        grace_seconds=settings.sender.grace_seconds,
     )
     for purpose in digest_purposes(engine):
         sender.purposes.register(purpose)

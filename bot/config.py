@@ -110,7 +110,15 @@ class Digest(_Section):
 class Sender(_Section):
     batch: int = Field(default=200, ge=1, le=10000)
     max_attempts: int = Field(default=8, ge=1, le=100)
+    #: The planning tick and the drain are separate jobs, so a backlog never delays planning.
     tick_seconds: float = Field(default=30, gt=0, le=3600)
+    drain_seconds: float = Field(default=1, gt=0, le=3600)
+    #: Sends in flight at once per worker (different destinations only; one destination is always in order).
+    concurrency: int = Field(default=16, ge=1, le=256)
+    #: A claim's lease; renewed while sending, reclaimed by any worker once expired.
+    lease_seconds: float = Field(default=120, ge=5, le=3600)
+    #: On SIGTERM, how long in-flight sends may finish before the remaining claims are released.
+    grace_seconds: float = Field(default=10, ge=0, le=600)
 
 
 class SlackSettings(_Section):

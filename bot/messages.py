@@ -70,6 +70,9 @@ class Message:
         context: a small footer line.
         delivery_id: the outbox row this message realises; adapters attach it as metadata so an unknown send outcome
             can be reconciled instead of sent twice.
+        part: this message's place in a delivery sent as several messages (a long lesson), 1-based; adapters
+            carry it (with ``parts``) in the platform metadata, so a resumed delivery can find what already arrived.
+        parts: how many messages the delivery has.
         kind: what this message is (lesson, quiz, session, ...), for adapters that style kinds differently.
         opens_thread: a channel post that later posts and replies will thread under (prompts, the weekly-recap
             post). Slack threads exist implicitly; Discord must create one.
@@ -83,6 +86,8 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     context: str = ""
     delivery_id: int | None = None
+    part: int = 1
+    parts: int = 1
     kind: str = "notice"
     opens_thread: bool = False
 

@@ -40,6 +40,15 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class ChannelTarget:
+    """Where a channel post goes: a cohort channel, or a thread in it."""
+
+    workspace: str
+    channel: str
+    thread: str | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     tz: str | None = None
@@ -81,10 +90,25 @@ class AdapterBase:
     """Optional hooks with harmless defaults, so that adapters implement only what their platform offers."""
 
     platform = "base"
+    #: How many sends the outbox may run at once through this adapter (1 keeps the console's transcript ordered).
+    max_concurrency = 16
+    #: Posts per second allowed across one workspace, shared by every worker; ``None`` means no shared budget.
+    workspace_rate: float | None = None
 
-    def find_delivery(self, to: Recipient, delivery_id: int) -> MessageRef | None:
-        """Look for a message we may already have sent for ``delivery_id`` (reconciling an unknown outcome)."""
+    def find_delivery(
+        self, to: Recipient | ChannelTarget, delivery_id: int, part: int = 1
+    ) -> MessageRef | None:
+        """Look for part ``part`` of ``delivery_id`` on the platform (reconciling an unknown outcome).
+
+        The outbox asks before it re-sends anything whose outcome it does not know (a crash, a lost answer), so an
+        adapter that can find its messages never posts one twice. ``None`` means "not there, send it".
+        """
         return None
+
+    def reserve(self, to: Recipient | ChannelTarget) -> float:
+        """Pacing as a scheduling decision: take a send slot for ``to`` now and return 0, or return how many
+        seconds until one is free (taking nothing). The outbox sends to another destination meanwhile."""
+        return 0.0
 
     def on_session_scheduled(self, session: LiveSession) -> str | None:
         """Mirror a live session natively; return the platform's id for it, or ``None``."""

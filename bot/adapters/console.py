@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from bot.adapters.base import AdapterBase, Profile, Recipient
+from bot.adapters.base import AdapterBase, ChannelTarget, Profile, Recipient
 from bot.errors import AdapterError
 from bot.events import Actor, ButtonPressed, CommandInvoked, ModalSubmitted, Response, ThreadReply
 from bot.messages import Button, Message, MessageRef, Modal
@@ -37,6 +37,8 @@ class Sent:
 
 class ConsoleAdapter(AdapterBase):
     platform = "console"
+    #: One send at a time: the demo's transcript and the tests read the conversation in order.
+    max_concurrency = 1
 
     def __init__(
         self,
@@ -102,9 +104,11 @@ class ConsoleAdapter(AdapterBase):
     def profile(self, workspace: str, user_id: str) -> Profile | None:
         return self.profiles.get(user_id)
 
-    def find_delivery(self, to: Recipient, delivery_id: int) -> MessageRef | None:
+    def find_delivery(
+        self, to: Recipient | ChannelTarget | None, delivery_id: int, part: int = 1
+    ) -> MessageRef | None:
         for sent in reversed(self.sent):
-            if sent.message.delivery_id == delivery_id:
+            if sent.message.delivery_id == delivery_id and sent.message.part == part:
                 return sent.ref
         return None
 

@@ -1,31 +1,58 @@
-"""The sender: drains the outbox through the adapters.
+"""The sender: drains the outbox through the adapters, in batches, concurrently, in per-learner order.
 
-Each row goes ``pending -> sending -> sent`` (or back to ``pending`` with a backoff, or ``failed`` after the last
-attempt, or ``skipped`` when it no longer makes sense, e.g. a reminder for a step finished meanwhile). The claim
-(``state = 'sending'``) is committed *before* the platform call, so a crash mid-send leaves a row whose outcome is
-unknown rather than one that is silently re-sent: :meth:`Sender.recover` asks the adapter whether the message
-exists (Slack message metadata carries the delivery id) before trying again. Messages that are not urgent wait for
-the learner's window (working hours, quiet hours, pause) instead of being sent outside it.
+One drain pass is a few statements whatever the batch size:
+
+1. **Reclaim** rows whose lease expired (a worker died or hung mid-send): one conditional UPDATE puts them back to
+   ``pending`` and marks them ``unsure``. Any worker does this on every pass, not only at start-up.
+2. **Claim** a batch with a lease (``claimed_by``, ``lease_until``): on PostgreSQL
+   ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING ...``, on SQLite the same
+   ``UPDATE ... RETURNING`` without the lock clause (SQLite has one writer). Only the *head* of each learner's lane
+   is claimable: a row waits while an earlier row of the same person is being sent, is due, or is backing off after
+   a failure. So a learner's messages go out in the order they were planned, and a retry holds that learner's later
+   messages without holding anyone else's.
+3. **Prepare** in one short transaction: people, enrolments, progress, cohorts and the rows themselves are loaded
+   with one ``IN`` query each (the composer then finds them in the session's identity map); program content is in
+   memory. Rows outside the learner's window are deferred, stale ones skipped.
+4. **Dispatch** with no transaction open. Sends to different destinations run concurrently on a bounded pool;
+   pacing is a scheduling decision: a destination that is not ready (the adapter's per-channel pacing, the shared
+   workspace budget in :mod:`bot.nudges.budget`) is skipped for one that is, and nothing sleeps while other work is
+   ready. The parts of a multi-part delivery go out in order, each carrying ``part i of n``.
+5. **Record** outcomes, step openings, ``delivered`` learning events and cohort posts in bulk (executemany).
+
+Crash safety: an ``unsure`` row (reclaimed, or failed in a way the platform may still have stored, such as an HTTP
+5xx or a lost answer) is reconciled before anything is re-sent: the adapter looks each remaining part up on the
+platform (Slack message metadata, Discord nonce) and only missing parts are sent, in order. A graceful stop stops
+claiming, lets in-flight sends finish for a bounded time, then releases the remaining claims without counting an
+attempt.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import heapq
+import itertools
 import logging
+import os
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.base import Adapter, AdapterBase, Recipient
+from bot.adapters.base import Adapter, AdapterBase, ChannelTarget, Recipient
 from bot.clock import Clock
 from bot.errors import AdapterError, BlendwiseError
 from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import PromptStep
 from bot.messages import Message, MessageRef
+from bot.nudges.budget import LocalBudget, SharedBudget
 from bot.nudges.purposes import (
     ANNOUNCE,
     AUTOPAUSE,
@@ -41,12 +68,30 @@ from bot.nudges.purposes import (
 )
 from bot.states import DeliveryState, StepKind, StepState, Verb
 from bot.storage.db import rowcount
-from bot.storage.events import object_id, record_for
-from bot.storage.models import Cohort, CohortPost, Delivery, Enrollment, Person, StepProgress
+from bot.storage.events import object_id
+from bot.storage.models import (
+    Cohort,
+    CohortPost,
+    Delivery,
+    Enrollment,
+    LearningEvent,
+    Person,
+    StepProgress,
+)
+from bot.storage.types import to_ms
 
 log = logging.getLogger(__name__)
 
+#: A row left in ``sending`` with no lease (written before leases existed) counts as stuck after this long.
 STUCK_AFTER = timedelta(minutes=5)
+
+_deliveries: Table = Delivery.__table__  # type: ignore[assignment]
+_progress: Table = StepProgress.__table__  # type: ignore[assignment]
+
+
+def worker_name() -> str:
+    """A name for this worker that is unique across hosts and restarts (it goes into ``claimed_by``)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -56,10 +101,89 @@ class DrainResult:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    released: int = 0
+    reclaimed: int = 0
     by_purpose: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+@dataclass
+class Claimed:
+    """The columns of a claimed row, as returned by the claim statement."""
+
+    id: int
+    purpose: str
+    person_id: int | None
+    attempts: int
+    payload: dict[str, Any] | None
+    unsure: bool
+    due_at: datetime
+    priority: int
+
+
+@dataclass
+class Plan:
+    """A prepared send: everything the platform calls need, gathered inside the prepare transaction."""
+
+    delivery_id: int
+    purpose: str
+    adapter: Adapter
+    messages: list[Message]
+    attempts: int
+    payload: dict[str, Any]
+    parts_sent: int = 0
+    unsure: bool = False
+    to: Recipient | None = None
+    target: ChannelTarget | None = None
+    step_id: str | None = None
+    post_kind: str = "announce"
+    cohort_id: int | None = None
+    progress_id: int | None = None
+    #: For step deliveries: (person id, enrollment id, cohort id, program id, step id, step kind).
+    step: tuple[int, int, int, str, str, str] | None = None
+    due_at: datetime | None = None
+    ref: MessageRef | None = None
+    error: AdapterError | None = None
+    ready_at: float = 0.0
+    #: Still in flight when the grace period ran out: its outcome is unknown, so it is released as ``unsure``.
+    abandoned: bool = False
+
+    @property
+    def destination(self) -> Recipient | ChannelTarget:
+        if self.to is not None:
+            return self.to
+        assert self.target is not None
+        return self.target
+
+    @property
+    def lane(self) -> tuple[str, str, str]:
+        """Sends to one destination never overlap: the platform's per-channel order and pacing apply to it."""
+        if self.to is not None:
+            return ("dm", self.to.workspace, self.to.user_id)
+        assert self.target is not None
+        return ("channel", self.target.workspace, self.target.channel)
 
 
 class Sender:
+    """Drains the outbox. Thread-safe to :meth:`request_stop` from a signal handler or another thread.
+
+    Args:
+        factory: sessions on the database.
+        engine: the core engine (windows, time zones, content).
+        adapters: the running adapters by platform.
+        clock: the injected clock (due times, leases).
+        max_attempts: a row fails for good after this many attempts.
+        batch: rows claimed per pass.
+        purposes: how to render each purpose and whether it waits for the learner's window; the core's purposes
+            are registered here, digests and features register theirs on the same registry.
+        worker: this worker's name in ``claimed_by`` (unique by default).
+        lease_seconds: how long a claim holds before another worker may reclaim it; renewed while sending.
+        concurrency: sends running at once (each adapter may lower it with ``max_concurrency``).
+        grace_seconds: after :meth:`request_stop`, how long in-flight sends may take before claims are released.
+    """
+
     def __init__(
         self,
         factory: sessionmaker[Session],
@@ -70,6 +194,10 @@ class Sender:
         max_attempts: int = 8,
         batch: int = 200,
         purposes: PurposeRegistry | None = None,
+        worker: str | None = None,
+        lease_seconds: float = 120.0,
+        concurrency: int = 16,
+        grace_seconds: float = 10.0,
     ) -> None:
         self.factory = factory
         self.engine = engine
@@ -78,143 +206,196 @@ class Sender:
         self.max_attempts = max_attempts
         self.batch = batch
         self.composer = Composer(engine)
-        #: How to render each purpose, and whether it waits for the learner's window. The core's purposes are
-        #: registered here; digests and features register theirs on the same registry.
         self.purposes = purposes if purposes is not None else PurposeRegistry()
         for purpose in core_purposes(self.composer, engine):
             self.purposes.register(purpose, owner=__name__)
+        self.worker = worker or worker_name()
+        self.lease = timedelta(seconds=lease_seconds)
+        self.concurrency = max(1, concurrency)
+        self.grace_seconds = grace_seconds
+        shared = factory.kw.get("bind") is not None and factory.kw["bind"].dialect.name == "postgresql"
+        self.budget: SharedBudget | LocalBudget = SharedBudget(factory) if shared else LocalBudget()
+        #: Per budget key, the wall time before which asking the budget is pointless (saves round trips).
+        self._not_before: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._seq = itertools.count()
 
     # ------------------------------------------------------------------ driving
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Stop claiming; sends in flight get ``grace_seconds`` to finish, the rest is released."""
+        self._stopping.set()
+
     def drain(self, limit: int | None = None) -> DrainResult:
-        """Send everything due now, up to ``limit`` rows."""
+        """Send everything due now, up to ``limit`` rows; returns early after :meth:`request_stop`."""
         result = DrainResult()
         remaining = limit if limit is not None else 10**9
-        while remaining > 0:
-            now = self.clock.now()
-            with self.factory() as session:
-                ids = session.scalars(
-                    select(Delivery.id)
-                    .where(Delivery.state == DeliveryState.PENDING, Delivery.due_at <= now)
-                    .order_by(Delivery.priority, Delivery.due_at, Delivery.id)
-                    .limit(min(self.batch, remaining))
-                ).all()
-            if not ids:
+        result.reclaimed = self.reclaim()
+        while remaining > 0 and not self.stopping:
+            claimed = self._claim(min(self.batch, remaining))
+            if not claimed:
                 break
-            for delivery_id in ids:
-                self._one(delivery_id, result)
-                remaining -= 1
+            remaining -= len(claimed)
+            self._process(claimed, result)
         return result
 
-    def recover(self) -> int:
-        """Resolve rows left in ``sending`` by a crash: sent if the platform has them, otherwise pending again."""
-        cutoff = self.clock.now() - STUCK_AFTER
-        fixed = 0
-        with self.factory() as session, session.begin():
-            stuck = session.scalars(
-                select(Delivery).where(Delivery.state == DeliveryState.SENDING, Delivery.created_at <= cutoff)
-            ).all()
-            for d in stuck:
-                ref = None
-                person = session.get(Person, d.person_id) if d.person_id else None
-                adapter = self.adapters.get(person.platform) if person else None
-                if person is not None and isinstance(adapter, AdapterBase):
-                    ref = adapter.find_delivery(self._recipient(session, person), d.id)
-                if ref is not None:
-                    d.state, d.message_ref, d.sent_at = DeliveryState.SENT, ref.encode(), self.clock.now()
-                else:
-                    d.state = DeliveryState.PENDING
-                fixed += 1
-        if fixed:
-            log.warning("recovered %d deliveries left in 'sending' by an earlier crash", fixed)
-        return fixed
-
-    # ------------------------------------------------------------------ one row
-    def _claim(self, delivery_id: int) -> bool:
+    def reclaim(self) -> int:
+        """Put rows whose lease expired back in the queue, marked ``unsure`` so they are reconciled before any
+        part is sent again. Cheap when nothing expired (a probe of a partial index); safe to run on every worker
+        at once (the UPDATE is conditional on the expired lease)."""
+        now = self.clock.now()
+        d = _deliveries.c
+        expired = and_(
+            d.state == DeliveryState.SENDING,
+            or_(
+                d.lease_until < to_ms(now),
+                (d.lease_until.is_(None)) & (d.created_at <= to_ms(now - STUCK_AFTER)),
+            ),
+        )
+        # A read first: almost every pass finds nothing, and a read commits no write transaction.
+        with self.factory() as session:
+            if session.execute(select(d.id).where(expired).limit(1)).first() is None:
+                return 0
         with self.factory() as session, session.begin():
             res = session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING)
-                .values(state=DeliveryState.SENDING, attempts=Delivery.attempts + 1)
-                .execution_options(synchronize_session=False)
+                update(_deliveries)
+                .where(expired)
+                .values(state=DeliveryState.PENDING, claimed_by=None, lease_until=None, unsure=True)
             )
-            return bool(rowcount(res))
+            fixed = rowcount(res)
+        if fixed:
+            log.warning("reclaimed %d deliveries whose lease expired (a worker stopped mid-send)", fixed)
+        return fixed
 
-    def _one(self, delivery_id: int, result: DrainResult) -> None:
-        if not self._claim(delivery_id):
-            return  # another sender took it
-        try:
-            outcome = self._deliver(delivery_id)
-        except AdapterError as exc:
-            outcome = self._failed(delivery_id, str(exc), exc.retryable, exc.retry_after)
-        except BlendwiseError as exc:
-            outcome = self._failed(delivery_id, str(exc), False, None)
-        except Exception as exc:  # a bug: keep the row, log it, try again later
-            log.exception("unexpected error sending delivery %s", delivery_id)
-            outcome = self._failed(delivery_id, f"internal error: {type(exc).__name__}", True, None)
-        setattr(result, outcome, getattr(result, outcome) + 1)
+    def recover(self) -> int:
+        """Kept for start-up: the same as :meth:`reclaim`, which every drain pass runs anyway."""
+        return self.reclaim()
 
-    def _deliver(self, delivery_id: int) -> str:
-        """Prepare in one short transaction, call the platform with no transaction open, record in another.
+    def release(self) -> int:
+        """Give back every row this worker still holds, without counting an attempt (graceful stop)."""
+        d = _deliveries.c
+        with self.factory() as session, session.begin():
+            res = session.execute(
+                update(_deliveries)
+                .where(d.state == DeliveryState.SENDING, d.claimed_by == self.worker)
+                .values(state=DeliveryState.PENDING, claimed_by=None, lease_until=None, attempts=d.attempts - 1)
+            )
+            return rowcount(res)
 
-        Holding a database transaction across a network call would block inbound handlers on SQLite and pin a
-        connection on PostgreSQL, so the platform call happens between transactions.
-        """
+    # ------------------------------------------------------------------ 1-2: claiming
+    def _claim(self, n: int) -> list[Claimed]:
         now = self.clock.now()
+        t = to_ms(now)
+        cand = _deliveries.alias("cand")
+        earlier = _deliveries.alias("earlier")
+        held = exists().where(
+            earlier.c.person_id == cand.c.person_id,
+            earlier.c.id < cand.c.id,
+            earlier.c.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
+            or_(earlier.c.state == DeliveryState.SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0),
+        )
+        with self.factory() as session:  # the idle fast path: one probe of the partial index on pending rows
+            due = _deliveries.c
+            if session.execute(
+                select(due.id).where(due.state == DeliveryState.PENDING, due.due_at <= t).limit(1)
+            ).first() is None:
+                return []
+        pick = (
+            select(cand.c.id)
+            .where(cand.c.state == DeliveryState.PENDING, cand.c.due_at <= t, or_(cand.c.person_id.is_(None), ~held))
+            .order_by(cand.c.due_at, cand.c.priority, cand.c.id)
+            .limit(n)
+        )
         with self.factory() as session, session.begin():
-            d = session.get(Delivery, delivery_id)
-            assert d is not None
-            plan = self._prepare(session, d, now)
-            if isinstance(plan, str):
-                if plan == "deferred":
-                    d.state = DeliveryState.PENDING
-                    d.attempts -= 1
-                elif plan == "skipped":
-                    d.state = DeliveryState.SKIPPED
-                return plan
-        ref: MessageRef | None = None
-        for i, message in enumerate(plan.messages):
-            if i < plan.parts_sent:
-                continue
-            message.delivery_id = delivery_id
-            if plan.to is not None:
-                ref = plan.adapter.send_direct(plan.to, message)
-            else:
-                assert plan.channel is not None
-                ref = plan.adapter.send_channel(plan.workspace, plan.channel, message, thread=plan.thread)
-            if len(plan.messages) > 1:
-                # Remember progress through multi-part lessons so a retry resumes instead of repeating part 1.
-                with self.factory() as session, session.begin():
-                    d = session.get(Delivery, delivery_id)
-                    assert d is not None
-                    d.payload = {**(d.payload or {}), "parts_sent": i + 1}
-        with self.factory() as session, session.begin():
-            d = session.get(Delivery, delivery_id)
-            assert d is not None
-            d.state, d.sent_at, d.last_error = DeliveryState.SENT, self.clock.now(), None
-            if ref is not None:
-                d.message_ref = ref.encode()
-                self._after_send(session, d, ref, plan)
-        return "sent"
+            if session.get_bind().dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            d = _deliveries.c
+            rows = session.execute(
+                update(_deliveries)
+                .where(d.id.in_(pick.scalar_subquery()), d.state == DeliveryState.PENDING)
+                .values(
+                    state=DeliveryState.SENDING,
+                    claimed_by=self.worker,
+                    lease_until=to_ms(now + self.lease),
+                    attempts=d.attempts + 1,
+                )
+                .returning(d.id, d.purpose, d.person_id, d.attempts, d.payload, d.unsure, d.due_at, d.priority)
+            ).all()
+        claimed = [Claimed(*row) for row in rows]
+        claimed.sort(key=lambda c: (c.due_at, c.priority, c.id))
+        return claimed
 
-    def _failed(self, delivery_id: int, error: str, retryable: bool, retry_after: float | None) -> str:
-        with self.factory() as session, session.begin():
-            d = session.get(Delivery, delivery_id)
-            assert d is not None
-            d.last_error = error[:500]
-            if retryable and d.attempts < self.max_attempts:
-                backoff = timedelta(seconds=min(30 * 2 ** (d.attempts - 1), 3600))
-                if retry_after:
-                    backoff = max(backoff, timedelta(seconds=retry_after))
-                d.state = DeliveryState.PENDING
-                d.due_at = self.clock.now() + backoff
-                log.warning("delivery %s failed (%s); retry %d in %s", d.id, error, d.attempts, backoff)
-                return "retried"
-            d.state = DeliveryState.FAILED
-            log.error("delivery %s failed for good after %d attempt(s): %s", d.id, d.attempts, error)
-            return "failed"
+    # ------------------------------------------------------------------ 3: preparing
+    def _process(self, claimed: list[Claimed], result: DrainResult) -> None:
+        plans, outcomes = self._prepare_batch(claimed, result)
+        if plans:
+            self._dispatch(plans)
+        self._record(plans, outcomes, result)
 
-    def _recipient(self, session: Session, person: Person) -> Recipient:
-        return Recipient(person.platform, person.workspace, person.user_id, person.name, self.engine.person_tz(person))
+    def _prepare_batch(self, claimed: list[Claimed], result: DrainResult) -> tuple[list[Plan], dict[int, str]]:
+        now = self.clock.now()
+        plans: list[Plan] = []
+        outcomes: dict[int, str] = {}
+        ids = [c.id for c in claimed]
+        with self.factory() as session, session.begin():
+            rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+            self._preload(session, list(rows.values()))
+            for c in claimed:
+                d = rows[c.id]
+                try:
+                    plan = self._prepare(session, d, now)
+                except AdapterError as exc:
+                    self._fail_row(d, str(exc), exc.retryable, exc.retry_after, unsure=False)
+                    outcomes[d.id] = "retried" if d.state == DeliveryState.PENDING else "failed"
+                    continue
+                except BlendwiseError as exc:
+                    self._fail_row(d, str(exc), False, None, unsure=False)
+                    outcomes[d.id] = "failed"
+                    continue
+                except Exception as exc:  # a bug: keep the row, log it, try again later
+                    log.exception("unexpected error preparing delivery %s", d.id)
+                    self._fail_row(d, f"internal error: {type(exc).__name__}", True, None, unsure=False)
+                    outcomes[d.id] = "retried" if d.state == DeliveryState.PENDING else "failed"
+                    continue
+                if isinstance(plan, str):
+                    d.claimed_by, d.lease_until = None, None
+                    if plan == "deferred":
+                        d.state = DeliveryState.PENDING
+                        d.attempts -= 1
+                    elif plan == "skipped":
+                        d.state = DeliveryState.SKIPPED
+                    outcomes[d.id] = plan
+                    continue
+                plan.attempts, plan.unsure, plan.due_at = d.attempts, c.unsure, d.due_at
+                plans.append(plan)
+        return plans, outcomes
+
+    def _preload(self, session: Session, rows: list[Delivery]) -> None:
+        """Load what the batch needs with one IN query per table; ``session.get`` then hits the identity map."""
+        progress_ids = {d.progress_id for d in rows if d.progress_id}
+        enrollment_ids = {d.enrollment_id for d in rows if d.enrollment_id}
+        if progress_ids:
+            progress = session.scalars(select(StepProgress).where(StepProgress.id.in_(progress_ids))).all()
+            enrollment_ids |= {sp.enrollment_id for sp in progress}
+        enrollments = (
+            session.scalars(select(Enrollment).where(Enrollment.id.in_(enrollment_ids))).all()
+            if enrollment_ids
+            else []
+        )
+        person_ids = {d.person_id for d in rows if d.person_id} | {e.person_id for e in enrollments}
+        cohort_ids = {d.cohort_id for d in rows if d.cohort_id} | {e.cohort_id for e in enrollments}
+        if person_ids:
+            session.scalars(select(Person).where(Person.id.in_(person_ids))).all()
+        if cohort_ids:
+            session.scalars(select(Cohort).where(Cohort.id.in_(cohort_ids))).all()
+
+    def _recipient(self, person: Person, cohort: Cohort | None = None) -> Recipient:
+        return Recipient(
+            person.platform, person.workspace, person.user_id, person.name, self.engine.person_tz(person, cohort)
+        )
 
     def _prepare(self, session: Session, d: Delivery, now: datetime) -> Plan | str:
         if d.expires_at is not None and now > d.expires_at:
@@ -241,45 +422,23 @@ class Sender:
         adapter = self.adapters.get(person.platform)
         if adapter is None:
             raise AdapterError(f"no adapter running for platform '{person.platform}'", retryable=True)
+        sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
+        step = None
+        if sp is not None and purpose.opens_step:
+            enrollment = session.get(Enrollment, sp.enrollment_id)
+            assert enrollment is not None
+            step = (person.id, enrollment.id, enrollment.cohort_id, enrollment.program_id, sp.step_id, sp.kind)
         return Plan(
+            delivery_id=d.id,
+            purpose=d.purpose,
             adapter=adapter,
             messages=messages,
+            attempts=d.attempts,
+            payload=dict(d.payload or {}),
             parts_sent=int((d.payload or {}).get("parts_sent", 0)),
-            to=self._recipient(session, person),
-        )
-
-    def _after_send(self, session: Session, d: Delivery, ref: MessageRef, plan: Plan) -> None:
-        if plan.to is None:
-            session.add(
-                CohortPost(
-                    cohort_id=d.cohort_id,
-                    step_id=plan.step_id,
-                    kind=plan.post_kind,
-                    channel=ref.channel,
-                    ref=ref.ts,
-                    created_at=self.clock.now(),
-                )
-            )
-            return
-        sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
-        if sp is None or not self._purpose(d).opens_step:
-            return
-        sp.message_ref = ref.encode()
-        # The step opens when its card actually reaches the learner, not when the tick plans it: that keeps the
-        # tick's burst cost to inserts, and makes "open" mean "the learner has it".
-        if sp.state == StepState.LOCKED:
-            sp.state = StepState.OPEN
-            sp.opened_at = self.clock.now()
-        enrollment = session.get(Enrollment, sp.enrollment_id)
-        assert enrollment is not None
-        record_for(
-            session,
-            enrollment,
-            ts=self.clock.now(),
-            verb=Verb.DELIVERED,
-            object_type="session" if sp.kind == StepKind.SESSION else "step",
-            object_id=object_id(enrollment.program_id, sp.step_id),
-            context={"extensions": {"delivery_id": d.id}},
+            to=self._recipient(person, cohort),
+            progress_id=d.progress_id,
+            step=step,
         )
 
     def _purpose(self, d: Delivery) -> Purpose:
@@ -308,14 +467,344 @@ class Sender:
             payload = d.payload or {}
             out = ChannelPost(out, kind=payload.get("kind", purpose.name), thread=payload.get("thread"))
         return Plan(
+            delivery_id=d.id,
+            purpose=d.purpose,
             adapter=adapter,
             messages=[out.message],
-            workspace=cohort.workspace,
-            channel=cohort.channel,
-            thread=out.thread,
+            attempts=d.attempts,
+            payload=dict(d.payload or {}),
+            parts_sent=int((d.payload or {}).get("parts_sent", 0)),
+            target=ChannelTarget(cohort.workspace, cohort.channel, out.thread),
             step_id=out.step_id,
             post_kind=out.kind,
+            cohort_id=cohort.id,
         )
+
+    # ------------------------------------------------------------------ 4: dispatching
+    def _dispatch(self, plans: list[Plan]) -> None:
+        """Send every plan's missing parts: concurrently across destinations, in order within one, paced by
+        scheduling (a destination that is not ready waits in a heap while others are served)."""
+        for plan in plans:
+            n = len(plan.messages)
+            for i, message in enumerate(plan.messages):
+                message.delivery_id = plan.delivery_id
+                message.part, message.parts = i + 1, n
+        width = min([self.concurrency, *(_concurrency(p.adapter) for p in plans)])
+        ready: list[tuple[float, int, Plan]] = [(0.0, next(self._seq), p) for p in plans]
+        heapq.heapify(ready)
+        busy: set[tuple[str, str, str]] = set()
+        blocked: list[Plan] = []  # waiting for a busy lane (two channel posts to one channel)
+        running: dict[cf.Future[None], Plan] = {}
+        pool = cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") if width > 1 else None
+        renew_every = max(1.0, self.lease.total_seconds() / 3)
+        last_renew = time.monotonic()
+        stop_at = float("inf")
+        try:
+            while ready or running or blocked:
+                mono = time.monotonic()
+                if self.stopping and stop_at == float("inf"):
+                    stop_at = mono + self.grace_seconds
+                if mono - last_renew >= renew_every:
+                    self._renew([p.delivery_id for p in plans if p.ref is None and p.error is None])
+                    last_renew = mono
+                if self.stopping:
+                    # No new part starts; what is in flight may finish within the grace period.
+                    ready.clear()
+                    blocked.clear()
+                    if not running or mono >= stop_at:
+                        break
+                started = False
+                while ready and ready[0][0] <= mono and len(running) < width and not self.stopping:
+                    _, _, plan = heapq.heappop(ready)
+                    if plan.lane in busy:
+                        blocked.append(plan)
+                        continue
+                    wait = self._slot(plan)
+                    if wait > 0:
+                        heapq.heappush(ready, (mono + wait, next(self._seq), plan))
+                        continue
+                    busy.add(plan.lane)
+                    if pool is None:
+                        self._send_next_part(plan)
+                        self._after_part(plan, ready, busy, blocked)
+                    else:
+                        running[pool.submit(self._send_next_part, plan)] = plan
+                    started = True
+                if pool is None:
+                    if not started and ready:
+                        time.sleep(max(0.0, min(ready[0][0] - time.monotonic(), 0.5)))
+                    continue
+                timeout = None
+                if ready and len(running) < width:
+                    timeout = max(0.0, ready[0][0] - time.monotonic())
+                if self.stopping:
+                    timeout = max(0.0, min(timeout if timeout is not None else 1e9, stop_at - time.monotonic()))
+                if running:
+                    done, _ = cf.wait(list(running), timeout=min(timeout if timeout is not None else 1.0, 1.0),
+                                      return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        plan = running.pop(future)
+                        self._after_part(plan, ready, busy, blocked)
+                elif timeout:
+                    time.sleep(min(timeout, 0.5))
+        finally:
+            for plan in running.values():
+                plan.abandoned = True
+            if pool is not None:
+                # In-flight sends past the grace period are abandoned: their rows stay claimed until
+                # release() (or another worker's reclaim) and are reconciled before any re-send.
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _slot(self, plan: Plan) -> float:
+        """Seconds until ``plan``'s next part may go out: the adapter's pacing, then the shared workspace budget."""
+        adapter = plan.adapter
+        if not isinstance(adapter, AdapterBase):
+            return 0.0
+        rate = adapter.workspace_rate
+        if rate is not None and plan.ready_at <= 0:
+            key = f"{adapter.platform}:{plan.destination.workspace}"
+            now = time.time()
+            not_before = self._not_before.get(key, 0.0)
+            if not_before > now:
+                return not_before - now
+            granted, at = self.budget.take(key, rate)
+            if not granted:
+                self._not_before[key] = at
+                return max(0.001, at - now)  # nothing taken; ask again when the budget frees up
+            self._not_before[key] = at + 1.0 / rate - self.budget.horizon
+            plan.ready_at = at  # a slot is ours from ``at`` on
+        if plan.ready_at > 0:
+            wait = plan.ready_at - time.time()
+            if wait > 0:
+                return wait
+        wait = adapter.reserve(plan.destination)
+        if wait > 0:
+            return wait
+        plan.ready_at = 0.0
+        return 0.0
+
+    def _send_next_part(self, plan: Plan) -> None:
+        """Send (or, if the outcome of an earlier try is unknown, first look for) the next missing part."""
+        i = plan.parts_sent
+        message = plan.messages[i]
+        try:
+            if plan.unsure and isinstance(plan.adapter, AdapterBase):
+                found = plan.adapter.find_delivery(plan.destination, plan.delivery_id, i + 1)
+                if found is not None:
+                    plan.ref, plan.parts_sent = found, i + 1
+                    return
+                # Parts go out in order: once one is missing, none after it was sent.
+                plan.unsure = False
+            if plan.to is not None:
+                plan.ref = plan.adapter.send_direct(plan.to, message)
+            else:
+                assert plan.target is not None
+                plan.ref = plan.adapter.send_channel(
+                    plan.target.workspace, plan.target.channel, message, thread=plan.target.thread
+                )
+            plan.parts_sent = i + 1
+        except AdapterError as exc:
+            plan.error = exc
+        except BlendwiseError as exc:
+            plan.error = AdapterError(str(exc), retryable=False)
+        except Exception as exc:  # a bug: keep the row, log it, try again later
+            log.exception("unexpected error sending delivery %s", plan.delivery_id)
+            plan.error = AdapterError(f"internal error: {type(exc).__name__}", retryable=True)
+
+    def _after_part(
+        self,
+        plan: Plan,
+        ready: list[tuple[float, int, Plan]],
+        busy: set[tuple[str, str, str]],
+        blocked: list[Plan],
+    ) -> None:
+        busy.discard(plan.lane)
+        if plan.error is None and plan.parts_sent < len(plan.messages):
+            plan.ref = None
+            heapq.heappush(ready, (0.0, next(self._seq), plan))
+        for waiting in [p for p in blocked if p.lane == plan.lane]:
+            blocked.remove(waiting)
+            heapq.heappush(ready, (0.0, next(self._seq), waiting))
+
+    def _renew(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        d = _deliveries.c
+        with self.factory() as session, session.begin():
+            session.execute(
+                update(_deliveries)
+                .where(d.id.in_(ids), d.claimed_by == self.worker, d.state == DeliveryState.SENDING)
+                .values(lease_until=to_ms(self.clock.now() + self.lease))
+            )
+
+    # ------------------------------------------------------------------ 5: recording
+    def _record(self, plans: list[Plan], outcomes: dict[int, str], result: DrainResult) -> None:
+        now = self.clock.now()
+        t = to_ms(now)
+        sent: list[dict[str, Any]] = []
+        retried: list[dict[str, Any]] = []
+        opened: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        posts: list[dict[str, Any]] = []
+        for plan in plans:
+            if plan.abandoned:
+                retried.append(self._row(plan, DeliveryState.PENDING, None, plan.attempts - 1, None, plan.payload, True))
+                outcomes[plan.delivery_id] = "released"
+                continue
+            done = plan.error is None and plan.parts_sent >= len(plan.messages)
+            if done:
+                assert plan.ref is not None
+                ref = plan.ref
+                sent.append({"b_id": plan.delivery_id, "b_ref": ref.encode()})
+                outcomes[plan.delivery_id] = "sent"
+                result.by_purpose[plan.purpose] = result.by_purpose.get(plan.purpose, 0) + 1
+                if plan.to is None:
+                    posts.append(
+                        {
+                            "cohort_id": plan.cohort_id,
+                            "step_id": plan.step_id,
+                            "kind": plan.post_kind,
+                            "channel": ref.channel,
+                            "ref": ref.ts,
+                            "created_at": t,
+                        }
+                    )
+                elif plan.step is not None:
+                    person_id, enrollment_id, cohort_id, program_id, step_id, kind = plan.step
+                    opened.append({"b_id": plan.progress_id, "b_ref": ref.encode(), "b_now": t})
+                    events.append(
+                        {
+                            "ts": t,
+                            "person_id": person_id,
+                            "verb": Verb.DELIVERED,
+                            "object_type": "session" if kind == StepKind.SESSION else "step",
+                            "object_id": object_id(program_id, step_id),
+                            "enrollment_id": enrollment_id,
+                            "cohort_id": cohort_id,
+                            "result": None,
+                            "context": {"extensions": {"delivery_id": plan.delivery_id}},
+                        }
+                    )
+                continue
+            payload = plan.payload
+            if len(plan.messages) > 1:
+                # Remember progress through multi-part lessons so a retry resumes instead of repeating part 1.
+                payload = {**payload, "parts_sent": plan.parts_sent}
+            if plan.error is None:  # stopped before every part went out: released without counting an attempt
+                retried.append(self._row(plan, DeliveryState.PENDING, None, plan.attempts - 1, None, payload, plan.unsure))
+                outcomes[plan.delivery_id] = "released"
+                continue
+            exc = plan.error
+            # An error without Retry-After may have reached the platform (a 5xx after it stored the message, a
+            # lost answer): look before sending that part again. A 429 means nothing was stored.
+            unsure = exc.retry_after is None
+            if exc.retryable and plan.attempts < self.max_attempts:
+                backoff = timedelta(seconds=min(30 * 2 ** (plan.attempts - 1), 3600))
+                if exc.retry_after is not None:
+                    backoff = timedelta(seconds=exc.retry_after)
+                log.warning(
+                    "delivery %s failed (%s); retry %d in %s", plan.delivery_id, exc, plan.attempts, backoff
+                )
+                retried.append(
+                    self._row(plan, DeliveryState.PENDING, to_ms(now + backoff), plan.attempts, str(exc), payload, unsure)
+                )
+                outcomes[plan.delivery_id] = "retried"
+            else:
+                log.error(
+                    "delivery %s failed for good after %d attempt(s): %s", plan.delivery_id, plan.attempts, exc
+                )
+                retried.append(self._row(plan, DeliveryState.FAILED, None, plan.attempts, str(exc), payload, unsure))
+                outcomes[plan.delivery_id] = "failed"
+        d = _deliveries.c
+        with self.factory() as session, session.begin():
+            if sent:
+                session.execute(
+                    update(_deliveries)
+                    .where(d.id == bindparam("b_id"), d.claimed_by == self.worker)
+                    .values(
+                        state=DeliveryState.SENT,
+                        sent_at=t,
+                        last_error=None,
+                        message_ref=bindparam("b_ref"),
+                        claimed_by=None,
+                        lease_until=None,
+                        unsure=False,
+                    ),
+                    sent,
+                )
+            if retried:
+                session.execute(
+                    update(_deliveries)
+                    .where(d.id == bindparam("b_id"), d.claimed_by == self.worker)
+                    .values(
+                        state=bindparam("b_state"),
+                        due_at=bindparam("b_due"),
+                        attempts=bindparam("b_attempts"),
+                        last_error=bindparam("b_error"),
+                        payload=bindparam("b_payload", type_=Delivery.payload.type),
+                        unsure=bindparam("b_unsure"),
+                        claimed_by=None,
+                        lease_until=None,
+                    ),
+                    retried,
+                )
+            if opened:
+                # The step opens when its card actually reaches the learner, not when the tick plans it: that keeps
+                # the tick's burst cost to inserts, and makes "open" mean "the learner has it".
+                p = _progress.c
+                session.execute(
+                    update(_progress).where(p.id == bindparam("b_id")).values(message_ref=bindparam("b_ref")),
+                    opened,
+                )
+                session.execute(
+                    update(_progress)
+                    .where(p.id == bindparam("b_id"), p.state == StepState.LOCKED)
+                    .values(state=StepState.OPEN, opened_at=bindparam("b_now")),
+                    opened,
+                )
+            if events:
+                session.execute(insert(LearningEvent), events)
+            if posts:
+                session.execute(insert(CohortPost), posts)
+        for outcome in outcomes.values():
+            result.add(outcome)
+
+    @staticmethod
+    def _row(
+        plan: Plan,
+        state: str,
+        due: int | None,
+        attempts: int,
+        error: str | None,
+        payload: dict[str, Any],
+        unsure: bool,
+    ) -> dict[str, Any]:
+        return {
+            "b_id": plan.delivery_id,
+            "b_state": state,
+            # A released row keeps its due time, so it keeps its place in its lane.
+            "b_due": due if due is not None else to_ms(plan.due_at or datetime.now(UTC)),
+            "b_attempts": attempts,
+            "b_error": error[:500] if error else None,
+            "b_payload": payload or None,
+            "b_unsure": unsure,
+        }
+
+    def _fail_row(
+        self, d: Delivery, error: str, retryable: bool, retry_after: float | None, *, unsure: bool
+    ) -> None:
+        d.last_error = error[:500]
+        d.claimed_by, d.lease_until = None, None
+        if retryable and d.attempts < self.max_attempts:
+            backoff = timedelta(seconds=min(30 * 2 ** (d.attempts - 1), 3600))
+            if retry_after is not None:
+                backoff = timedelta(seconds=retry_after)
+            d.state = DeliveryState.PENDING
+            d.due_at = self.clock.now() + backoff
+            log.warning("delivery %s failed (%s); retry %d in %s", d.id, error, d.attempts, backoff)
+            return
+        d.state = DeliveryState.FAILED
+        log.error("delivery %s failed for good after %d attempt(s): %s", d.id, d.attempts, error)
 
 
 def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
@@ -375,16 +864,5 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
     ]
 
 
-@dataclass
-class Plan:
-    """A prepared send: everything the platform call needs, gathered inside a transaction."""
-
-    adapter: Adapter
-    messages: list[Message]
-    parts_sent: int = 0
-    to: Recipient | None = None
-    workspace: str = ""
-    channel: str | None = None
-    thread: str | None = None
-    step_id: str | None = None
-    post_kind: str = "announce"
+def _concurrency(adapter: Adapter) -> int:
+    return int(getattr(adapter, "max_concurrency", 1))

@@ -185,6 +185,21 @@ class Delivery(Base):
             sqlite_where=text("state = 'pending'"),
             postgresql_where=text("state = 'pending'"),
         ),
+        # A learner's lane: the sender holds a row while an earlier one of the same person is still live.
+        Index(
+            "ix_deliveries_lane",
+            "person_id",
+            "id",
+            sqlite_where=text("state IN ('pending', 'sending')"),
+            postgresql_where=text("state IN ('pending', 'sending')"),
+        ),
+        # Expired leases are looked up on every drain pass; only rows being sent are in this index.
+        Index(
+            "ix_deliveries_lease",
+            "lease_until",
+            sqlite_where=text("state = 'sending'"),
+            postgresql_where=text("state = 'sending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
@@ -206,6 +221,27 @@ class Delivery(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    #: The worker holding the row while it is ``sending``, and until when: an expired lease is reclaimed by any
+    #: worker, which reconciles with the platform before sending anything again.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    #: The platform may hold a part we have no record of (a crash or an error after the platform stored it): the
+    #: next attempt looks before it sends.
+    unsure: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class SendBudget(Base):
+    """A workspace's send budget shared by every worker: the next free send slot, in epoch milliseconds.
+
+    A worker takes ``k`` slots with one atomic ``UPDATE ... RETURNING`` that moves ``next_at`` on by ``k / rate``
+    seconds, so any number of workers together stay spaced at the workspace rate (a virtual-scheduling token
+    bucket, as in GCRA).
+    """
+
+    __tablename__ = "send_budget"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Attendance(Base):

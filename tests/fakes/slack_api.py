@@ -700,6 +700,24 @@ class FakeSlack:
                 message.pop("metadata", None)
         return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
+    def _api_conversations_replies(self, team: str, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_for(team, params.get("channel"))
+        ts = str(params.get("ts") or "")
+        limit = int(params.get("limit") or 100)
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        with self._lock:
+            thread = [
+                dict(m)
+                for m in self._messages.get(channel, [])
+                if m["ts"] == ts or m.get("thread_ts") == ts
+            ]
+        if not thread:
+            raise _ApiError("thread_not_found")
+        if not with_metadata:
+            for message in thread:
+                message.pop("metadata", None)
+        return {"ok": True, "messages": thread[:limit], "has_more": False}
+
     def _api_files_getUploadURLExternal(self, team: str, params: dict[str, Any]) -> dict[str, Any]:
         filename, length = params.get("filename"), params.get("length")
         if not filename or not str(length or "").isdigit():

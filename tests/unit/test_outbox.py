@@ -163,38 +163,67 @@ def test_max_attempts_then_failed(rt, clock, console):
     assert rt.drain().sent == 0
 
 
-def test_recover_marks_a_stuck_row_sent_when_the_platform_has_it(rt, clock, console):
+def test_an_expired_lease_is_reconciled_and_not_sent_twice_when_the_platform_has_it(rt, clock, console):
     clock.set(MONDAY_0930)
     rt.step()
     d = only(rt)
-    # A crash after the platform call, before the result was recorded: the row is left in 'sending'.
+    # A crash after the platform call, before the result was recorded: the row is left in 'sending' under a
+    # lease that then runs out. Any worker's next drain reclaims it; nobody has to restart.
     with transaction(rt.factory) as session:
-        session.execute(update(Delivery).where(Delivery.id == d.id).values(state="sending", message_ref=None))
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == d.id)
+            .values(state="sending", message_ref=None, claimed_by="dead-worker", lease_until=MONDAY_0930)
+        )
     clock.advance(timedelta(minutes=10))
-    assert rt.sender.recover() == 1
+    result = rt.drain()
+    assert (result.reclaimed, result.sent) == (1, 1)
     fixed = only(rt)
-    found = console.find_delivery(None, d.id)  # type: ignore[arg-type]
+    found = console.find_delivery(None, d.id)
     assert found is not None
-    assert (fixed.state, fixed.message_ref) == ("sent", found.encode())
+    assert (fixed.state, fixed.message_ref, fixed.unsure, fixed.claimed_by) == ("sent", found.encode(), False, None)
     assert rt.drain().sent == 0
     assert sum(1 for s in console.messages_to("ana") if s.message.title == "Short lesson") == 1
 
 
-def test_recover_requeues_a_stuck_row_the_platform_never_got(rt, clock, console):
+def test_a_reclaimed_row_the_platform_never_got_is_sent_once(rt, clock, console):
     clock.set(MONDAY_0930)
     rt.tick()
     d = only(rt)
     with transaction(rt.factory) as session:  # claimed, then the process died before calling the platform
-        session.execute(update(Delivery).where(Delivery.id == d.id).values(state="sending", attempts=1))
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == d.id)
+            .values(state="sending", attempts=1, claimed_by="dead-worker", lease_until=MONDAY_0930)
+        )
     clock.advance(timedelta(minutes=10))
     assert rt.sender.recover() == 1
-    assert only(rt).state == "pending"
+    assert (only(rt).state, only(rt).unsure) == ("pending", True)
     rt.drain()
     assert only(rt).state == "sent"
     assert sum(1 for s in console.messages_to("ana") if s.message.title == "Short lesson") == 1
 
 
-def test_recover_leaves_recent_rows_alone(rt, clock):
+def test_a_live_lease_is_left_alone(rt, clock):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    d = only(rt)
+    with transaction(rt.factory) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == d.id)
+            .values(state="sending", claimed_by="busy-worker", lease_until=MONDAY_0930 + timedelta(minutes=2))
+        )
+    assert rt.sender.recover() == 0
+    clock.advance(timedelta(minutes=1))
+    assert rt.drain().reclaimed == 0
+    assert only(rt).state == "sending"
+    clock.advance(timedelta(minutes=2))
+    assert rt.drain().reclaimed == 1
+    assert only(rt).state == "sent"
+
+
+def test_a_row_in_sending_without_a_lease_counts_as_stuck_after_five_minutes(rt, clock):
     clock.set(MONDAY_0930)
     rt.tick()
     d = only(rt)
@@ -202,6 +231,8 @@ def test_recover_leaves_recent_rows_alone(rt, clock):
         session.execute(update(Delivery).where(Delivery.id == d.id).values(state="sending"))
     assert rt.sender.recover() == 0
     assert only(rt).state == "sending"
+    clock.advance(timedelta(minutes=6))
+    assert rt.sender.recover() == 1
 
 
 def test_multi_part_lesson_resumes_after_a_failure_in_part_two(rt, clock, console):
@@ -246,3 +277,72 @@ def test_delivered_events_are_recorded_once_per_step(rt, clock):
     rt.step()
     ids = sorted(e.object_id for e in events(rt, "delivered", "ana"))
     assert ids == ["program/outbox/step/long", "program/outbox/step/short"]
+
+
+def test_a_retried_delivery_holds_that_learners_later_ones_only(rt, clock, console):
+    clock.set(TUESDAY_0930)
+    rt.tick()  # monday's short lesson (late) and tuesday's long one, for everyone
+    console.fail_next(AdapterError("platform unavailable", retryable=True))  # ana's short lesson, sent first
+    result = rt.drain()
+    assert result.retried == 1
+    ana = [s.message.title for s in console.messages_to("ana")]
+    assert ana == []  # her long lesson waits behind the short one
+    for other in ("bo", "cy"):
+        titles = [s.message.title for s in console.messages_to(other)]
+        assert titles == ["Short lesson", "Long lesson", "Long lesson (2/3)", "Long lesson (3/3)"]
+    clock.advance(timedelta(seconds=30))
+    rt.drain()
+    ana = [s.message.title for s in console.messages_to("ana")]
+    assert ana == ["Short lesson", "Long lesson", "Long lesson (2/3)", "Long lesson (3/3)"]
+
+
+def test_a_stop_releases_claims_without_counting_an_attempt(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    console.listeners.append(lambda sent: rt.sender.request_stop())  # SIGTERM right after the first send
+    result = rt.drain()
+    assert (result.sent, result.released) == (1, 2)
+    rows = deliveries(rt, "lesson")
+    assert sorted(d.state for d in rows) == ["pending", "pending", "sent"]
+    assert [d.attempts for d in rows if d.state == "pending"] == [0, 0]
+    assert all(d.claimed_by is None for d in rows)
+    rt.sender._stopping.clear()
+    console.listeners.clear()
+    assert rt.drain().sent == 2
+    assert len(console.sent) == 3
+
+
+class Crash(BaseException):
+    """What kill -9 does to a drain, as far as the database can tell: it stops, and nothing is recorded."""
+
+
+def test_a_crash_between_parts_resumes_with_the_missing_parts_only(rt, clock, console):
+    clock.set(TUESDAY_0930)
+    rt.step()  # monday's and tuesday's lessons for the three learners
+    with transaction(rt.factory) as session:
+        cohort = session.get(Cohort, 1)
+        dee = rt.engine.person(session, "console", "console", "dee", tz="Europe/London")
+        rt.engine.enroll(session, cohort, dee)
+    rt.tick()
+    rt.drain(limit=1)  # dee's short lesson (her long one waits in her lane)
+
+    def crash_after_part_one(sent: Sent) -> None:
+        if sent.user_id == "dee" and sent.message.title == "Long lesson":
+            raise Crash
+
+    console.listeners.append(crash_after_part_one)
+    with pytest.raises(Crash):
+        rt.drain()
+    console.listeners.clear()
+    [long] = [d for d in deliveries(rt, "lesson", "dee") if d.progress_id == progress(rt, "dee", "long").id]
+    assert long.state == "sending"  # nothing was recorded: the lease is all that is left
+    assert rt.drain().sent == 0  # the lease has not expired: no other worker touches it
+    clock.advance(timedelta(minutes=3))
+    result = rt.drain()
+    assert (result.reclaimed, result.sent) == (1, 1)
+    titles = [s.message.title for s in console.messages_to("dee") if s.message.title.startswith("Long lesson")]
+    assert titles == ["Long lesson", "Long lesson (2/3)", "Long lesson (3/3)"]  # every part exactly once
+    parts = [(s.message.part, s.message.parts) for s in console.messages_to("dee") if s.message.kind == "lesson"]
+    assert parts[-3:] == [(1, 3), (2, 3), (3, 3)]
+    delivered = [e for e in events(rt, "delivered", "dee") if e.object_id == "program/outbox/step/long"]
+    assert len(delivered) == 1

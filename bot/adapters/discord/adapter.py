@@ -45,7 +45,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from bot.adapters.base import AdapterBase, LiveSession, Profile, Recipient
+from bot.adapters.base import AdapterBase, ChannelTarget, LiveSession, Profile, Recipient
 from bot.adapters.discord import convert, render
 from bot.adapters.discord.commands import learn_group
 from bot.adapters.discord.endpoints import configure_endpoints
@@ -234,7 +234,7 @@ class DiscordAdapter(AdapterBase):
         self._failure: BaseException | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._state_lock = threading.Lock()
-        self._deliveries: dict[tuple[str, int], MessageRef] = {}
+        self._deliveries: dict[tuple[str, int, int], MessageRef] = {}
         self._session_events: dict[str, str] = {}
         self._interested: dict[str, set[str]] = {}
         self._not_threads: set[int] = set()
@@ -457,17 +457,24 @@ class DiscordAdapter(AdapterBase):
             return await self._send_parts(channel, message)
 
         ref = self._call("send_direct", go)
-        if message.delivery_id is not None:
-            with self._state_lock:
-                self._deliveries[(to.user_id, message.delivery_id)] = ref
+        self._remember(to.user_id, message, ref)
         return ref
 
-    def find_delivery(self, to: Recipient, delivery_id: int) -> MessageRef | None:
-        """What this process sent for ``delivery_id``. Across processes, Discord's ``enforce_nonce`` (the nonce is
-        derived from the delivery id) returns the first message instead of posting a second one for a few
-        minutes; message history does not expose nonces, so nothing older can be found."""
+    def _remember(self, where: str, message: Message, ref: MessageRef) -> None:
+        if message.delivery_id is not None:
+            with self._state_lock:
+                self._deliveries[(where, message.delivery_id, message.part)] = ref
+
+    def find_delivery(
+        self, to: Recipient | ChannelTarget, delivery_id: int, part: int = 1
+    ) -> MessageRef | None:
+        """What this process sent for part ``part`` of ``delivery_id``. Across processes, Discord's
+        ``enforce_nonce`` (the nonce is derived from the delivery id and part) returns the first message instead
+        of posting a second one for a few minutes; message history does not expose nonces, so nothing older can
+        be found."""
+        where = to.user_id if isinstance(to, Recipient) else to.channel
         with self._state_lock:
-            return self._deliveries.get((to.user_id, delivery_id))
+            return self._deliveries.get((where, delivery_id, part))
 
     def send_channel(
         self, workspace: str, channel: str, message: Message, thread: str | None = None
@@ -498,7 +505,9 @@ class DiscordAdapter(AdapterBase):
                 return await self._thread_post(target_channel, message)
             return await self._send_parts(target_channel, message)
 
-        return self._call("send_channel", go)
+        ref = self._call("send_channel", go)
+        self._remember(channel, message, ref)
+        return ref
 
     def update(self, ref: MessageRef, message: Message) -> None:
         channel_id = _snowflake(ref.channel, "channel id")
@@ -566,7 +575,7 @@ class DiscordAdapter(AdapterBase):
         if message.delivery_id is None:
             return None
         seed = "\x1f".join(
-            (str(message.delivery_id), str(part), message.kind, message.title, message.text, message.body)
+            (f"{message.delivery_id}.{message.part}", str(part), message.kind, message.title, message.text, message.body)
         )
         return "bw" + hashlib.sha256(seed.encode()).hexdigest()[:23]
 

@@ -45,11 +45,11 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.adapters.base import AdapterBase, InboundHandler, Profile, Recipient
+from bot.adapters.base import AdapterBase, ChannelTarget, InboundHandler, Profile, Recipient
 from bot.adapters.slack import convert
 from bot.adapters.slack.convert import ReplyTarget
 from bot.adapters.slack.manifest import BOT_SCOPES
-from bot.adapters.slack.pacing import Pacer, SeenKeys
+from bot.adapters.slack.pacing import HEADROOM, Pacer, SeenKeys
 from bot.adapters.slack.render import (
     DELIVERY_EVENT_TYPE,
     SlackMessage,
@@ -266,6 +266,10 @@ class SlackAdapter(AdapterBase):
         self._history_limit = history_limit
 
         self._pacer = Pacer(per_channel_interval, workspace_rate)
+        #: The budget the outbox shares across workers, kept below the configured rate so 429s stay rare.
+        self.workspace_rate: float | None = workspace_rate / HEADROOM
+        #: Destinations whose next post already has a slot from :meth:`reserve` (so ``_post`` does not pace again).
+        self._prepaid: set[tuple[str, str]] = set()
         self._seen = SeenKeys()
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self._lock = threading.Lock()
@@ -274,6 +278,10 @@ class SlackAdapter(AdapterBase):
         self._channel_workspace: dict[str, str] = {}
         self._clients: dict[str, WebClient] = {}
         self._default_client = self._new_client(bot_token) if bot_token and not oauth else None
+        self._default_post_client = (
+            self._new_client(bot_token, posting=True) if bot_token and not oauth else None
+        )
+        self._post_clients: dict[str, WebClient] = {}
 
         self._installation_store: SQLAlchemyInstallationStore | None = None
         self._state_store: SQLAlchemyOAuthStateStore | None = None
@@ -445,14 +453,30 @@ class SlackAdapter(AdapterBase):
     # ----------------------------------------------------------------------------------------------------------
     # Web API plumbing
 
-    def _new_client(self, token: str | None) -> WebClient:
+    def _new_client(self, token: str | None, *, posting: bool = False) -> WebClient:
+        """A WebClient for ``token``. The ``posting`` client (chat.postMessage) never retries a 5xx or a lost
+        connection: Slack may have stored the message before the answer was lost, and a blind re-post would
+        duplicate it. The outbox decides instead, after looking for the message (``find_delivery``). A 429 is
+        safe to retry: Slack stored nothing."""
         handlers: list[RetryHandler] = [
-            ConnectionErrorRetryHandler(max_retry_count=1),
             BoundedRateLimitRetryHandler(max_retry_count=1, max_wait=self._max_retry_wait),
         ]
-        if self._server_error_retries > 0:
-            handlers.append(ServerErrorRetryHandler(max_retry_count=self._server_error_retries))
+        if not posting:
+            handlers.insert(0, ConnectionErrorRetryHandler(max_retry_count=1))
+            if self._server_error_retries > 0:
+                handlers.append(ServerErrorRetryHandler(max_retry_count=self._server_error_retries))
         return WebClient(token=token, base_url=self._api_url, timeout=self._timeout, retry_handlers=handlers)
+
+    def _post_client(self, workspace: str) -> WebClient:
+        """The posting client (no blind retries) for ``workspace``."""
+        if self._default_post_client is not None:
+            return self._default_post_client
+        token = self._client(workspace).token or ""
+        with self._lock:
+            client = self._post_clients.get(token)
+            if client is None:
+                client = self._post_clients[token] = self._new_client(token, posting=True)
+            return client
 
     def _client(self, workspace: str) -> WebClient:
         """The WebClient holding the bot token for ``workspace``."""
@@ -534,14 +558,42 @@ class SlackAdapter(AdapterBase):
         """DM one person: conversations.open, then chat.postMessage with blocks, fallback text and metadata."""
         client = self._client(to.workspace)
         channel = self._dm_channel(client, to.workspace, to.user_id)
-        return self._post(client, to.workspace, channel, message, thread=None)
+        paid = self._take_prepaid(to.workspace, "@" + to.user_id)
+        return self._post(client, to.workspace, channel, message, thread=None, paid=paid)
 
     def send_channel(
         self, workspace: str, channel: str, message: Message, thread: str | None = None
     ) -> MessageRef:
         """Post to a cohort channel, or into a thread under ``thread`` (a parent message ts)."""
         client = self._client(workspace)
-        return self._post(client, workspace, channel, message, thread=thread)
+        paid = self._take_prepaid(workspace, channel)
+        return self._post(client, workspace, channel, message, thread=thread, paid=paid)
+
+    def reserve(self, to: Recipient | ChannelTarget) -> float:
+        """Take the destination's per-channel slot now (0), or say how long until it is free.
+
+        The outbox calls this before each send and serves other destinations while one waits, so pacing never
+        blocks unrelated channels. The workspace budget is the outbox's (shared by workers, see
+        :attr:`workspace_rate`), so only the channel interval is checked here.
+        """
+        if isinstance(to, Recipient):
+            key = "@" + to.user_id
+            with self._lock:
+                channel = self._dm_channels.get((to.workspace, to.user_id))
+        else:
+            key = channel = to.channel
+        wait = self._pacer.try_reserve(to.workspace, channel) if channel is not None else 0.0
+        if wait <= 0:
+            with self._lock:
+                self._prepaid.add((to.workspace, key))
+        return wait
+
+    def _take_prepaid(self, workspace: str, key: str) -> bool:
+        with self._lock:
+            if (workspace, key) in self._prepaid:
+                self._prepaid.discard((workspace, key))
+                return True
+            return False
 
     def update(self, ref: MessageRef, message: Message) -> None:
         """Replace a message in place (chat.update). A message too long for one Slack message is shortened."""
@@ -581,28 +633,45 @@ class SlackAdapter(AdapterBase):
         )
         return Profile(name=name, tz=user.get("tz") or None, email=details.get("email") or None)
 
-    def find_delivery(self, to: Recipient, delivery_id: int) -> MessageRef | None:
-        """Search the learner's recent DM history for a message carrying our metadata for ``delivery_id``.
+    def find_delivery(
+        self, to: Recipient | ChannelTarget, delivery_id: int, part: int = 1
+    ) -> MessageRef | None:
+        """Search the destination's recent history (a learner's DM, a cohort channel or a thread in it) for part
+        ``part`` of ``delivery_id``, by the message metadata every post carries.
 
-        Only a complete delivery counts: for a message sent in several parts, the last part must be there.
+        Only a complete part counts: when one part needed several Slack messages, its last page must be there.
         """
         client = self._client(to.workspace)
-        channel = self._dm_channel(client, to.workspace, to.user_id)
-        response = self._call(
-            "conversations.history",
-            client.conversations_history,
-            channel=channel,
-            limit=self._history_limit,
-            include_all_metadata=True,
-        )
+        if isinstance(to, Recipient):
+            channel = self._dm_channel(client, to.workspace, to.user_id)
+            thread = None
+        else:
+            channel, thread = to.channel, to.thread
+        if thread:
+            response = self._call(
+                "conversations.replies",
+                client.conversations_replies,
+                channel=channel,
+                ts=thread,
+                limit=self._history_limit,
+                include_all_metadata=True,
+            )
+        else:
+            response = self._call(
+                "conversations.history",
+                client.conversations_history,
+                channel=channel,
+                limit=self._history_limit,
+                include_all_metadata=True,
+            )
         for item in response.get("messages") or []:
             metadata = item.get("metadata") or {}
             if metadata.get("event_type") != DELIVERY_EVENT_TYPE:
                 continue
             payload = metadata.get("event_payload") or {}
-            if str(payload.get("delivery_id")) != str(delivery_id):
+            if str(payload.get("delivery_id")) != str(delivery_id) or payload.get("part", 1) != part:
                 continue
-            if payload.get("part", 1) != payload.get("parts", 1):
+            if payload.get("page", 1) != payload.get("pages", 1):
                 continue
             return MessageRef(PLATFORM, channel, str(item["ts"]))
         return None
@@ -612,12 +681,20 @@ class SlackAdapter(AdapterBase):
         self._publish_home(Actor(PLATFORM, workspace, user_id))
 
     def _post(
-        self, client: WebClient, workspace: str, channel: str, message: Message, thread: str | None
+        self,
+        client: WebClient,
+        workspace: str,
+        channel: str,
+        message: Message,
+        thread: str | None,
+        *,
+        paid: bool = False,
     ) -> MessageRef:
         parts = render_message(message)
         ref: MessageRef | None = None
-        for part in parts:
-            ref = self._post_part(client, workspace, channel, part, thread)
+        poster = self._post_client(workspace)
+        for n, part in enumerate(parts):
+            ref = self._post_part(poster, workspace, channel, part, thread, paced=paid and n == 0)
         assert ref is not None
         self._remember_channel(ref.channel, workspace)
         for attachment in message.attachments:
@@ -625,9 +702,17 @@ class SlackAdapter(AdapterBase):
         return ref
 
     def _post_part(
-        self, client: WebClient, workspace: str, channel: str, part: SlackMessage, thread: str | None
+        self,
+        client: WebClient,
+        workspace: str,
+        channel: str,
+        part: SlackMessage,
+        thread: str | None,
+        *,
+        paced: bool = False,
     ) -> MessageRef:
-        self._pace(workspace, channel)
+        if not paced:
+            self._pace(workspace, channel)
         response = self._call(
             "chat.postMessage",
             client.chat_postMessage,

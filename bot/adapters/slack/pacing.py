@@ -16,6 +16,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+#: Pacing keeps this much above each interval, so network jitter does not turn a paced post into a 429.
+HEADROOM = 1.1
+
 
 class Pacer:
     """Reserves send slots: one post per ``per_channel_interval`` seconds in a channel, and at most
@@ -69,6 +72,25 @@ class Pacer:
             if len(self._channel_next) > 10_000:
                 self._prune(now)
             return slot - now
+
+    def try_reserve(self, workspace: str, channel: str) -> float:
+        """Take the channel's slot if it is free now (returns 0), else return the seconds until it is, taking
+        nothing: the caller schedules other work meanwhile instead of sleeping.
+
+        Only the per-channel interval is checked, with 10 % headroom so that jitter between two requests never
+        brings them closer than Slack's limit; the workspace budget is shared by every worker and kept by the
+        outbox (:mod:`bot.nudges.budget`).
+        """
+        with self._lock:
+            now = self._monotonic()
+            key = (workspace, channel)
+            slot = self._channel_next.get(key, now)
+            if slot > now:
+                return slot - now
+            self._channel_next[key] = now + self._channel_gap * HEADROOM
+            if len(self._channel_next) > 10_000:
+                self._prune(now)
+            return 0.0
 
     def defer(self, workspace: str, channel: str, seconds: float) -> None:
         """Slack answered 429 for this channel: hold its next slot back by ``seconds``."""

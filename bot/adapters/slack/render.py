@@ -407,10 +407,17 @@ def fallback_text(message: Message) -> str:
     return inline(truncate(source, FALLBACK_TEXT_LIMIT)) or " "
 
 
-def delivery_metadata(delivery_id: int, part: int = 1, parts: int = 1) -> DeliveryMetadata:
+def delivery_metadata(
+    delivery_id: int, part: int = 1, parts: int = 1, page: int = 1, pages: int = 1
+) -> DeliveryMetadata:
+    """What reconciliation looks for: the outbox's delivery id, the delivery's ``part`` of ``parts`` (a long
+    lesson is one delivery sent as several messages) and, when one part needs more than one Slack message, the
+    ``page`` of ``pages``."""
     payload: dict[str, Any] = {"delivery_id": delivery_id}
     if parts > 1:
         payload.update(part=part, parts=parts)
+    if pages > 1:
+        payload.update(page=page, pages=pages)
     return {"event_type": DELIVERY_EVENT_TYPE, "event_payload": payload}
 
 
@@ -434,7 +441,8 @@ def render_message(message: Message) -> list[SlackMessage]:
     """Render a message as one Slack message, or several when the body needs more than 50 blocks.
 
     The buttons, fields and footer always travel in the last part, so the message the learner acts on (and that a
-    quiz answer updates in place) is the last one. Every part carries the delivery metadata with its part number.
+    quiz answer updates in place) is the last one. Every page carries the delivery metadata with the delivery's part
+    and its page number.
     """
     pages = _paginate(_layout(message), MESSAGE_BLOCK_LIMIT)
     text = fallback_text(message)
@@ -444,7 +452,7 @@ def render_message(message: Message) -> list[SlackMessage]:
         part_text = text if number == 1 else truncate(f"{title} (continued, {number}/{len(pages)})", 300)
         metadata = None
         if message.delivery_id is not None:
-            metadata = delivery_metadata(message.delivery_id, number, len(pages))
+            metadata = delivery_metadata(message.delivery_id, message.part, message.parts, number, len(pages))
         rendered.append(SlackMessage(part_text, blocks, metadata))
     return rendered
 
@@ -458,7 +466,11 @@ def render_single(message: Message) -> SlackMessage:
     layout = _layout(message)
     room = MESSAGE_BLOCK_LIMIT - len(layout.head) - len(layout.tail) - 1
     blocks = [*layout.head, *layout.body[:room], context_block("…"), *layout.tail]
-    metadata = delivery_metadata(message.delivery_id) if message.delivery_id is not None else None
+    metadata = (
+        delivery_metadata(message.delivery_id, message.part, message.parts)
+        if message.delivery_id is not None
+        else None
+    )
     return SlackMessage(fallback_text(message), blocks, metadata)
 
 

@@ -220,11 +220,22 @@ def test_a_short_429_is_retried_in_place(fake_slack: FakeSlack) -> None:
 
 def test_server_errors_are_retried_then_reported_as_retryable(fake_slack: FakeSlack) -> None:
     adapter = make_adapter(fake_slack, server_error_retries=1)
-    fake_slack.server_error("chat.postMessage", times=2)
+    fake_slack.server_error("users.info", times=2)
+    with pytest.raises(AdapterError) as err:
+        adapter.profile(fake_slack.team_id, "U700")
+    assert err.value.retryable is True and err.value.retry_after is None
+    assert [c.status for c in fake_slack.calls("users.info")] == [500, 500]
+
+
+def test_a_post_is_never_retried_blindly_after_a_server_error(fake_slack: FakeSlack) -> None:
+    """Slack may store a message and still answer 5xx: re-posting would duplicate it, so the adapter reports a
+    retryable error after one call and the outbox reconciles (``find_delivery``) before trying again."""
+    adapter = make_adapter(fake_slack, server_error_retries=2)
+    fake_slack.server_error("chat.postMessage", times=1)
     with pytest.raises(AdapterError) as err:
         adapter.send_direct(to(fake_slack, "U700"), lesson())
     assert err.value.retryable is True and err.value.retry_after is None
-    assert [c.status for c in fake_slack.calls("chat.postMessage")] == [500, 500]
+    assert [c.status for c in fake_slack.calls("chat.postMessage")] == [500]
 
 
 @pytest.mark.parametrize("error", ["channel_not_found", "invalid_auth", "not_in_channel", "invalid_blocks"])

@@ -178,7 +178,7 @@ def test_more_than_fifty_blocks_become_several_messages_with_buttons_last() -> N
         assert block_problems(part.blocks) == []
         assert part.metadata == {
             "event_type": DELIVERY_EVENT_TYPE,
-            "event_payload": {"delivery_id": 77, "part": number, "parts": 3},
+            "event_payload": {"delivery_id": 77, "page": number, "pages": 3},
         }
     assert parts[0].blocks[0]["type"] == "header"
     assert [b["type"] for b in parts[-1].blocks[-3:]] == ["section", "actions", "context"]
