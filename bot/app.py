@@ -199,6 +199,10 @@ class Runtime:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         worker_lock = single_worker(self.db)
+        # The drain runs every second: APScheduler's per-run lines (and "skipped: already running" while a long
+        # drain works through a backlog, which is expected) would drown the log.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         sender = self.settings.sender
         self.start_adapters()
         scheduler = BackgroundScheduler(timezone="UTC")

@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,6 +65,19 @@ class Failure:
     status: int
     error: str
     retry_after: float | None = None
+    #: Store the message first, then answer with the failure: an answer lost after Slack did the work.
+    after_store: bool = False
+
+
+@dataclass
+class Chaos:
+    """Random faults on some methods: ``rate`` of the calls fail, as a 429, a 5xx before storing, or a 5xx after
+    storing (the case that turns a blind retry into a duplicate)."""
+
+    rate: float
+    methods: tuple[str, ...]
+    rng: random.Random
+    retry_after: float = 1.0
 
 
 @dataclass
@@ -287,12 +301,24 @@ class FakeSlack:
         self._ts_base = int(time.time())
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._chaos: Chaos | None = None
+        #: How many calls stored their message and then answered with a failure.
+        self.stored_then_failed = 0
+        #: Called with each message chat.postMessage stores, before the answer goes back (a test can kill the
+        #: caller right there: the message exists, the caller never learns it).
+        self.on_store: Callable[[str, dict[str, Any]], None] | None = None
+        #: When each posted message was stored (monotonic seconds), to measure the rate a workspace saw.
+        self.stored_at: list[float] = []
+        self._channel_interval: float | None = None
+        self._workspace_rate: float | None = None
+        self._last_post: dict[str, float] = {}
+        self._workspace_posts: dict[str, deque[float]] = defaultdict(deque)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeSlack:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._server = _Server(("127.0.0.1", self._port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
@@ -381,6 +407,41 @@ class FakeSlack:
 
     def server_error(self, method: str, *, times: int = 1, status: int = 500) -> None:
         self.fail_next(method, times=times, status=status, error="internal_error")
+
+    def fail_after_store(self, method: str, *, times: int = 1, status: int = 500) -> None:
+        """Do the next ``times`` calls of ``method`` (store the message), then answer with a 5xx anyway."""
+        with self._lock:
+            self._failures[method].extend(
+                Failure(status, "internal_error", after_store=True) for _ in range(times)
+            )
+
+    def chaos(self, rate: float, *, seed: int = 0, methods: tuple[str, ...] = ("chat.postMessage",)) -> None:
+        """Fail ``rate`` of the calls to ``methods`` at random (429, 5xx, or 5xx after storing), reproducibly."""
+        self._chaos = Chaos(rate, methods, random.Random(seed))
+
+    def limit_posts(self, *, per_channel_interval: float | None = 1.0, workspace_rate: float | None = None) -> None:
+        """Enforce Slack's posting limits on chat.postMessage: answer 429 + Retry-After when a channel gets two
+        posts closer than ``per_channel_interval`` or a workspace more than ``workspace_rate`` in any second."""
+        self._channel_interval = per_channel_interval
+        self._workspace_rate = workspace_rate
+
+    def _over_limit(self, team: str, params: dict[str, Any], now: float) -> float | None:
+        """Seconds to wait if this post breaks a limit, else None (and the post is counted)."""
+        channel = str(params.get("channel") or "")
+        with self._lock:
+            if self._channel_interval is not None:
+                last = self._last_post.get(channel)
+                if last is not None and now - last < self._channel_interval:
+                    return self._channel_interval - (now - last)
+            if self._workspace_rate is not None:
+                window = self._workspace_posts[team]
+                while window and window[0] <= now - 1.0:
+                    window.popleft()
+                if len(window) >= self._workspace_rate:
+                    return 1.0 - (now - window[0])
+                window.append(now)
+            self._last_post[channel] = now
+        return None
 
     # ------------------------------------------------------------------ inspection
 
@@ -488,6 +549,26 @@ class FakeSlack:
             return status, body, extra or {}
 
         failure = self._take_failure(method)
+        chaos = self._chaos
+        if failure is None and chaos is not None and method in chaos.methods and team is not None:
+            with self._lock:
+                roll, kind = chaos.rng.random(), chaos.rng.choice(("429", "500", "stored-500"))
+            if roll < chaos.rate:
+                if kind == "429":
+                    failure = Failure(429, "ratelimited", chaos.retry_after)
+                else:
+                    failure = Failure(500, "internal_error", after_store=kind == "stored-500")
+        if method == "chat.postMessage" and team is not None and (failure is None or failure.after_store):
+            wait = self._over_limit(team, params, time.monotonic())
+            if wait is not None:
+                failure = Failure(429, "ratelimited", max(1, round(wait + 0.5)))
+        if failure is not None and failure.after_store and team is not None:
+            handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+            if handler is not None:
+                with suppress(_ApiError):
+                    handler(team, params)
+                    with self._lock:
+                        self.stored_then_failed += 1
         if failure is not None:
             extra = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
             return answer(failure.status, {"ok": False, "error": failure.error}, extra)
@@ -632,6 +713,9 @@ class FakeSlack:
             message["metadata"] = params["metadata"]
         with self._lock:
             self._messages[channel].append(message)
+            self.stored_at.append(time.monotonic())
+        if self.on_store is not None:
+            self.on_store(channel, message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _api_chat_update(self, team: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -851,6 +935,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    # A sender posts from a pool of threads: the default listen backlog of 5 would reset connections under load,
+    # which real Slack never does.
+    request_queue_size = 128
 
 
 @contextmanager
