@@ -233,14 +233,40 @@ class Sender:
         """Send everything due now, up to ``limit`` rows; returns early after :meth:`request_stop`."""
         result = DrainResult()
         remaining = limit if limit is not None else 10**9
-        result.reclaimed = self.reclaim()
+        due, expired = self._probe()
+        if expired:
+            result.reclaimed = self.reclaim()
+        elif not due:
+            return result  # the idle pass: one read, nothing written
+        probe = not due
         while remaining > 0 and not self.stopping:
-            claimed = self._claim(min(self.batch, remaining))
+            claimed = self._claim(min(self.batch, remaining), probe=probe)
+            probe = True
             if not claimed:
                 break
             remaining -= len(claimed)
             self._process(claimed, result)
         return result
+
+    def _probe(self) -> tuple[bool, bool]:
+        """Whether anything is due, and whether any lease expired: one round trip over two partial indexes."""
+        now = self.clock.now()
+        d = _deliveries.c
+        due = exists().where(d.state == DeliveryState.PENDING, d.due_at <= to_ms(now))
+        with self.factory() as session:
+            row = session.execute(select(due, exists().where(self._expired(now)))).one()
+        return bool(row[0]), bool(row[1])
+
+    @staticmethod
+    def _expired(now: datetime) -> Any:
+        d = _deliveries.c
+        return and_(
+            d.state == DeliveryState.SENDING,
+            or_(
+                d.lease_until < to_ms(now),
+                (d.lease_until.is_(None)) & (d.created_at <= to_ms(now - STUCK_AFTER)),
+            ),
+        )
 
     def reclaim(self) -> int:
         """Put rows whose lease expired back in the queue, marked ``unsure`` so they are reconciled before any
@@ -248,13 +274,7 @@ class Sender:
         at once (the UPDATE is conditional on the expired lease)."""
         now = self.clock.now()
         d = _deliveries.c
-        expired = and_(
-            d.state == DeliveryState.SENDING,
-            or_(
-                d.lease_until < to_ms(now),
-                (d.lease_until.is_(None)) & (d.created_at <= to_ms(now - STUCK_AFTER)),
-            ),
-        )
+        expired = self._expired(now)
         # A read first: almost every pass finds nothing, and a read commits no write transaction.
         with self.factory() as session:
             if session.execute(select(d.id).where(expired).limit(1)).first() is None:
@@ -286,7 +306,7 @@ class Sender:
             return rowcount(res)
 
     # ------------------------------------------------------------------ 1-2: claiming
-    def _claim(self, n: int) -> list[Claimed]:
+    def _claim(self, n: int, *, probe: bool = True) -> list[Claimed]:
         now = self.clock.now()
         t = to_ms(now)
         cand = _deliveries.alias("cand")
@@ -297,12 +317,13 @@ class Sender:
             earlier.c.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
             or_(earlier.c.state == DeliveryState.SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0),
         )
-        with self.factory() as session:  # the idle fast path: one probe of the partial index on pending rows
-            due = _deliveries.c
-            if session.execute(
-                select(due.id).where(due.state == DeliveryState.PENDING, due.due_at <= t).limit(1)
-            ).first() is None:
-                return []
+        if probe:
+            with self.factory() as session:  # the idle fast path: one probe of the partial index on pending rows
+                due = _deliveries.c
+                if session.execute(
+                    select(due.id).where(due.state == DeliveryState.PENDING, due.due_at <= t).limit(1)
+                ).first() is None:
+                    return []
         pick = (
             select(cand.c.id)
             .where(cand.c.state == DeliveryState.PENDING, cand.c.due_at <= t, or_(cand.c.person_id.is_(None), ~held))
