@@ -15,10 +15,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from bot.config import Settings, load_settings
 from bot.errors import BlendwiseError, ConfigError
+from bot.markup import unescape
 
 
 def _hide_flag_types() -> None:
@@ -190,7 +193,7 @@ def demo(
     digests = [s for s in console.sent if s.message.kind == "digest"]
     if digests:
         out.rule(f"Manager digest ({len(digests)} sent) - {digests[-1].user_id}")
-        for line in digests[-1].message.body.splitlines()[:8]:
+        for line in unescape(digests[-1].message.body).splitlines()[:8]:
             out.print(line, markup=False)
     _print_report(rt, cohort=result.cohort_name)
     total = len(console.sent)
@@ -561,9 +564,10 @@ def _print_report(rt: Any, **filters: Any) -> None:
     for col in ("learner", "cohort", "steps", "on time", "quiz avg", "live", "missed", "replies", "status"):
         table.add_column(col, justify="right" if col not in ("learner", "cohort", "status") else "left")
     for r in report.learners:
+        # Table cells are Rich markup: a name such as "[link=https://x]me[/link]" must stay text.
         table.add_row(
-            r.name,
-            r.cohort,
+            Text(r.name),
+            Text(r.cohort),
             f"{r.steps_completed}/{r.steps_total}",
             str(r.on_time),
             "-" if r.quiz_average is None else f"{r.quiz_average:.0f}%",
@@ -575,7 +579,7 @@ def _print_report(rt: Any, **filters: Any) -> None:
     out.print(table)
     for c in report.cohorts:
         out.print(
-            f"[bold]{c.cohort}[/bold] ({c.program}): {c.learners} learners, completion {c.completion_rate:.0f}% "
+            f"[bold]{escape(c.cohort)}[/bold] ({escape(c.program)}): {c.learners} learners, completion {c.completion_rate:.0f}% "
             f"({c.completed}/{c.learners}), live attendance {c.attendance_rate:.0f}%",
             markup=True,
         )
@@ -627,7 +631,8 @@ def report(
                 raise BlendwiseError("the HTML report needs matplotlib: pip install 'blendwise[reports]'") from None
             text = render_html(session, rt.engine, rep)
         else:
-            text = rep.to_csv() if fmt == "csv" else rep.to_json()
+            # A file gets a byte order mark so spreadsheet programs read UTF-8 names; stdout stays pipe-friendly.
+            text = rep.to_csv(bom=output is not None) if fmt == "csv" else rep.to_json()
     if output:
         output.write_text(text, encoding="utf-8")
         err.print(f"Wrote {output}", markup=False)

@@ -20,6 +20,7 @@ from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.events import CommandInvoked, Response
 from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
+from bot.markup import inert, inert_line
 from bot.messages import Field, Message
 from bot.nudges.purposes import ANNOUNCE, LEAD_PROMPT
 from bot.states import EnrollmentStatus, StepKind, StepState, Verb
@@ -39,8 +40,10 @@ COHORT_USAGE = f"{COHORT_CREATE_USAGE} | cohort list"
 
 
 def reply(text: str, title: str = "", fields: list[Field] | None = None) -> Response:
-    return Response(ephemeral=Message(text=text if not title else f"{title}\n{text}", title=title, body=text,
-                                      fields=fields or []))
+    """An ephemeral reply. ``text`` is Markdown (names in it already :func:`~bot.markup.inert`); ``title`` is
+    plain text, escaped here because the fallback text that carries it is rendered as Markdown."""
+    fallback = text if not title else f"{inert_line(title)}\n{text}"
+    return Response(ephemeral=Message(text=fallback, title=title, body=text, fields=fields or []))
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Commands:
         sub = self.subs.get(name)
         if sub is None:
             known = ", ".join(sorted(k for k, s in self.subs.items() if self._may(session, person, event, s.role)))
-            raise InvalidInput(replies.unknown_command(name, known))
+            raise InvalidInput(replies.unknown_command(inert_line(name), known))
         if sub.role == "admin":
             self.engine.require_admin(person, event.actor.platform_roles)
         elif (
@@ -122,7 +125,7 @@ class Commands:
         try:
             return self.engine.cohort_by_name(session, person.workspace, name)
         except NotFound:
-            raise InvalidInput(replies.unknown_cohort(name)) from None
+            raise InvalidInput(replies.unknown_cohort(inert_line(name))) from None
 
     def _lead_cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str], usage: str) -> Cohort:
         if not args:
@@ -133,7 +136,7 @@ class Commands:
 
     # ------------------------------------------------------------------ learners
     def help(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
-        body = template(
+        body: str = template(
             "help",
             lead=self._may(session, person, event, "lead"),
             admin=self.engine.is_admin(person, event.actor.platform_roles),
@@ -162,7 +165,7 @@ class Commands:
             program = self.engine.library.program(e.program_id)
             status = "completed 🎉" if e.status == EnrollmentStatus.COMPLETED else ("paused" if e.auto_paused else "in progress")
             lines.append(
-                f"**{program.title}** ({cohort.name if cohort else ''}): {c['steps_done']}/{c['steps_total']} steps, "
+                f"**{inert_line(program.title)}** ({inert_line(cohort.name) if cohort else ''}): {c['steps_done']}/{c['steps_total']} steps, "
                 f"{c['sessions_attended']}/{c['sessions_total']} live sessions attended, "
                 f"{c['quizzes_passed']}/{c['quizzes_total']} quizzes passed · {status}"
             )
@@ -262,23 +265,23 @@ class Commands:
                 if self.engine.is_lead(session, person, c, event.actor.platform_roles)
             ]
             if len(cohorts) > 1:
-                names = ", ".join(c.name for c in cohorts)
-                raise InvalidInput(replies.session_in_several_cohorts(step_id, names))
+                names = ", ".join(inert_line(c.name) for c in cohorts)
+                raise InvalidInput(replies.session_in_several_cohorts(inert_line(step_id), names))
             if not cohorts:
-                raise InvalidInput(replies.no_led_cohort_has_session(step_id))
+                raise InvalidInput(replies.no_led_cohort_has_session(inert_line(step_id)))
         cohort = cohorts[0]
         self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
         live = self.engine.live_session(session, cohort, step_id)
         self.engine.set_checkin(session, live, state)
-        return reply(replies.checkin_now(live.title, cohort.name, state))
+        return reply(replies.checkin_now(inert_line(live.title), inert_line(cohort.name), state))
 
     def roster(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         cohort = self._lead_cohort(session, person, event, args, "roster <cohort>")
         rows = self.engine.roster(session, cohort)
         if not rows:
-            return reply(replies.nobody_enrolled(cohort.name))
+            return reply(replies.nobody_enrolled(inert_line(cohort.name)))
         lines = [
-            f"- {p.name}: {c['steps_done']}/{c['steps_total']} steps, {c['sessions_attended']}/{c['sessions_total']} "
+            f"- {inert_line(p.name)}: {c['steps_done']}/{c['steps_total']} steps, {c['sessions_attended']}/{c['sessions_total']} "
             f"sessions{' · completed' if e.status == 'completed' else ''}{' · paused' if e.auto_paused else ''}"
             for p, e, c in rows
         ]
@@ -294,15 +297,18 @@ class Commands:
             raise InvalidInput(replies.MENTION_SOMEONE)
         learners = [self.engine.person(session, person.platform, person.workspace, u) for u in users]
         self.engine.enroll_many(session, cohort, learners)
-        done = [learner.name for learner in learners]
-        return reply(replies.enrolled(len(done), cohort.name, ", ".join(done)))
+        done = [inert_line(learner.name) for learner in learners]
+        return reply(replies.enrolled(len(done), inert_line(cohort.name), ", ".join(done)))
 
     def cohort(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if not args or args[0] not in ("create", "list"):
             raise InvalidInput(replies.usage(COHORT_USAGE))
         if args[0] == "list":
             cohorts = session.scalars(select(Cohort).where(Cohort.workspace == person.workspace).order_by(Cohort.name))
-            lines = [f"- {c.name}: {c.program_id}, starts {c.start_date}, {c.channel or 'no channel'}" for c in cohorts]
+            lines = [
+                f"- {inert_line(c.name)}: {c.program_id}, starts {c.start_date}, {inert(c.channel or 'no channel')}"
+                for c in cohorts
+            ]
             return reply("\n".join(lines) or replies.NO_COHORTS, title=replies.COHORTS_TITLE)
         if len(args) < 4:
             raise InvalidInput(replies.usage(COHORT_CREATE_USAGE))
@@ -338,7 +344,7 @@ class Commands:
             channel=channel,
             leads=[person],
         )
-        return reply(replies.cohort_created(cohort.name, program_id, start))
+        return reply(replies.cohort_created(inert_line(cohort.name), program_id, start))
 
     # ------------------------------------------------------------------ home
     def home(self, session: Session, person: Person) -> Message:
@@ -352,7 +358,7 @@ class Commands:
             pct = round(100 * c["steps_done"] / max(c["steps_total"], 1))
             bar = "█" * (pct // 10) + "░" * (10 - pct // 10)
             parts.append(
-                f"**{program.title}**\n{bar} {pct}% · {c['sessions_attended']}/{c['sessions_total']} live sessions"
+                f"**{inert_line(program.title)}**\n{bar} {pct}% · {c['sessions_attended']}/{c['sessions_total']} live sessions"
                 + (" · completed 🎉" if e.status == EnrollmentStatus.COMPLETED else "")
             )
         nxt = self.next(session, person, CommandInvoked(actor=_NOBODY, args=""), [])

@@ -5,6 +5,10 @@ terminal text) in one module. Bodies are a small Markdown subset: ``**bold**``, 
 ``- lists`` and paragraphs. Adapters escape everything else, so neither authored nor learner text can smuggle
 platform syntax (``<!channel>``, ``@everyone``) into a message.
 
+Markdown slots: ``text``, ``body``, ``Field.value`` and ``context``; a name or anything a learner typed enters them
+through :func:`bot.markup.inert` (templates do it for every value). Plain-text slots: ``title``, ``Field.label``,
+``Button.label`` and the modal's strings; adapters show those as they are.
+
 Buttons carry a stable ``action`` (what to do) and ``value`` (which thing), so a press on a message sent weeks ago
 still routes correctly after a restart.
 """

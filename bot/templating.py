@@ -21,6 +21,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot.markup import Markdown, finalize
+
 CORE = Path(__file__).resolve().parent / "templates"
 
 
@@ -110,13 +112,15 @@ class Templates:
         return self.environment("html").get_template(f"{name}.html.j2").render(**context)
 
 
-#: The process-wide loader: the core's folder first, then the features' folders as they register.
+#: The process-wide loader: the core's folder first, then the features' folders as they register. Every chat
+#: value is made inert in the Markdown subset unless it is marked :class:`~bot.markup.Markdown` (authored text).
 templates = Templates(CORE)
+templates.set_finalize(finalize)
 
 
-def template(name: str, /, **context: Any) -> str:
-    """Learner-facing chat text from ``<name>.j2`` (the core's or a registered feature's)."""
-    return templates.chat(name, **context)
+def template(name: str, /, **context: Any) -> Markdown:
+    """Learner-facing chat text from ``<name>.j2`` (the core's or a registered feature's), as Markdown."""
+    return Markdown(templates.chat(name, **context))
 
 
 def add_search_path(path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot.adapters.base import AdapterBase, ChannelTarget, Profile, Recipient
 from bot.errors import AdapterError
 from bot.events import Actor, ButtonPressed, CommandInvoked, ModalSubmitted, Response, ThreadReply
+from bot.markup import unescape
 from bot.messages import Button, Message, MessageRef, Modal
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ class ConsoleAdapter(AdapterBase):
             self._print(sent, updated=True)
         if response.ephemeral is not None:
             self.ephemerals.append((user_id, response.ephemeral))
-            self._print_line(f"  (only {user_id} sees) {response.ephemeral.body or response.ephemeral.text}")
+            shown = unescape(response.ephemeral.body or response.ephemeral.text)
+            self._print_line(f"  (only {user_id} sees) {shown}")
         if response.modal is not None:
             self.modals[user_id] = response.modal
         return response
@@ -180,12 +182,13 @@ class ConsoleAdapter(AdapterBase):
         where = f"DM {sent.user_id}" if sent.user_id else f"#{sent.channel}" + (" (thread)" if sent.thread else "")
         head = f"[{where}]" + (" (updated)" if updated else "") + (f" {m.title}" if m.title else "")
         lines = [head]
+        # A terminal shows Markdown source; escapes that keep names inert are read back to their characters.
         if m.body:
-            lines += [f"  {line}" for line in m.body.splitlines() if line.strip()]
-        lines += [f"  {f.label}: {f.value}" for f in m.fields]
+            lines += [f"  {line}" for line in unescape(m.body).splitlines() if line.strip()]
+        lines += [f"  {f.label}: {unescape(f.value)}" for f in m.fields]
         if m.buttons:
             lines.append("  " + " ".join(f"[{b.label}]" for b in m.buttons))
         lines += [f"  📎 {a.filename}" for a in m.attachments]
         if m.context:
-            lines.append(f"  · {m.context}")
+            lines.append(f"  · {unescape(m.context)}")
         self.out.write("\n".join(lines) + "\n")

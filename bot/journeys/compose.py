@@ -30,6 +30,7 @@ from bot.journeys.model import (
     SessionStep,
 )
 from bot.journeys.render import render_text
+from bot.markup import Markdown, inert_line
 from bot.messages import Attachment, Button, Field, Message
 from bot.states import StepKind, StepState
 from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, StepProgress
@@ -146,11 +147,11 @@ class Composer:
             "start_date": f"{local:%A} {local.day} {local:%B}",
             "start_time": f"{local:%H:%M} {local:%Z}",
             "duration": format_duration(live.end_at - live.start_at),
-            "join_url": live.join_url or "",
+            "join_url": Markdown(live.join_url or ""),
             "location": (step.location if isinstance(step, SessionStep) else None) or "",
         }
 
-    def text(self, source: str, ctx: dict[str, Any]) -> str:
+    def text(self, source: str, ctx: dict[str, Any]) -> Markdown:
         return render_text(source, ctx)
 
     # ------------------------------------------------------------------ step cards
@@ -270,7 +271,7 @@ class Composer:
             ctx = self.template_context(session, self.scope(session, enrollment), step, sp)
         state = self.engine.quiz_state(sp)
         attempt, qi = state["attempt"], state["q"]
-        parts = []
+        parts: list[str] = []
         if reminder:
             parts.append(template("remind", learner=ctx["learner"], step=ctx["step"], due=ctx["due"], overdue=False))
         if feedback:
@@ -452,7 +453,7 @@ class Composer:
     def cohort_prompt(self, session: Session, cohort: Cohort, step_id: str | None, text: str, *, title: str) -> Message:
         body = template("cohort_prompt", text=text)
         return Message(text=f"{title}: {text[:150]}", title=title, body=body, kind="prompt",
-                       context=f"{cohort.name}")
+                       context=inert_line(cohort.name))
 
     def authored_prompt(self, session: Session, cohort: Cohort, step: PromptStep) -> Message:
         program = self.engine.library.program(cohort.program_id)

@@ -15,6 +15,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.markup import Markdown, finalize
+
 #: The variables an authored text may use, with the attributes each offers. ``content check`` rejects anything
 #: else, so a typo such as ``{{ learner.nmae }}`` is caught before a learner sees it.
 TEMPLATE_VARS: dict[str, frozenset[str]] = {
@@ -29,9 +31,11 @@ TEMPLATE_VARS: dict[str, frozenset[str]] = {
 
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
-    # Markdown output, not HTML: autoescape would turn "&" into "&amp;" in chat. Escaping for each platform's
-    # syntax happens in the adapter's renderer instead.
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    # Markdown output, not HTML: autoescape would turn "&" into "&amp;" in chat. ``finalize`` escapes every value
+    # for the Markdown subset instead (a learner's name stays text), and each adapter escapes for its platform.
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, finalize=finalize
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -39,11 +43,11 @@ def _compiled(source: str) -> Any:
     return environment().from_string(source)
 
 
-def render_text(source: str, context: dict[str, Any]) -> str:
+def render_text(source: str, context: dict[str, Any]) -> Markdown:
     """Render an authored template. Sources without ``{`` skip Jinja entirely (most lesson text)."""
     if "{{" not in source and "{%" not in source:
-        return source
-    return str(_compiled(source).render(**context))
+        return Markdown(source)
+    return Markdown(_compiled(source).render(**context))
 
 
 @dataclass(frozen=True)

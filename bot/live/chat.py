@@ -22,6 +22,7 @@ from bot.live import polls as poll_view
 from bot.live.models import SearchDoc
 from bot.live.purposes import REOPEN
 from bot.live.search import Hit
+from bot.markup import inert_line
 from bot.messages import Button, Message
 from bot.nudges.purposes import enqueue
 from bot.states import StepState
@@ -132,7 +133,7 @@ class LiveChat:
 
     def _vote_reply(self, poll: Poll, chosen: list[int]) -> Message:
         labels = poll.options["labels"]
-        picked = ", ".join(labels[i] for i in chosen)
+        picked = ", ".join(inert_line(labels[i]) for i in chosen)
         if not chosen:
             text = replies.VOTE_REMOVED
         elif poll.multi:
@@ -366,5 +367,5 @@ def results_message(session: Session, engine: object, terms: str, hits: list[Hit
     note = replies.LOOSE_MATCHES if loose else ""
     body = note + "\n".join(lines)
     return Message(
-        text=replies.search_title(terms), title=replies.search_title(terms), body=body, buttons=buttons, kind="notice"
+        text=replies.search_title(inert_line(terms)), title=replies.search_title(terms), body=body, buttons=buttons, kind="notice"
     )

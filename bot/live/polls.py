@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.live.purposes import LIVE_POLL
+from bot.markup import inert_line
 from bot.messages import Button, Message, MessageRef
 from bot.states import DeliveryState, Verb
 from bot.storage.events import object_id, record
@@ -67,9 +68,9 @@ def body(session: Session, poll: Poll) -> str:
     lines: list[str] = []
     if results_visible(poll):
         for label, n in zip(labels, per_option, strict=True):
-            lines.append(f"**{label}**\n{bar(n, total)}")
+            lines.append(f"**{inert_line(label)}**\n{bar(n, total)}")
     else:
-        lines += [f"- {label}" for label in labels]
+        lines += [f"- {inert_line(label)}" for label in labels]
         lines.append("_Results are hidden until the lead closes the poll._")
     lines.append(
         f"{voters} {'person' if voters == 1 else 'people'} voted" + (" · closed" if poll.closed_at else "")
@@ -105,7 +106,7 @@ def message(
     )
     title = f"📊 {poll.question}"
     return Message(
-        text=f"Poll: {poll.question}",
+        text=f"Poll: {inert_line(poll.question)}",
         title=title[:150],
         body=body(session, poll),
         buttons=buttons,
@@ -296,13 +297,13 @@ class Polls:
             if on
         ]
         extra = f" ({', '.join(flags)})" if flags else ""
-        return f"- #{poll.id} {poll.question} · {voters} voted · {state}{extra}"
+        return f"- #{poll.id} {inert_line(poll.question)} · {voters} voted · {state}{extra}"
 
     def results_text(self, session: Session, poll: Poll) -> str:
         per_option, voters = counts(session, poll)
         total = sum(per_option)
         lines = [
-            f"**{label}** {bar(n, total)}"
+            f"**{inert_line(label)}** {bar(n, total)}"
             for label, n in zip(poll.options["labels"], per_option, strict=True)
         ]
         lines.append(f"{voters} {'person' if voters == 1 else 'people'} voted.")

@@ -40,6 +40,7 @@ from bot.live.models import LiveCatchup
 from bot.live.purposes import CATCHUP, RECAP_READY, RECORDING
 from bot.live.summarize import extractive_recap
 from bot.live.transcripts import parse_transcript
+from bot.markup import Markdown
 from bot.messages import Button, Message
 from bot.nudges.purposes import Purpose, enqueue
 from bot.states import EnrollmentStatus, StepState, Verb
@@ -438,7 +439,7 @@ class Recaps:
             title=row.title,
             summary=recap.get("summary", "") if row.recap_state == "released" else "",
             key_points=recap.get("key_points", []) if row.recap_state == "released" else [],
-            recording_url=row.recording_url or "",
+            recording_url=Markdown(row.recording_url or ""),
             questions=len(questions),
             counts=self.counts_for_attendance(enrollment),
         )
@@ -466,7 +467,7 @@ class Recaps:
             score=score,
             counts=self.counts_for_attendance(enrollment),
             key_points=recap.get("key_points", []),
-            recording_url=row.recording_url or "",
+            recording_url=Markdown(row.recording_url or ""),
         )
         return Message(
             text=f"Caught up: {row.title}",
@@ -594,7 +595,7 @@ class Recaps:
         return Message(
             text=f"Recording: {row.title}",
             title=f"Recording: {row.title}",
-            body=template("recording", title=row.title, recording_url=row.recording_url, summary=summary),
+            body=template("recording", title=row.title, recording_url=Markdown(row.recording_url), summary=summary),
             kind="notice",
         )
 

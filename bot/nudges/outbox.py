@@ -51,6 +51,7 @@ from bot.errors import AdapterError, BlendwiseError
 from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import PromptStep
+from bot.markup import Markdown
 from bot.messages import Message, MessageRef
 from bot.nudges.budget import LocalBudget, SharedBudget
 from bot.nudges.purposes import (
@@ -869,7 +870,9 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
         assert cohort is not None
         payload = d.payload or {}
         title = payload.get("title", "Announcement")
-        message = composer.cohort_prompt(session, cohort, None, payload.get("text", ""), title=title)
+        # A lead's prompt or announcement is authored Markdown, as a program's prompt text is.
+        text = Markdown(payload.get("text", ""))
+        message = composer.cohort_prompt(session, cohort, None, text, title=title)
         kind = "prompt" if d.purpose == LEAD_PROMPT.name else "announce"
         return ChannelPost(message, kind=kind, thread=payload.get("thread"))
 

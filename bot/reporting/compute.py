@@ -135,14 +135,40 @@ class Report:
             indent=2,
         )
 
-    def to_csv(self) -> str:
+    def to_csv(self, *, bom: bool = False) -> str:
+        """The learner rows as CSV, every text cell neutralised against formula injection (:func:`csv_cell`).
+
+        Args:
+            bom: start with a UTF-8 byte order mark, so spreadsheet programs read accented names as UTF-8 (for a
+                file; a pipe into another program is better off without it).
+        """
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        if bom:
+            buf.write("\ufeff")
+        # CRLF (RFC 4180) also makes the writer quote a cell holding a bare CR, which "\n" alone would not.
+        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         for row in self.learners:
             data = asdict(row)
-            writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+            writer.writerow({k: csv_cell(data[k]) for k in CSV_COLUMNS})
         return buf.getvalue()
+
+
+#: OWASP's CSV-injection rule: a cell starting with one of these is a formula (or becomes one) in a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One CSV cell: ``None`` is empty, and text that a spreadsheet would run as a formula (a name such as
+    ``=HYPERLINK(...)`` from a roster or a platform profile) gets a leading ``'``, which makes it text.
+
+    Numbers pass unchanged: they are ours, never a person's, and a quote would stop them being numbers.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _iso(value: datetime | None) -> str:

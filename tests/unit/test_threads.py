@@ -12,6 +12,7 @@ from bot.adapters.console import ConsoleAdapter
 from bot.app import Runtime
 from bot.clock import VirtualClock
 from bot.events import ThreadReply
+from bot.markup import unescape
 from bot.storage.db import transaction
 from bot.storage.models import CohortPost, LearningEvent
 from tests.conftest import make_cohort
@@ -145,4 +146,6 @@ def test_people_text_is_never_evaluated_as_a_template(rt, clock, console):
     clock.set(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
     rt.step()
     greeting = next(s for s in console.messages_to("sly") if s.message.title == "Greeting")
-    assert greeting.message.body == "Hello {{ 7*7 }}, welcome to c1."
+    # It is also kept inert in the Markdown: the ``*`` is escaped and reads back as itself.
+    assert greeting.message.body == "Hello {{ 7\\*7 }}, welcome to c1."
+    assert unescape(greeting.message.body) == "Hello {{ 7*7 }}, welcome to c1."

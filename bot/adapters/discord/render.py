@@ -5,7 +5,9 @@ together, a message 10 embeds; a message has 5 rows of 5 buttons, each ``custom_
 unique within the message. A body that does not fit one message is split, at paragraph, line or word boundaries,
 into several messages; the buttons and files go on the last one, under the text they refer to.
 
-Markdown passes through (Discord renders the core's subset as is). Mentions do not: ``@everyone``, ``@here``,
+Markdown passes through (Discord renders the core's subset as is, including the backslash escapes that keep person
+and learner text inert, see :mod:`bot.markup`); footers and thread names are plain text on Discord, so they show the
+unescaped characters. Mentions do not pass: ``@everyone``, ``@here``,
 ``<@user>``, ``<@!user>`` and ``<@&role>`` get a zero-width space, so neither authored nor learner text can ping
 anyone, and every send also carries ``allowed_mentions=AllowedMentions.none()``.
 """
@@ -21,6 +23,7 @@ import discord
 
 from bot.adapters.discord.ui import ActionButton, ReflectionModal
 from bot.errors import AdapterError
+from bot.markup import unescape
 from bot.messages import Button, Message, Modal
 
 ZWSP = "\u200b"
@@ -172,7 +175,7 @@ def _embeds(message: Message, *, single: bool) -> list[discord.Embed]:
     colour = KIND_COLOURS.get(message.kind)
     title = truncate(neutralise(message.title), MAX_TITLE) if message.title else None
     body = neutralise(message.body or message.text)
-    footer = truncate(neutralise(message.context), MAX_FOOTER) if message.context else ""
+    footer = truncate(neutralise(unescape(message.context)), MAX_FOOTER) if message.context else ""
     fields = [
         (
             truncate(neutralise(f.label), MAX_FIELD_NAME) or "-",
@@ -242,7 +245,7 @@ def render_single(message: Message) -> RenderedPart:
 
 def thread_name(message: Message) -> str:
     """A thread or forum post title: the message title, else the start of its text."""
-    name = (message.title or message.text or "Discussion").splitlines()[0].strip()
+    name = (message.title or unescape(message.text) or "Discussion").splitlines()[0].strip()
     return truncate(name, MAX_THREAD_NAME) or "Discussion"
 
 

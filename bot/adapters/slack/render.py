@@ -113,7 +113,9 @@ def mrkdwn(text: str) -> TextObject:
 _HOLD = "\ue000"
 _BOLD = "\ue001"
 _LINK_RE = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
-_CODE_RE = re.compile(r"`[^`\n]+`")
+_ESCAPE_OR_CODE_RE = re.compile(r"\\([!-/:-@\[-`{-~])|`[^`\n]+`")
+_MRKDWN_MARKERS = frozenset("*_~`")
+ZWSP = "\u200b"
 _BOLD_RE = re.compile(
     r"(?<![*\w])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![*\w])|(?<![_\w])__(?=\S)(.+?)(?<=\S)__(?![_\w])"
 )
@@ -131,16 +133,29 @@ def _link(url: str, label: str) -> str:
     return f"<{url.replace('|', '%7C')}|{label}>"
 
 
+def _literal(char: str) -> str:
+    """A character the Markdown escaped (``\\*``), as mrkdwn that shows it. mrkdwn has no escapes, so a marker
+    gets a zero-width space in front: a ``*`` that follows a word character cannot open or close bold."""
+    if char in _MRKDWN_MARKERS:
+        return ZWSP + char
+    return escape(char)
+
+
 def inline(text: str) -> str:
-    """Convert one line of our Markdown subset to mrkdwn. ``text`` is raw (unescaped) author or learner text."""
-    text = escape(text.replace(_HOLD, "").replace(_BOLD, ""))
+    """Convert one line of our Markdown subset to mrkdwn. ``text`` is author Markdown, in which person and
+    learner text arrives backslash-escaped (:func:`bot.markup.inert`)."""
+    text = text.replace(_HOLD, "").replace(_BOLD, "")
     held: list[str] = []
 
     def hold(value: str) -> str:
         held.append(value)
         return f"{_HOLD}{len(held) - 1}{_HOLD}"
 
-    text = _CODE_RE.sub(lambda m: hold(m.group(0)), text)
+    # Escapes and code spans in one left-to-right pass: an escaped backtick never opens a code span.
+    text = _ESCAPE_OR_CODE_RE.sub(
+        lambda m: hold(_literal(m.group(1))) if m.group(1) else hold(escape(m.group(0))), text
+    )
+    text = escape(text)
 
     def link(m: re.Match[str]) -> str:
         label, url = m.group(1), m.group(2)
