@@ -28,6 +28,9 @@ from bot.events import (
     Response,
     RsvpChanged,
     ThreadReply,
+    UnfitEvent,
+    fit,
+    fit_actor,
 )
 from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
@@ -47,6 +50,7 @@ from bot.storage.models import (
 log = logging.getLogger(__name__)
 
 SORRY = "Sorry, something went wrong on our side. It has been logged; please try again in a minute."
+MALFORMED = "Sorry, I could not read that request. If it came from a button, the message may be out of date."
 
 Handler = Callable[[Session, Person, ButtonPressed], Response]
 
@@ -89,6 +93,11 @@ class Dispatcher:
     # ------------------------------------------------------------------ entry points
     def handle(self, event: InboundEvent) -> Response:
         try:
+            event = fit(event)
+        except UnfitEvent as exc:
+            log.warning("Refused a malformed %s: %s", type(event).__name__, exc)
+            return notice(MALFORMED)
+        try:
             with transaction(self.factory) as session:
                 return self._route(session, event)
         except BlendwiseError as exc:
@@ -98,6 +107,11 @@ class Dispatcher:
             return notice(SORRY)
 
     def home(self, actor: Actor) -> Message:
+        try:
+            actor = fit_actor(actor)
+        except UnfitEvent as exc:
+            log.warning("Refused a Home for a malformed actor: %s", exc)
+            return Message(text=MALFORMED, body=MALFORMED)
         try:
             with transaction(self.factory) as session:
                 person = self._person(session, actor)

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs
 from slack_bolt import App, BoltRequest
 from slack_bolt.error import BoltError
 from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_bolt.request.internals import parse_body as bolt_parse_body
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -826,10 +827,13 @@ class SlackAdapter(AdapterBase):
         self._safely("slash command", lambda: self._on_command(body))
 
     def _safely(self, what: str, work: Callable[[], None]) -> None:
+        # After the ack nobody is waiting for an answer: a payload that still breaks something is logged as one
+        # line and dropped (its traceback only at DEBUG), so a hostile sender cannot fill the log with tracebacks.
         try:
             work()
-        except Exception:
-            logger.exception("Failed to handle a Slack %s", what)
+        except Exception as exc:
+            logger.error("Dropped a Slack %s that could not be handled: %s: %s", what, type(exc).__name__, exc)
+            logger.debug("Traceback of the dropped Slack %s", what, exc_info=True)
 
     def _on_event(self, body: dict[str, Any]) -> None:
         # Slack retries events whose ack it did not see; a retry of an event this process already took is dropped.
@@ -1023,16 +1027,16 @@ def _from_bolt(response: Any) -> HttpResult:
 
 def _parse_body(raw: str, content_type: str) -> dict[str, Any] | None:
     """The request body as a dict (JSON events, form-encoded ``payload=`` interactions, form slash commands), or
-    ``None`` when it cannot be parsed."""
-    media = content_type.split(";", 1)[0].strip().lower()
+    ``None`` when it cannot be parsed.
+
+    The body is read as bolt will read it (its ``parse_body``), so what :func:`convert.problem_with` checks is
+    exactly what bolt and our listeners get; a strict form parse first refuses what is not a form at all.
+    """
+    media = content_type.split(";")[0] or None  # bolt's extract_content_type, so both read the body alike
     try:
-        if media == "application/json" or raw.lstrip().startswith("{"):
-            parsed: Any = json.loads(raw)
-        else:
-            form = {
-                k: v[0] for k, v in parse_qs(raw, keep_blank_values=True, strict_parsing=bool(raw)).items()
-            }
-            parsed = json.loads(form["payload"]) if "payload" in form else form
-    except (ValueError, KeyError):
+        if media != "application/json" and not raw.startswith("{"):
+            parse_qs(raw, keep_blank_values=True, strict_parsing=bool(raw))
+        parsed: Any = bolt_parse_body(raw, media)
+    except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         return None
     return parsed if isinstance(parsed, dict) and parsed else None

@@ -12,6 +12,7 @@ Each converter also returns a :class:`ReplyTarget`: where the dispatcher's :clas
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
@@ -175,15 +176,139 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str) and bool(value)
 
 
+#: Slack's payloads nest a dozen levels at most (blocks in a message in a view); deeper is not Slack.
+MAX_DEPTH = 48
+#: Larger than any id, timestamp or count Slack sends; a bigger number only ever overflows a database column.
+MAX_INT = 2**53
+_NONE = type(None)
+#: The type each key must have wherever it appears. Bolt reads these keys at any depth while it builds its context
+#: (``extract_team_id`` and friends recurse into ``event``, ``authorizations``, ``message``...) and our converters
+#: read them after the ack, so one wrong type anywhere is a 500 or a traceback unless it is refused here.
+KEY_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("team", "enterprise"), (dict, str, _NONE)),
+    **dict.fromkeys(("user", "channel"), (dict, str)),
+    **dict.fromkeys(
+        (
+            "container",
+            "view",
+            "message",
+            "previous_message",
+            "item",
+            "event",
+            "function_data",
+            "state",
+            "assistant_thread",
+        ),
+        (dict, _NONE),
+    ),
+    **dict.fromkeys(("authorizations", "actions"), (list,)),
+    # Slash command forms carry flags as the strings "true"/"false".
+    **dict.fromkeys(
+        ("is_enterprise_install", "is_ext_shared_channel", "is_ephemeral", "is_bot"), (bool, str, _NONE)
+    ),
+    **dict.fromkeys(
+        (
+            "id",
+            "type",
+            "subtype",
+            "team_id",
+            "enterprise_id",
+            "user_id",
+            "channel_id",
+            "bot_id",
+            "ts",
+            "thread_ts",
+            "message_ts",
+            "event_ts",
+            "action_ts",
+            "event_id",
+            "action_id",
+            "block_id",
+            "callback_id",
+            "trigger_id",
+            "response_url",
+            "private_metadata",
+            "api_app_id",
+            "token",
+            "command",
+            "channel_type",
+            "tab",
+            "view_id",
+            "user_team",
+            "app_installed_team_id",
+            "function_execution_id",
+            "bot_access_token",
+            "username",
+            "name",
+            "domain",
+        ),
+        (str, _NONE),
+    ),
+    "value": (str, _NONE),
+}
+
+
+def _bad_value(value: object) -> str | None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "a string holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string holds a lone surrogate"
+    elif isinstance(value, bool):
+        return None
+    elif isinstance(value, int):
+        if abs(value) > MAX_INT:
+            return "a number is out of range"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "a number is not finite"
+    return None
+
+
+def shape_problem(body: object) -> str | None:
+    """Walk the whole body once (iteratively: a deep body must not exhaust the stack) and name the first thing
+    that is not Slack's shape: nesting too deep, a key of the wrong type, a string no database column takes."""
+    stack: list[tuple[object, int]] = [(body, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return "payload is nested too deeply"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                expected = KEY_TYPES.get(key)
+                if expected is not None and not isinstance(value, expected):
+                    return f"'{key}' has the wrong type ({type(value).__name__})"
+                if isinstance(value, dict | list):
+                    stack.append((value, depth + 1))
+                elif (problem := _bad_value(value)) is not None:
+                    return problem
+                if (problem := _bad_value(key)) is not None:
+                    return problem
+        elif isinstance(node, list):
+            for value in node:
+                if isinstance(value, dict | list):
+                    stack.append((value, depth + 1))
+                elif (problem := _bad_value(value)) is not None:
+                    return problem
+    return None
+
+
 def problem_with(body: dict[str, Any]) -> str | None:
     """What makes a parsed request body unroutable, or ``None`` if it is fine. Unknown but well-formed payload
     types pass: bolt answers those itself."""
+    shape = shape_problem(body)
+    if shape is not None:
+        return shape
     kind = body.get("type")
     if "command" in body and kind is None:
         if not (_is_str(body.get("command")) and str(body["command"]).startswith("/")):
             return "slash command without a command name"
         if not _is_str(body.get("user_id")) or not _is_str(body.get("team_id") or body.get("enterprise_id")):
             return "slash command without user_id/team_id"
+        for key in ("text", "user_name", "channel_name"):
+            if not isinstance(body.get(key), str | _NONE):
+                return f"slash command whose {key} is not text"
         return None
     if "ssl_check" in body:
         return None
@@ -199,11 +324,23 @@ def problem_with(body: dict[str, Any]) -> str | None:
             return "event_callback without event_id"
         if not _is_str(body.get("team_id")) and not isinstance(body.get("authorizations"), list):
             return "event_callback without team_id"
+        if not all(isinstance(a, dict) for a in body.get("authorizations") or []):
+            return "event_callback with an authorization that is not an object"
+        if event["type"] in ("message", "app_home_opened"):
+            # The two events we read: a person and a channel are ids here, and a message's text is text.
+            for key in ("user", "channel"):
+                if not isinstance(event.get(key), str | _NONE):
+                    return f"{event['type']} event whose '{key}' is not an id"
+            if not isinstance(event.get("text"), str | _NONE):
+                return "message event whose text is not text"
         return None
     if kind in ("block_actions", "view_submission", "view_closed"):
         user = body.get("user")
         if not isinstance(user, dict) or not _is_str(user.get("id")):
             return f"{kind} without a user"
+        for key in ("channel", "team"):
+            if not isinstance(body.get(key), dict | _NONE):
+                return f"{kind} whose {key} is not an object"
         if kind == "block_actions":
             actions = body.get("actions")
             if not isinstance(actions, list) or not actions:
@@ -219,6 +356,11 @@ def problem_with(body: dict[str, Any]) -> str | None:
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _dict(value: object) -> dict[str, Any]:
+    """``value`` if it is an object, else an empty one: for the parts of a payload no key type covers."""
+    return value if isinstance(value, dict) else {}
 
 
 def _team_of(payload: SlackBlockActions | SlackViewSubmission) -> str:
@@ -312,15 +454,15 @@ def modal_submitted(body: dict[str, Any]) -> tuple[ModalSubmitted, ReplyTarget] 
         return None
     try:
         metadata = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(metadata, dict) or not isinstance(metadata.get("action"), str):
         return None
     user = payload.get("user") or {}
     user_id = user.get("id", "")
     workspace = _team_of(payload) or view.get("team_id", "")
-    values = (view.get("state") or {}).get("values") or {}
-    text = ((values.get(MODAL_BLOCK_ID) or {}).get(MODAL_INPUT_ACTION_ID) or {}).get("value") or ""
+    values = _dict((view.get("state") or {}).get("values"))
+    text = _dict(_dict(values.get(MODAL_BLOCK_ID)).get(MODAL_INPUT_ACTION_ID)).get("value") or ""
     view_id = view.get("id")
     event = ModalSubmitted(
         actor=_actor(workspace, user_id, user.get("name") or user.get("username") or ""),
