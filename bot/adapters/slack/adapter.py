@@ -848,7 +848,10 @@ class SlackAdapter(AdapterBase):
         elif kind == "app_home_opened":
             actor = convert.home_opened(body)
             if actor is not None:
-                self._publish_home(actor)
+                try:
+                    self._publish_home(actor)
+                except AdapterError as err:  # e.g. a user Slack does not know: nothing to show, nobody waiting
+                    logger.warning("Could not publish the Home of %s: %s", actor.user_id, err)
 
     def _on_action(self, body: dict[str, Any]) -> None:
         for event, target in convert.button_pressed(body):

@@ -201,7 +201,7 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
         ),
         (dict, _NONE),
     ),
-    **dict.fromkeys(("authorizations", "actions"), (list,)),
+    **dict.fromkeys(("authorizations", "actions", "response_urls"), (list,)),
     # Slash command forms carry flags as the strings "true"/"false".
     **dict.fromkeys(
         ("is_enterprise_install", "is_ext_shared_channel", "is_ephemeral", "is_bot"), (bool, str, _NONE)
@@ -248,6 +248,12 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+#: Payload types bolt answers itself (the retry throttle notice) beside those problem_with checks.
+_OTHER_KINDS = frozenset({"app_rate_limited"})
+_LISTS_OF_OBJECTS = frozenset({"authorizations", "actions", "response_urls"})
+_HTTP_URL = re.compile(r"^https?://[^\s]+$")
+
+
 def _bad_value(value: object) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
@@ -279,6 +285,10 @@ def shape_problem(body: object) -> str | None:
                 expected = KEY_TYPES.get(key)
                 if expected is not None and not isinstance(value, expected):
                     return f"'{key}' has the wrong type ({type(value).__name__})"
+                if key in _LISTS_OF_OBJECTS and not all(isinstance(item, dict) for item in value):
+                    return f"'{key}' holds something that is not an object"
+                if key == "response_url" and isinstance(value, str) and not _HTTP_URL.match(value):
+                    return "'response_url' is not an http(s) URL"
                 if isinstance(value, dict | list):
                     stack.append((value, depth + 1))
                 elif (problem := _bad_value(value)) is not None:
@@ -295,8 +305,12 @@ def shape_problem(body: object) -> str | None:
 
 
 def problem_with(body: dict[str, Any]) -> str | None:
-    """What makes a parsed request body unroutable, or ``None`` if it is fine. Unknown but well-formed payload
-    types pass: bolt answers those itself."""
+    """What makes a parsed request body unroutable, or ``None`` if it is fine.
+
+    The adapter answers a problem with a 400 and one log line, before bolt sees the body: bolt indexes many keys
+    without checking them (``body["view"]["type"]``, ``body["workflow_step"]``), so only the payload kinds
+    Blendwise handles, in Slack's shape, go through.
+    """
     shape = shape_problem(body)
     if shape is not None:
         return shape
@@ -351,7 +365,15 @@ def problem_with(body: dict[str, Any]) -> str | None:
             view = body.get("view")
             if not isinstance(view, dict) or not isinstance(view.get("callback_id"), str):
                 return f"{kind} without a view callback_id"
-    return None
+            if not isinstance(view.get("type"), str) or view["type"] == "workflow_step":
+                # bolt reads body["workflow_step"] for a "workflow_step" view; we never open one.
+                return f"{kind} of a view that is not ours"
+        return None
+    if kind in _OTHER_KINDS:
+        return None
+    # Shortcuts, dialogs, legacy attachments, workflow steps: nothing of Blendwise sends them, and bolt reads
+    # their required keys without checking, so they are refused rather than half-handled.
+    return f"payload type '{kind[:40]}' is not one Blendwise handles"
 
 
 # --------------------------------------------------------------------------------------------------------------
