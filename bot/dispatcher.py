@@ -50,7 +50,6 @@ from bot.storage.models import (
 log = logging.getLogger(__name__)
 
 SORRY = "Sorry, something went wrong on our side. It has been logged; please try again in a minute."
-MALFORMED = "Sorry, I could not read that request. If it came from a button, the message may be out of date."
 
 Handler = Callable[[Session, Person, ButtonPressed], Response]
 
@@ -96,7 +95,7 @@ class Dispatcher:
             event = fit(event)
         except UnfitEvent as exc:
             log.warning("Refused a malformed %s: %s", type(event).__name__, exc)
-            return notice(MALFORMED)
+            return notice(replies.MALFORMED_REQUEST)
         try:
             with transaction(self.factory) as session:
                 return self._route(session, event)
@@ -111,7 +110,7 @@ class Dispatcher:
             actor = fit_actor(actor)
         except UnfitEvent as exc:
             log.warning("Refused a Home for a malformed actor: %s", exc)
-            return Message(text=MALFORMED, body=MALFORMED)
+            return Message(text=replies.MALFORMED_REQUEST, body=replies.MALFORMED_REQUEST)
         try:
             with transaction(self.factory) as session:
                 person = self._person(session, actor)

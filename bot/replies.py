@@ -12,6 +12,7 @@ from __future__ import annotations
 
 # ---------------------------------------------------------------------- any action
 UNSUPPORTED_EVENT = "Unsupported event."
+MALFORMED_REQUEST = "Sorry, I could not read that request. If it came from a button, the message may be out of date."
 BUTTON_INACTIVE = "That button is no longer active."
 BUTTON_INVALID = "That button is no longer valid."
 ANSWER_BUTTON_INVALID = "That answer button is no longer valid."
