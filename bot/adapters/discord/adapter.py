@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
@@ -128,6 +129,14 @@ class _Client(discord.Client):
 
     async def setup_hook(self) -> None:
         await self.bridge.setup(self)
+        guard_interaction_parser(self)
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        # An event handler that failed has nobody waiting on it: one line, the traceback only at DEBUG, so a
+        # stream of odd events cannot fill the log with tracebacks.
+        exc = sys.exc_info()[1]
+        logger.error("Dropped a Discord %s that could not be handled: %s: %s", event_method, type(exc).__name__, exc)
+        logger.debug("Traceback of the dropped Discord %s", event_method, exc_info=True)
 
     async def on_ready(self) -> None:
         await self.bridge.on_ready()
@@ -151,6 +160,41 @@ class _Client(discord.Client):
 
     async def on_guild_available(self, guild: discord.Guild) -> None:
         self.bridge.on_guild_available(guild)
+
+
+def guard_interaction_parser(client: discord.Client) -> None:
+    """Check every INTERACTION_CREATE before discord.py parses it, and keep a parse failure from stopping the client.
+
+    discord.py parses gateway events in its receive loop, where an exception ends the connection. Its parsers sit
+    in one dict per connection (``ConnectionState.parsers``, shared with the gateway), so wrapping the entry is
+    enough: a malformed interaction is dropped with one log line and the next frame is read as usual.
+    """
+    parsers: dict[str, Callable[[Any], None]] = client._connection.parsers
+    original = parsers.get("INTERACTION_CREATE")
+    if original is None or getattr(original, "blendwise_guard", False):
+        return
+
+    def guarded(data: Any) -> None:
+        try:
+            problem = convert.interaction_problem(data)
+            if problem is not None:
+                logger.warning("Dropped a malformed Discord interaction: %s", problem)
+                return
+            original(data)
+        except Exception as exc:
+            logger.error("Dropped a Discord interaction discord.py could not read: %s: %s", type(exc).__name__, exc)
+            logger.debug("Traceback of the dropped Discord interaction", exc_info=True)
+
+    guarded.blendwise_guard = True  # type: ignore[attr-defined]
+    parsers["INTERACTION_CREATE"] = guarded
+
+
+def _one_line_task_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's handler for errors nobody awaited (a discord.py view task that failed on an odd message): one
+    line, the traceback only at DEBUG."""
+    exc = context.get("exception")
+    logger.error("Discord background task failed: %s", f"{type(exc).__name__}: {exc}" if exc else context.get("message"))
+    logger.debug("Traceback of the failed Discord task", exc_info=exc)
 
 
 class DiscordAdapter(AdapterBase):
@@ -305,6 +349,7 @@ class DiscordAdapter(AdapterBase):
     def _run_loop(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(_one_line_task_errors)
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
@@ -912,7 +957,11 @@ class DiscordAdapter(AdapterBase):
             if event is not None:
                 await self._answer(interaction, event, "command")
                 return
-        logger.error("/learn failed", exc_info=error)
+        if isinstance(error, app_commands.CommandInvokeError):
+            logger.error("/learn failed", exc_info=error)  # our own code failed: the traceback is wanted
+        else:
+            # A payload discord.py could not map onto /learn (an option of the wrong type, an unknown command).
+            logger.warning("/learn could not run: %s: %s", type(error).__name__, error)
         if not interaction.response.is_done():
             await interaction.response.send_message(GENERIC_ERROR, ephemeral=True)
 
