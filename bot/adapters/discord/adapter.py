@@ -913,6 +913,8 @@ class DiscordAdapter(AdapterBase):
 
     # ------------------------------------------------------------------------------------------- interactions
     async def on_button(self, interaction: discord.Interaction[Any], action: str, value: str) -> None:
+        if not convert.has_user(interaction):
+            return
         workspace = convert.workspace_of(interaction, self.primary_guild)
         await self._answer(
             interaction, convert.button_pressed(interaction, action, value, workspace), "component"
@@ -920,7 +922,7 @@ class DiscordAdapter(AdapterBase):
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """Modal submissions, whatever modal object discord.py kept (or lost in a restart)."""
-        if interaction.type is not discord.InteractionType.modal_submit:
+        if interaction.type is not discord.InteractionType.modal_submit or not convert.has_user(interaction):
             return
         workspace = convert.workspace_of(interaction, self.primary_guild)
         event = convert.modal_submitted(interaction, workspace)
@@ -936,6 +938,8 @@ class DiscordAdapter(AdapterBase):
         user: discord.User | discord.Member | None = None,
         attachment: discord.Attachment | None = None,
     ) -> None:
+        if not convert.has_user(interaction):
+            return
         workspace = convert.workspace_of(interaction, self.primary_guild)
         data: tuple[str, bytes] | None = None
         if attachment is not None:

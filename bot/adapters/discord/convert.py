@@ -7,6 +7,7 @@ its learners from one server.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.events import Actor, ButtonPressed, CommandInvoked, ModalSubmitted, Rsv
 from bot.messages import MessageRef
 
 PLATFORM = "discord"
+logger = logging.getLogger(__name__)
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
 
@@ -26,6 +28,15 @@ def role_names(user: discord.abc.User) -> tuple[str, ...]:
     if not isinstance(user, discord.Member):
         return ()
     return tuple(role.name for role in user.roles if not role.is_default())
+
+
+def has_user(interaction: discord.Interaction[Any]) -> bool:
+    """Whether discord.py found who acted. It leaves ``user`` unset when a payload's member or user was not where
+    it looked; such an interaction has nobody to act for, so it is dropped with one log line."""
+    if isinstance(interaction.user, discord.User | discord.Member):
+        return True
+    logger.warning("Dropped Discord interaction %s: it names no user", interaction.id)
+    return False
 
 
 def actor_from(user: discord.abc.User, workspace: str) -> Actor:
