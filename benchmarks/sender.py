@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select
 
 from benchmarks.tick import STEPS, build, make_burst
-from bot.adapters.base import AdapterBase, ChannelTarget, Recipient
 from bot.clock import VirtualClock
 from bot.config import Settings
 from bot.errors import AdapterError
@@ -46,6 +45,7 @@ from bot.journeys.library import Library
 from bot.messages import Message, MessageRef
 from bot.nudges.outbox import Sender
 from bot.nudges.tick import tick
+from bot.ports import Adapter, ChannelTarget, Recipient
 from bot.storage.db import make_engine, session_factory
 from bot.storage.models import Delivery
 
@@ -75,7 +75,7 @@ steps:
 """
 
 
-class NullAdapter(AdapterBase):
+class NullAdapter(Adapter):
     platform = "console"
 
     def __init__(self) -> None:
@@ -137,7 +137,7 @@ class PacedAdapter(NullAdapter):
             return MessageRef("console", to.user_id, str(self._n))
 
 
-def make_sender(url: str, content: Path, adapter: AdapterBase, clock: VirtualClock) -> Sender:
+def make_sender(url: str, content: Path, adapter: Adapter, clock: VirtualClock) -> Sender:
     settings = Settings.model_validate(
         {
             "database_url": url,

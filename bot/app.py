@@ -22,7 +22,6 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.base import Adapter, AdapterBase, LiveSession, Profile
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
@@ -32,6 +31,7 @@ from bot.journeys.library import Library
 from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
+from bot.ports import Adapter, LiveSession, Profile
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
 from bot.storage.locks import exclusive, single_worker
 from bot.storage.models import Cohort, LiveSessionRow
@@ -115,7 +115,7 @@ class Runtime:
             if adapter is None:
                 continue
             try:
-                ref = adapter.on_session_scheduled(info) if isinstance(adapter, AdapterBase) else None
+                ref = adapter.on_session_scheduled(info)
             except BlendwiseError as exc:
                 log.warning("could not mirror session %s on %s: %s", info.key, platform, exc)
                 continue
@@ -143,7 +143,7 @@ class Runtime:
             todo = [(self._live(live, cohort), live.platform_ref or "", cohort.platform) for live, cohort in rows]
         for info, ref, platform in todo:
             adapter = self.adapters.get(platform)
-            if isinstance(adapter, AdapterBase):
+            if adapter is not None:
                 try:
                     adapter.refresh_session(info, ref)
                 except BlendwiseError as exc:
@@ -152,7 +152,7 @@ class Runtime:
     # ------------------------------------------------------------------ workspaces
     def default_workspace(self, platform: str) -> str | None:
         """The workspace meant on ``platform`` when a roster row or a new cohort names none (see
-        :meth:`AdapterBase.default_workspace`), or ``None`` when the platform serves several.
+        :meth:`bot.ports.Adapter.default_workspace`), or ``None`` when the platform serves several.
 
         One-shot commands build the runtime without adapters; the one adapter asked is then constructed here (not
         started: Slack answers ``auth.test`` over HTTP, Discord needs only its configured guilds).
@@ -169,10 +169,7 @@ class Runtime:
             if adapter is None:
                 only = self.settings.model_copy(update={"platforms": [platform]})
                 adapter = build_adapters(only, self.db, self.clock)[platform]
-            if isinstance(adapter, AdapterBase):
-                self._workspaces[platform] = adapter.default_workspace()
-            else:
-                self._workspaces[platform] = platform
+            self._workspaces[platform] = adapter.default_workspace()
         return self._workspaces[platform]
 
     # ------------------------------------------------------------------ running for real

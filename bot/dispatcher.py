@@ -36,6 +36,7 @@ from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.journeys.model import QuizStep, ReflectionStep
 from bot.messages import Message, Modal
+from bot.ports import SORRY
 from bot.states import StepState
 from bot.storage.db import transaction
 from bot.storage.models import (
@@ -49,7 +50,6 @@ from bot.storage.models import (
 
 log = logging.getLogger(__name__)
 
-SORRY = "Sorry, something went wrong on our side. It has been logged; please try again in a minute."
 
 Handler = Callable[[Session, Person, ButtonPressed], Response]
 

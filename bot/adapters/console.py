@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from bot.adapters.base import AdapterBase, ChannelTarget, Profile, Recipient
 from bot.errors import AdapterError
 from bot.events import Actor, ButtonPressed, CommandInvoked, ModalSubmitted, Response, ThreadReply
 from bot.markup import unescape
 from bot.messages import Button, Message, MessageRef, Modal
+from bot.ports import Adapter, ChannelTarget, Profile, Recipient
 
 if TYPE_CHECKING:
-    from bot.adapters.base import InboundHandler
+    from bot.ports import InboundHandler
 
 WORKSPACE = "console"
 
@@ -36,7 +36,7 @@ class Sent:
     history: list[Message] = field(default_factory=list)
 
 
-class ConsoleAdapter(AdapterBase):
+class ConsoleAdapter(Adapter):
     platform = "console"
     #: One send at a time: the demo's transcript and the tests read the conversation in order.
     max_concurrency = 1
@@ -134,7 +134,7 @@ class ConsoleAdapter(AdapterBase):
     def _dispatch(self, event: ButtonPressed | ModalSubmitted | ThreadReply | CommandInvoked) -> Response:
         if self.dispatcher is None:
             raise RuntimeError("console adapter not started")
-        return self.dispatcher.handle(event)
+        return self.answer(self.dispatcher, event)
 
     def _apply(self, user_id: str, response: Response, sent: Sent | None) -> Response:
         if response.replace is not None and sent is not None:

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.adapters.base import Profile
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import BlendwiseError, InvalidInput, NotFound, PermissionDenied
@@ -38,6 +37,7 @@ from bot.journeys.model import (
     SessionStep,
 )
 from bot.nudges.purposes import REMIND, Purpose, enqueue
+from bot.ports import Profile
 from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
     AgendaItem,

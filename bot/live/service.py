@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.base import Adapter
 from bot.clock import Clock
 from bot.journeys.engine import Engine
 from bot.live.llm import LLMClient
 from bot.live.polls import Polls
 from bot.live.recaps import Recaps
 from bot.live.search import Search
+from bot.ports import Adapter
 
 log = logging.getLogger(__name__)
 

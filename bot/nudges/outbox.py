@@ -45,7 +45,6 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.adapters.base import Adapter, AdapterBase, ChannelTarget, Recipient
 from bot.clock import Clock
 from bot.errors import AdapterError, BlendwiseError
 from bot.journeys.compose import Composer
@@ -67,6 +66,7 @@ from bot.nudges.purposes import (
     Purpose,
     PurposeRegistry,
 )
+from bot.ports import Adapter, ChannelTarget, Recipient
 from bot.states import DeliveryState, StepKind, StepState, Verb
 from bot.storage.db import rowcount
 from bot.storage.events import object_id
@@ -580,8 +580,6 @@ class Sender:
     def _slot(self, plan: Plan) -> float:
         """Seconds until ``plan``'s next part may go out: the adapter's pacing, then the shared workspace budget."""
         adapter = plan.adapter
-        if not isinstance(adapter, AdapterBase):
-            return 0.0
         rate = adapter.workspace_rate
         if rate is not None and plan.ready_at <= 0:
             key = f"{adapter.platform}:{plan.destination.workspace}"
@@ -610,7 +608,7 @@ class Sender:
         i = plan.parts_sent
         message = plan.messages[i]
         try:
-            if plan.unsure and isinstance(plan.adapter, AdapterBase):
+            if plan.unsure:
                 found = plan.adapter.find_delivery(plan.destination, plan.delivery_id, i + 1)
                 if found is not None:
                     plan.ref, plan.parts_sent = found, i + 1

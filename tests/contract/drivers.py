@@ -96,7 +96,7 @@ class ConsoleDriver:
         return key
 
     def add_user(self, user_id: str, name: str, tz: str) -> None:
-        from bot.adapters.base import Profile
+        from bot.ports import Profile
 
         self.adapter.profiles[user_id] = Profile(name=name, tz=tz)
 

@@ -46,14 +46,13 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from bot.adapters.base import AdapterBase, ChannelTarget, LiveSession, Profile, Recipient
 from bot.adapters.discord import convert, render
 from bot.adapters.discord.commands import learn_group
 from bot.adapters.discord.endpoints import configure_endpoints
 from bot.adapters.discord.presence import PresenceTracker, TrackedSession
 from bot.adapters.discord.ui import ActionButton
 from bot.clock import Clock, SystemClock
-from bot.errors import AdapterError, BlendwiseError
+from bot.errors import AdapterError
 from bot.events import (
     Actor,
     InboundEvent,
@@ -63,16 +62,17 @@ from bot.events import (
     ThreadReply,
 )
 from bot.messages import Message, MessageRef
+from bot.ports import SORRY, Adapter, ChannelTarget, LiveSession, Profile, Recipient
 
 if TYPE_CHECKING:
-    from bot.adapters.base import InboundHandler
+    from bot.ports import InboundHandler
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 InteractionKind = Literal["component", "modal", "command"]
 
 # Learner-facing fallbacks for when the dispatcher gives nothing usable.
-GENERIC_ERROR = "Sorry, something went wrong on our side. Please try again in a moment."
+GENERIC_ERROR = SORRY
 DONE = "Done."
 MODAL_TOO_LATE = "That form took too long to open. Please press the button again."
 
@@ -197,7 +197,7 @@ def _one_line_task_errors(loop: asyncio.AbstractEventLoop, context: dict[str, An
     logger.debug("Traceback of the failed Discord task", exc_info=exc)
 
 
-class DiscordAdapter(AdapterBase):
+class DiscordAdapter(Adapter):
     """Runs a blended program inside a Discord server.
 
     Args:
@@ -468,16 +468,7 @@ class DiscordAdapter(AdapterBase):
 
     def _handle(self, event: InboundEvent) -> Response:
         """Call the dispatcher (on a worker thread); expected failures become an ephemeral reply."""
-        handler = self._handler
-        if handler is None:
-            return Response()
-        try:
-            return handler.handle(event)
-        except BlendwiseError as err:
-            return Response(ephemeral=Message(text=str(err)))
-        except Exception:
-            logger.exception("the dispatcher failed on %s", type(event).__name__)
-            return Response(ephemeral=Message(text=GENERIC_ERROR))
+        return self.answer(self._handler, event)
 
     async def _dispatch(self, event: InboundEvent) -> Response:
         loop = asyncio.get_running_loop()

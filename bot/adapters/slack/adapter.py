@@ -46,7 +46,6 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.adapters.base import AdapterBase, ChannelTarget, InboundHandler, Profile, Recipient
 from bot.adapters.slack import convert
 from bot.adapters.slack.convert import ReplyTarget
 from bot.adapters.slack.manifest import BOT_SCOPES
@@ -60,9 +59,10 @@ from bot.adapters.slack.render import (
     render_single,
 )
 from bot.adapters.slack.server import BackgroundHTTPServer, HttpRequest, HttpResult
-from bot.errors import AdapterError, BlendwiseError, ConfigError
+from bot.errors import AdapterError, ConfigError
 from bot.events import Actor, InboundEvent, Response
 from bot.messages import Attachment, Message, MessageRef, Modal
+from bot.ports import Adapter, ChannelTarget, InboundHandler, Profile, Recipient
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -93,7 +93,6 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 
 # Replies the adapter itself gives; everything else a learner reads comes from the dispatcher.
-SORRY = "Sorry, something went wrong on our side. Please try again in a minute."
 TRIGGER_EXPIRED = "That took a little too long to open. Please press the button again."
 
 # Slack answers HTTP 200 with ``ok: false`` for logical errors (invalid_auth, channel_not_found, invalid_blocks,
@@ -190,7 +189,7 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         return wait is None or wait <= self.max_wait
 
 
-class SlackAdapter(AdapterBase):
+class SlackAdapter(Adapter):
     """Delivers Blendwise messages in Slack and turns Slack interactions into core events.
 
     Args:
@@ -882,14 +881,7 @@ class SlackAdapter(AdapterBase):
             return
         if target.workspace and target.channel:
             self._remember_channel(target.channel, target.workspace)
-        try:
-            response = handler.handle(event)
-        except BlendwiseError as err:
-            response = Response(ephemeral=Message(text=str(err), body=str(err)))
-        except Exception:
-            logger.exception("The dispatcher failed on a Slack %s", type(event).__name__)
-            response = Response(ephemeral=Message(text=SORRY, body=SORRY))
-        self._respond(response, target)
+        self._respond(self.answer(handler, event), target)
 
     # ----------------------------------------------------------------------------------------------------------
     # Rendering a Response
@@ -1004,11 +996,7 @@ class SlackAdapter(AdapterBase):
         handler = self._handler
         if handler is None:
             return
-        try:
-            message = handler.home(actor)
-        except Exception:
-            logger.exception("The dispatcher failed to build the App Home for %s", actor.user_id)
-            message = Message(text=SORRY, body=SORRY)
+        message = self.home_of(handler, actor)
         client = self._client(actor.workspace)
         self._call("views.publish", client.views_publish, user_id=actor.user_id, view=render_home(message))
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.adapters.base import Recipient
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.discord.commands import SUBCOMMANDS
 from bot.adapters.discord.render import ZWSP
 from bot.events import ButtonPressed, CommandInvoked, InboundEvent, ModalSubmitted, Response
 from bot.messages import Attachment, Button, Field, Message, Modal
+from bot.ports import Recipient
 from tests.adapters.discord.conftest import RecordingHandler
 from tests.fakes.discord_server import GUILD_MEMBERS, GUILDS, MESSAGE_CONTENT, FakeDiscord
 

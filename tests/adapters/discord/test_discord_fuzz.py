@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.adapters.base import Recipient
 from bot.adapters.discord import DiscordAdapter
 from bot.app import Runtime, build
 from bot.messages import Button, Message
+from bot.ports import Recipient
 from tests.conftest import make_settings
 from tests.fakes.discord_server import FakeDiscord
 

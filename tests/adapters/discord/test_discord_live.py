@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from bot.adapters.base import LiveSession
 from bot.adapters.discord import DiscordAdapter
 from bot.clock import VirtualClock
 from bot.errors import AdapterError
 from bot.events import PresenceObserved, RsvpChanged, ThreadReply
 from bot.messages import Message
+from bot.ports import LiveSession
 from tests.adapters.discord.conftest import START, RecordingHandler, wait_until
 from tests.fakes.discord_server import FakeDiscord
 

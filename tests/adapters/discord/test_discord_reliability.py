@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.base import Recipient
 from bot.adapters.discord import DiscordAdapter
 from bot.errors import AdapterError
 from bot.events import ButtonPressed, InboundEvent, ModalSubmitted, Response
 from bot.messages import Button, Message, Modal
+from bot.ports import Recipient
 from tests.adapters.discord.conftest import RecordingHandler
 from tests.fakes.discord_server import FakeDiscord
 

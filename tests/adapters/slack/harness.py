@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.adapters.base import Recipient
 from bot.adapters.slack.adapter import SlackAdapter
 from bot.events import Actor, InboundEvent, Response
 from bot.messages import Message
+from bot.ports import Recipient
 from tests.fakes import slack_signing
 from tests.fakes.slack_api import FakeSlack
 

@@ -10,12 +10,12 @@ import pytest
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import create_engine
 
-from bot.adapters.base import Recipient
 from bot.adapters.slack.adapter import SlackAdapter
 from bot.adapters.slack.manifest import BOT_SCOPES
 from bot.errors import AdapterError, ConfigError
 from bot.events import ButtonPressed, Response
 from bot.messages import Message
+from bot.ports import Recipient
 from tests.adapters.slack.harness import SECRET, RecordingHandler, SlackHarness, make_adapter
 from tests.fakes import slack_signing
 from tests.fakes.slack_api import FakeSlack

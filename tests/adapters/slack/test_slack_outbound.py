@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.adapters.base import Adapter, Recipient
 from bot.adapters.slack.adapter import SlackAdapter
 from bot.errors import AdapterError
 from bot.messages import Attachment, Button, Field, Message, MessageRef
+from bot.ports import Adapter, Recipient
 from tests.adapters.slack.harness import RecordingHandler, make_adapter
 from tests.fakes.slack_api import FakeSlack
 
