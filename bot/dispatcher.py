@@ -81,7 +81,6 @@ class Dispatcher:
             "session.checkin": self._checkin,
             "session.join": self._join,
             "reflection.open": self._reflection_open,
-            "poll.step": self._poll_step,
             "enrollment.resume": self._resume,
         }
 
@@ -285,17 +284,6 @@ class Dispatcher:
         sp = self._sp(session, person, ev.value)
         self.engine.reflect(session, sp, ev.text)
         return notice(replies.REFLECTION_SAVED)
-
-    def _poll_step(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
-        sp = self._sp(session, person, ev.value)
-        try:
-            option = int(ev.value.split(".")[1])
-        except (IndexError, ValueError):
-            raise InvalidInput(replies.POLL_BUTTON_INVALID) from None
-        poll = self.engine.step_vote(session, sp, option, person)
-        labels = poll.options["labels"]
-        card = self._done_card(session, sp, f"🗳 You voted: {labels[option]}")
-        return Response(replace=card)
 
     def _resume(self, session: Session, person: Person, ev: ButtonPressed) -> Response:
         enrollment = session.get(Enrollment, int(ev.value)) if ev.value.isdigit() else None

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -42,7 +42,9 @@ from sqlalchemy.schema import CreateTable
 
 from bot.durations import parse_duration
 from bot.errors import PermissionDenied
+from bot.journeys.context import Context
 from bot.journeys.model import AnyStep, Program, SessionStep
+from bot.journeys.timeline import reminder_offsets
 from bot.storage.events import object_id
 from bot.storage.models import (
     AgendaItem,
@@ -56,9 +58,6 @@ from bot.storage.models import (
 )
 from bot.storage.types import to_ms
 from bot.timewindow import Window, local_instant, zone
-
-if TYPE_CHECKING:
-    from bot.journeys.engine import Engine as DomainEngine
 
 #: Rows per executemany batch of the enrolment insert (RETURNING needs bounded statements).
 CHUNK = 5_000
@@ -145,7 +144,7 @@ def _ms(value: datetime | None) -> int | None:
 
 
 def build_template(
-    engine: DomainEngine,
+    engine: Context,
     group: int,
     tz: str,
     program: Program,
@@ -180,7 +179,7 @@ def build_template(
         rows: list[tuple[str, int, datetime | None, datetime | None]] = []
         if isinstance(step, SessionStep):
             rows.extend(session_agenda(step, sessions[step.id], engine.settings.nudges.session_reminders, now))
-        offsets = engine._reminder_offsets(step, program)
+        offsets = reminder_offsets(engine, step, program)
         rows.extend(step_agenda(step, offsets, nominal, window, now, blocked=waiting_on > 0))
         for action, seq, fire, expires in rows:
             template.agenda.append((len(template.agenda), step.id, action, seq, _ms(fire), _ms(expires)))
@@ -238,7 +237,7 @@ def _scratch_tables(session: Session) -> None:
 
 # ---------------------------------------------------------------------- the set-wise enrolment
 def enroll_many(
-    engine: DomainEngine, session: Session, cohort: Cohort, people: Sequence[Enrollee]
+    engine: Context, session: Session, cohort: Cohort, people: Sequence[Enrollee]
 ) -> dict[int, int]:
     """Enrol ``people`` in ``cohort`` and materialise their timelines; returns ``{person id: enrolment id}``
     for every person given, including those who were already enrolled (for whom nothing is written).

@@ -167,7 +167,7 @@ class LiveChat:
         step = self.engine.library.step(enrollment.program_id, sp.step_id)
         if not isinstance(step, PollStep):
             raise InvalidInput(replies.NOT_A_POLL)
-        poll = self.engine.step_vote(session, sp, option, person)
+        poll = poll_view.step_vote(self.engine, session, sp, option, person)
         chosen = sorted(
             i for i in range(len(poll.options["labels"])) if i in self._mine(session, poll, person)
         )
@@ -179,7 +179,7 @@ class LiveChat:
     def _mine(self, session: Session, poll: Poll, person: Person) -> set[int]:
         from bot.storage.models import PollVote
 
-        key = self.engine.voter_key(poll, person)
+        key = poll_view.voter_key(poll, person)
         return set(
             session.scalars(select(PollVote.option).where(PollVote.poll_id == poll.id, PollVote.voter == key))
         )

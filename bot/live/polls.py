@@ -1,31 +1,40 @@
 """Live polls in the cohort channel, and the results view shared with program ``poll`` steps.
 
-A poll is one channel message with a button per option. A vote goes through :meth:`Engine.vote` (one vote per
+A poll is one channel message with a button per option. A vote goes through :func:`cast_vote` (one vote per
 person, changeable; several with ``multi``) and the voter's button press replaces the channel message with the new
 counts, so everyone sees the results move in place. ``hide_results`` shows only how many people voted until the
 lead closes the poll; closing edits the message once more through the adapter to reveal the counts.
 
-Anonymous polls: the engine stores a salted hash instead of a person id, so a vote row names nobody, and the
+Program ``poll`` steps use the same tables and the same :func:`cast_vote` through :func:`step_vote`; all poll
+logic lives in this module.
+
+Anonymous polls: :func:`voter_key` stores a salted hash instead of a person id, so a vote row names nobody, and the
 ``voted`` learning event records that someone took part, never what they chose. Nothing here logs a vote or lists
 voters, for any poll: the only read path is :func:`counts`, which aggregates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import replies
 from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.journeys import progress
+from bot.journeys.context import Context, step_context
+from bot.journeys.model import PollStep
 from bot.live.purposes import LIVE_POLL
 from bot.markup import inert_line
 from bot.messages import Button, Message, MessageRef
 from bot.states import DeliveryState, Verb
-from bot.storage.events import object_id, record
-from bot.storage.models import Cohort, Delivery, Enrollment, Person, Poll, PollVote
+from bot.storage.events import object_id, record, record_for
+from bot.storage.models import Cohort, Delivery, Enrollment, Person, Poll, PollVote, StepProgress
 
 if TYPE_CHECKING:
     from bot.live.service import Live
@@ -55,6 +64,83 @@ def counts(session: Session, poll: Poll) -> tuple[list[int], int]:
         select(func.count(func.distinct(PollVote.voter))).where(PollVote.poll_id == poll.id)
     )
     return per_option, int(voters or 0)
+
+
+def poll_for_step(session: Session, cohort_id: int, step: PollStep, now: datetime) -> Poll:
+    """The cohort's one poll row for a program poll step, created on the first vote."""
+    poll = session.scalar(select(Poll).where(Poll.cohort_id == cohort_id, Poll.step_id == step.id))
+    if poll is None:
+        poll = Poll(
+            cohort_id=cohort_id,
+            step_id=step.id,
+            question=step.question,
+            options={"labels": list(step.options)},
+            anonymous=step.anonymous,
+            multi=step.multi,
+            hide_results=False,
+            salt=secrets.token_hex(16),
+            created_at=now,
+        )
+        session.add(poll)
+        session.flush()
+    return poll
+
+
+def voter_key(poll: Poll, person: Person) -> str:
+    """Who voted, as stored: a salted hash for an anonymous poll, so a vote row names nobody."""
+    if poll.anonymous:
+        return hashlib.sha256(f"{poll.salt}:{person.id}".encode()).hexdigest()
+    return str(person.id)
+
+
+def cast_vote(session: Session, poll: Poll, person: Person, option: int) -> list[int]:
+    """Cast or change a vote; returns the person's options after the change. One vote per person unless multi."""
+    labels = poll.options["labels"]
+    if not 0 <= option < len(labels):
+        raise InvalidInput("That option is not part of the poll.")
+    if poll.closed_at is not None:
+        raise InvalidInput("This poll is closed.")
+    key = voter_key(poll, person)
+    mine = session.scalars(select(PollVote).where(PollVote.poll_id == poll.id, PollVote.voter == key)).all()
+    chosen = {v.option for v in mine}
+    if poll.multi:
+        if option in chosen:
+            for v in mine:
+                if v.option == option:
+                    session.delete(v)
+            chosen.discard(option)
+        else:
+            session.add(PollVote(poll_id=poll.id, voter=key, option=option))
+            chosen.add(option)
+    elif chosen != {option}:
+        for v in mine:
+            session.delete(v)
+        session.add(PollVote(poll_id=poll.id, voter=key, option=option))
+        chosen = {option}
+    session.flush()
+    return sorted(chosen)
+
+
+def step_vote(ctx: Context, session: Session, sp: StepProgress, option: int, person: Person) -> Poll:
+    """A vote on a program poll step: the vote, its ``voted`` fact, and completion of the step."""
+    enrollment, program, step = step_context(ctx, session, sp)
+    if not isinstance(step, PollStep):
+        raise InvalidInput(replies.NOT_A_POLL)
+    now = ctx.clock.now()
+    poll = poll_for_step(session, enrollment.cohort_id, step, now)
+    cast_vote(session, poll, person, option)
+    record_for(
+        session,
+        enrollment,
+        ts=now,
+        verb="voted",
+        object_type="step",
+        object_id=object_id(program.id, step.id),
+        # An anonymous poll's record says that someone voted, never what.
+        result=None if poll.anonymous else {"response": str(option)},
+    )
+    progress.complete(ctx, session, sp, source="poll")
+    return poll
 
 
 def results_visible(poll: Poll) -> bool:
@@ -95,7 +181,7 @@ def context(poll: Poll) -> str:
 def message(
     session: Session, poll: Poll, *, value_prefix: str | None = None, action: str = "poll.vote"
 ) -> Message:
-    """The poll card. Channel polls use ``poll.vote`` with ``<poll id>.<option>``; step polls reuse the engine's
+    """The poll card. Channel polls use ``poll.vote`` with ``<poll id>.<option>``; step polls use
     ``poll.step`` buttons with ``<progress id>.<option>`` (``value_prefix``)."""
     labels: list[str] = poll.options["labels"]
     prefix = value_prefix if value_prefix is not None else str(poll.id)
@@ -227,7 +313,7 @@ class Polls:
         self, session: Session, poll: Poll, person: Person, option: int, roles: tuple[str, ...] = ()
     ) -> list[int]:
         enrollment = self.may_vote(session, poll, person, roles)
-        chosen = self.engine.vote(session, poll, person, option)
+        chosen = cast_vote(session, poll, person, option)
         program_id = enrollment.program_id if enrollment else None
         record(
             session,

@@ -34,7 +34,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound
-from bot.journeys.engine import FINAL_STATES
+from bot.journeys.context import FINAL_STATES, touch
+from bot.journeys.quizzes import grade
 from bot.live.llm import LLMRejected, LLMUnavailable, RecapQuestion
 from bot.live.models import LiveCatchup
 from bot.live.purposes import CATCHUP, RECAP_READY, RECORDING
@@ -510,7 +511,7 @@ class Recaps:
         q = questions[qi]
         if not 0 <= option < len(q["options"]):
             raise InvalidInput("Please pick one of the options shown.")
-        correct = bool(q["options"][option].get("correct"))
+        correct = grade([bool(o.get("correct")) for o in q["options"]], [option])
         now = self.live.clock.now()
         record_for(
             session,
@@ -565,9 +566,7 @@ class Recaps:
             result=result,
             context={"extensions": {"session_id": row.id}},
         )
-        enrollment.last_activity_at = now
-        enrollment.nudges_ignored = 0
-        enrollment.auto_paused = False
+        touch(enrollment, now)
         if self.counts_for_attendance(enrollment):
             attendance = self.engine.attendance(session, row, enrollment)
             if attendance.attended_at is None:

@@ -24,6 +24,7 @@ from bot.events import ButtonPressed, Response
 from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
 from bot.journeys.model import Question, QuizStep
+from bot.journeys.quizzes import grade
 from bot.messages import Button, Message
 from bot.nudges.purposes import Planned, Purpose, enqueue_many
 from bot.reinforcement.models import ReinforcementCard
@@ -315,7 +316,7 @@ def answer_reinforcement(
     if not 0 <= option < len(q.options):
         raise InvalidInput("Please pick one of the options shown.")
     now = engine.clock.now()
-    correct = q.options[option].correct
+    correct = grade([o.correct for o in q.options], [option])
     card.reviews += 1
     session.add(
         QuizAnswer(

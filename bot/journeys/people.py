@@ -1,0 +1,144 @@
+"""People, roles, reporting lines and each person's sending window."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.errors import BlendwiseError, NotFound, PermissionDenied
+from bot.journeys.context import Context
+from bot.storage.models import Cohort, CohortLead, Person
+from bot.timewindow import Window, zone
+
+log = logging.getLogger(__name__)
+
+
+def person(
+    ctx: Context,
+    session: Session,
+    platform: str,
+    workspace: str,
+    user_id: str,
+    *,
+    name: str | None = None,
+    tz: str | None = None,
+    email: str | None = None,
+) -> Person:
+    """Find or create a person. Names and zones given here fill gaps; they never overwrite roster values."""
+    found_person = session.scalar(
+        select(Person).where(Person.platform == platform, Person.workspace == workspace, Person.user_id == user_id)
+    )
+    if found_person is not None:
+        if name and found_person.name in ("", found_person.user_id):
+            found_person.name = name
+        if tz and not found_person.tz_locked and found_person.tz != tz:
+            found_person.tz = tz
+        if email and not found_person.email:
+            found_person.email = email
+        return found_person
+    if ctx.profiles is not None and (name is None or tz is None):
+        # A new person: ask the platform once for their name and zone, so the very first schedule lands in
+        # their working hours. A roster import can still override both later (and locks the zone).
+        try:
+            found = ctx.profiles(platform, workspace, user_id)
+        except BlendwiseError as exc:
+            log.warning("profile lookup for %s:%s failed: %s", platform, user_id, exc)
+            found = None
+        if found is not None:
+            name = name or found.name or None
+            tz = tz or found.tz
+            email = email or found.email
+    if tz is not None:
+        try:
+            zone(tz)
+        except Exception:
+            tz = None  # a platform zone we cannot use falls back to the cohort's or the default
+    new = Person(
+        platform=platform,
+        workspace=workspace,
+        user_id=user_id,
+        name=name or user_id,
+        tz=tz,
+        email=email,
+        roles="",
+        created_at=ctx.clock.now(),
+    )
+    session.add(new)
+    session.flush()
+    return new
+
+
+def is_admin(ctx: Context, who: Person, platform_roles: Iterable[str] = ()) -> bool:
+    if f"{who.platform}:{who.user_id}" in ctx.settings.admins or "admin" in who.role_set:
+        return True
+    return who.platform == "discord" and bool(set(platform_roles) & set(ctx.settings.discord.admin_roles))
+
+
+def is_lead(
+    ctx: Context, session: Session, who: Person, cohort: Cohort, platform_roles: Iterable[str] = ()
+) -> bool:
+    if is_admin(ctx, who, platform_roles):
+        return True
+    if who.platform == "discord" and set(platform_roles) & set(ctx.settings.discord.lead_roles):
+        return who.workspace == cohort.workspace
+    return (
+        session.get(CohortLead, {"cohort_id": cohort.id, "person_id": who.id}) is not None
+        and who.workspace == cohort.workspace
+    )
+
+
+def require_lead(
+    ctx: Context, session: Session, who: Person, cohort: Cohort, platform_roles: Iterable[str] = ()
+) -> None:
+    if not is_lead(ctx, session, who, cohort, platform_roles):
+        raise PermissionDenied(f"Only a lead of cohort '{cohort.name}' can do that.")
+
+
+def require_admin(ctx: Context, who: Person, platform_roles: Iterable[str] = ()) -> None:
+    if not is_admin(ctx, who, platform_roles):
+        raise PermissionDenied("Only a Blendwise admin can do that.")
+
+
+def reports_of(ctx: Context, session: Session, manager: Person, *, indirect: bool | None = None) -> list[Person]:
+    """A manager's reports: direct ones, plus indirect ones when ``digest.include_indirect`` is set."""
+    indirect = ctx.settings.digest.include_indirect if indirect is None else indirect
+    found: dict[int, Person] = {}
+    frontier = [manager.id]
+    while frontier:
+        rows = session.scalars(select(Person).where(Person.manager_id.in_(frontier))).all()
+        frontier = []
+        for p in rows:
+            if p.id not in found and p.id != manager.id and p.workspace == manager.workspace:
+                found[p.id] = p
+                frontier.append(p.id)
+        if not indirect:
+            break
+    return sorted(found.values(), key=lambda p: p.name.lower())
+
+
+def person_tz(ctx: Context, who: Person, cohort: Cohort | None = None) -> str:
+    return who.tz or (cohort.tz if cohort else None) or ctx.settings.timezone
+
+
+def window(ctx: Context, who: Person, cohort: Cohort | None = None, *, respect_pause: bool = True) -> Window:
+    wh = ctx.settings.working_hours
+    quiet = ctx.settings.quiet_hours
+    return Window(
+        tz=person_tz(ctx, who, cohort),
+        start=wh.start,
+        end=wh.end,
+        weekdays=wh.weekdays,
+        quiet_start=quiet.start if quiet else None,
+        quiet_end=quiet.end if quiet else None,
+        paused_until=who.paused_until if respect_pause else None,
+    )
+
+
+def cohort_by_name(session: Session, workspace: str, name: str) -> Cohort:
+    cohort = session.scalar(select(Cohort).where(Cohort.workspace == workspace, Cohort.name == name))
+    if cohort is None:
+        raise NotFound("cohort", name)
+    return cohort

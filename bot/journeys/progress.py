@@ -1,0 +1,215 @@
+"""Progress: completing steps, status figures, program completion, the roster, and inbound dedupe.
+
+State changes and the learning events that record them are written in the same transaction, so the event log and
+the state tables never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.journeys import timeline
+from bot.journeys.context import FINAL_STATES, Context, step_context, touch
+from bot.journeys.model import QuizStep, ReflectionStep
+from bot.storage.events import object_id, record, record_for
+from bot.storage.models import (
+    AgendaItem,
+    Attendance,
+    Cohort,
+    CohortPost,
+    Enrollment,
+    InboundSeen,
+    Person,
+    StepProgress,
+)
+
+
+def get(session: Session, progress_id: int) -> StepProgress:
+    sp = session.get(StepProgress, progress_id)
+    if sp is None:
+        raise NotFound("step progress", progress_id)
+    return sp
+
+
+def owned(session: Session, progress_id: int, person: Person) -> StepProgress:
+    """The progress row, but only if it belongs to ``person``: a button forwarded to someone else does nothing."""
+    sp = get(session, progress_id)
+    enrollment = session.get(Enrollment, sp.enrollment_id)
+    if enrollment is None or enrollment.person_id != person.id:
+        raise PermissionDenied("That button belongs to someone else's journey.")
+    return sp
+
+
+def seen(ctx: Context, session: Session, key: str | None) -> bool:
+    """Record an inbound dedupe key; True if it was already processed (a replay or a double click)."""
+    if not key:
+        return False
+    if session.get(InboundSeen, key) is not None:
+        return True
+    session.add(InboundSeen(key=key, seen_at=ctx.clock.now()))
+    session.flush()
+    return False
+
+
+def complete(ctx: Context, session: Session, sp: StepProgress, *, source: str = "learner") -> bool:
+    """Mark a step done. Returns False when it was already final (idempotent)."""
+    if sp.state in FINAL_STATES:
+        return False
+    now = ctx.clock.now()
+    enrollment, program, step = step_context(ctx, session, sp)
+    sp.state = "done"
+    sp.done_at = now
+    if sp.opened_at is None:
+        sp.opened_at = now
+    touch(enrollment, now)
+    on_time = sp.due_at is None or now <= sp.due_at
+    record_for(
+        session,
+        enrollment,
+        ts=now,
+        verb="completed",
+        object_type="session" if sp.kind == "session" else "step",
+        object_id=object_id(program.id, step.id),
+        result={"completion": True, "extensions": {"on_time": on_time, "source": source}},
+    )
+    session.flush()
+    timeline.release_dependents(ctx, session, enrollment, program, step.id, now)
+    check_program_completion(ctx, session, enrollment)
+    return True
+
+
+def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dict[str, Any]:
+    """Progress figures for one enrolment (also used by the completion rule and the learner's `progress`)."""
+    program = ctx.library.program(enrollment.program_id)
+    rows = session.scalars(select(StepProgress).where(StepProgress.enrollment_id == enrollment.id)).all()
+    by_id = {r.step_id: r for r in rows}
+    required = [s for s in program.steps if s.required and s.kind != "session"]
+    sessions = [s for s in program.steps if s.kind == "session"]
+    attended = session.scalar(
+        select(func.count())
+        .select_from(Attendance)
+        .where(Attendance.enrollment_id == enrollment.id, Attendance.attended_at.is_not(None))
+    )
+    quizzes = [s for s in program.steps if isinstance(s, QuizStep) and s.required]
+    return {
+        "required_total": len(required),
+        "required_done": sum(1 for s in required if by_id[s.id].state == "done"),
+        "sessions_total": len(sessions),
+        "sessions_attended": int(attended or 0),
+        "quizzes_total": len(quizzes),
+        "quizzes_passed": sum(1 for s in quizzes if by_id[s.id].passed),
+        "steps_total": len(program.steps),
+        "steps_done": sum(1 for r in rows if r.state == "done"),
+    }
+
+
+def check_program_completion(ctx: Context, session: Session, enrollment: Enrollment) -> bool:
+    if enrollment.status != "active":
+        return False
+    program = ctx.library.program(enrollment.program_id)
+    rules = program.completion
+    c = status_counts(ctx, session, enrollment)
+    needed_sessions = (
+        rules.min_sessions_attended
+        if rules.min_sessions_attended is not None
+        else sum(1 for s in program.sessions if s.required)
+    )
+    ok = (
+        (rules.required_steps == "none" or c["required_done"] >= c["required_total"])
+        and (not rules.quizzes_passed or c["quizzes_passed"] >= c["quizzes_total"])
+        and c["sessions_attended"] >= needed_sessions
+    )
+    if not ok:
+        return False
+    now = ctx.clock.now()
+    enrollment.status = "completed"
+    enrollment.completed_at = now
+    record_for(
+        session,
+        enrollment,
+        ts=now,
+        verb="completed",
+        object_type="program",
+        object_id=object_id(program.id),
+        result={"completion": True},
+    )
+    # Nothing left to nudge about: cancel the remaining timeline so the tick never looks at it again.
+    session.execute(delete(AgendaItem).where(AgendaItem.enrollment_id == enrollment.id))
+    return True
+
+
+def open_step(ctx: Context, sp: StepProgress) -> None:
+    """A learner looked at a step (opened it from a reminder, started a quiz)."""
+    if sp.state == "locked":
+        sp.state = "open"
+        sp.opened_at = ctx.clock.now()
+
+
+def roster(ctx: Context, session: Session, cohort: Cohort) -> list[tuple[Person, Enrollment, dict[str, Any]]]:
+    rows = session.execute(
+        select(Person, Enrollment)
+        .join(Enrollment, Enrollment.person_id == Person.id)
+        .where(Enrollment.cohort_id == cohort.id)
+        .order_by(Person.name)
+    ).all()
+    return [(p, e, status_counts(ctx, session, e)) for p, e in rows]
+
+
+def thread_reply(
+    ctx: Context, session: Session, post: CohortPost, person: Person, message_id: str, text: str
+) -> StepProgress | None:
+    """A reply in a cohort thread: participation, and completion of the prompt step if it is one."""
+    now = ctx.clock.now()
+    enrollment = session.scalar(
+        select(Enrollment).where(Enrollment.cohort_id == post.cohort_id, Enrollment.person_id == person.id)
+    )
+    if enrollment is None:
+        return None
+    program = ctx.library.program(enrollment.program_id)
+    record(
+        session,
+        ts=now,
+        person_id=person.id,
+        verb="replied",
+        object_type="prompt",
+        object_id=object_id(program.id, post.step_id) if post.step_id else f"cohort/{post.cohort_id}/post/{post.id}",
+        enrollment_id=enrollment.id,
+        cohort_id=post.cohort_id,
+        result={"response": text[:500]},
+        context={"extensions": {"message_id": message_id}},
+    )
+    touch(enrollment, now)
+    if post.step_id is None:
+        return None
+    sp = session.scalar(
+        select(StepProgress).where(StepProgress.enrollment_id == enrollment.id, StepProgress.step_id == post.step_id)
+    )
+    if sp is not None and sp.state not in FINAL_STATES:
+        complete(ctx, session, sp, source="thread")
+    return sp
+
+
+def reflect(ctx: Context, session: Session, sp: StepProgress, text: str) -> None:
+    enrollment, program, step = step_context(ctx, session, sp)
+    if not isinstance(step, ReflectionStep):
+        raise InvalidInput("That step is not a reflection.")
+    words = len(text.split())
+    if words < step.min_words:
+        raise InvalidInput(f"Please write at least {step.min_words} words (you wrote {words}).")
+    if sp.state in FINAL_STATES:
+        return
+    now = ctx.clock.now()
+    record_for(
+        session,
+        enrollment,
+        ts=now,
+        verb="reflected",
+        object_type="step",
+        object_id=object_id(program.id, step.id),
+        result={"response": text[:4000]},
+    )
+    complete(ctx, session, sp, source="reflection")

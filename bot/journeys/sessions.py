@@ -1,0 +1,168 @@
+"""Live sessions: RSVP, check-in, attendance and the automatic ``missed``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from bot.errors import InvalidInput, NotFound
+from bot.journeys import progress
+from bot.journeys.context import FINAL_STATES, Context, touch
+from bot.storage.events import object_id, record_for
+from bot.storage.models import Attendance, Cohort, Enrollment, LiveSessionRow, StepProgress
+from bot.timewindow import zone
+
+
+def live_session(session: Session, cohort: Cohort, step_id: str) -> LiveSessionRow:
+    row = session.scalar(
+        select(LiveSessionRow).where(LiveSessionRow.cohort_id == cohort.id, LiveSessionRow.step_id == step_id)
+    )
+    if row is None:
+        raise NotFound(f"session in cohort '{cohort.name}'", step_id)
+    return row
+
+
+def attendance(session: Session, live: LiveSessionRow, enrollment: Enrollment) -> Attendance:
+    row = session.scalar(
+        select(Attendance).where(Attendance.session_id == live.id, Attendance.enrollment_id == enrollment.id)
+    )
+    if row is None:
+        row = Attendance(session_id=live.id, enrollment_id=enrollment.id)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def session_for_progress(session: Session, sp: StepProgress) -> tuple[Enrollment, LiveSessionRow]:
+    enrollment = session.get(Enrollment, sp.enrollment_id)
+    assert enrollment is not None
+    live = session.scalar(
+        select(LiveSessionRow).where(
+            LiveSessionRow.cohort_id == enrollment.cohort_id, LiveSessionRow.step_id == sp.step_id
+        )
+    )
+    if live is None:
+        raise NotFound("live session", sp.step_id)
+    return enrollment, live
+
+
+def rsvp(ctx: Context, session: Session, sp: StepProgress, answer: str) -> str:
+    """Record Going / Maybe / Can't make it. Returns the stored answer ('wait' when the session is full)."""
+    if answer not in ("yes", "maybe", "no"):
+        raise InvalidInput("RSVP must be yes, maybe or no.")
+    enrollment, live = session_for_progress(session, sp)
+    now = ctx.clock.now()
+    if now >= live.end_at:
+        raise InvalidInput("That session has already finished.")
+    row = attendance(session, live, enrollment)
+    if row.rsvp == answer:
+        return answer
+    stored = answer
+    if answer == "yes" and live.capacity is not None and row.rsvp != "yes":
+        going = session.scalar(
+            select(func.count())
+            .select_from(Attendance)
+            .where(Attendance.session_id == live.id, Attendance.rsvp == "yes")
+        )
+        if (going or 0) >= live.capacity:
+            stored = "wait"
+    previous = row.rsvp
+    row.rsvp = stored
+    row.rsvp_at = now
+    progress.open_step(ctx, sp)
+    touch(enrollment, now)
+    program_id = enrollment.program_id
+    if stored == "yes":
+        record_for(
+            session,
+            enrollment,
+            ts=now,
+            verb="registered",
+            object_type="session",
+            object_id=object_id(program_id, sp.step_id),
+            result={"response": "yes"},
+        )
+    elif previous == "yes":
+        record_for(
+            session,
+            enrollment,
+            ts=now,
+            verb="unregistered",
+            object_type="session",
+            object_id=object_id(program_id, sp.step_id),
+            result={"response": stored},
+        )
+    return stored
+
+
+def checkin_open(live: LiveSessionRow, now: datetime) -> bool:
+    if live.checkin_state == "open":
+        return True
+    if live.checkin_state == "closed":
+        return False
+    return live.checkin_opens_at <= now <= live.checkin_closes_at
+
+
+def check_in(
+    ctx: Context, session: Session, sp: StepProgress, *, source: str = "checkin", minutes: float | None = None
+) -> bool:
+    """Record attendance. Returns False if already recorded. Raises InvalidInput outside the window."""
+    enrollment, live = session_for_progress(session, sp)
+    now = ctx.clock.now()
+    if source == "checkin" and not checkin_open(live, now):
+        local = live.start_at.astimezone(zone(ctx.settings.timezone))
+        if now < live.checkin_opens_at:
+            raise InvalidInput(
+                f"Check-in for '{live.title}' opens shortly before it starts ({local:%a %d %b, %H:%M %Z})."
+            )
+        raise InvalidInput(f"Check-in for '{live.title}' has closed. A lead can still mark you present.")
+    row = attendance(session, live, enrollment)
+    if row.attended_at is not None:
+        return False
+    row.attended_at = now
+    row.source = source
+    row.minutes = minutes
+    record_for(
+        session,
+        enrollment,
+        ts=now,
+        verb="attended",
+        object_type="session",
+        object_id=object_id(enrollment.program_id, sp.step_id),
+        result={"extensions": {"source": source, "minutes": minutes}},
+        context={"extensions": {"session_id": live.id}},
+    )
+    if sp.state == "missed":
+        # Late attendance recorded by a lead overrides the automatic "missed".
+        sp.state = "open"
+    progress.complete(ctx, session, sp, source=source)
+    return True
+
+
+def set_checkin(live: LiveSessionRow, state: str) -> None:
+    if state not in ("open", "closed", "auto"):
+        raise InvalidInput("Use: checkin open|close <session>")
+    live.checkin_state = state
+
+
+def mark_missed(ctx: Context, session: Session, progress_ids: list[int]) -> int:
+    """Sessions that ended without attendance become ``missed`` (used by the tick for one batch)."""
+    now = ctx.clock.now()
+    rows = session.scalars(
+        select(StepProgress).where(and_(StepProgress.id.in_(progress_ids), StepProgress.state.not_in(FINAL_STATES)))
+    ).all()
+    for sp in rows:
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        sp.state = "missed"
+        record_for(
+            session,
+            enrollment,
+            ts=now,
+            verb="missed",
+            object_type="session",
+            object_id=object_id(enrollment.program_id, sp.step_id),
+        )
+    return len(rows)

@@ -1,0 +1,233 @@
+"""Timelines: cohorts, releasing dependants, snooze and pause.
+
+Enrolment (:mod:`bot.journeys.enrolment`) *materialises* each learner's timeline (``step_progress`` + ``agenda``
+rows) once, and the tick (:mod:`bot.nudges.tick`) turns due agenda rows into outbox rows set-wise. The only
+per-learner Python scheduling work after enrolment happens when a prerequisite completes (:func:`release_dependents`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from bot.errors import InvalidInput
+from bot.journeys import people
+from bot.journeys.context import Context, touch
+from bot.journeys.model import AnyStep, Program, SessionStart, SessionStep
+from bot.nudges.purposes import REMIND, Purpose, enqueue
+from bot.storage.models import (
+    AgendaItem,
+    Cohort,
+    CohortLead,
+    Delivery,
+    Enrollment,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
+from bot.timewindow import local_instant, zone
+
+
+def create_cohort(
+    ctx: Context,
+    session: Session,
+    *,
+    name: str,
+    program_id: str,
+    platform: str,
+    workspace: str,
+    start: date,
+    tz: str | None = None,
+    channel: str | None = None,
+    leads: Iterable[Person] = (),
+) -> Cohort:
+    program = ctx.library.program(program_id)
+    tz = tz or program.tz
+    zone(tz)
+    if session.scalar(select(Cohort.id).where(Cohort.workspace == workspace, Cohort.name == name)):
+        raise InvalidInput(f"A cohort named '{name}' already exists.")
+    cohort = Cohort(
+        name=name,
+        program_id=program_id,
+        platform=platform,
+        workspace=workspace,
+        start_date=start,
+        tz=tz,
+        channel=channel,
+        created_at=ctx.clock.now(),
+    )
+    session.add(cohort)
+    session.flush()
+    for lead in leads:
+        session.add(CohortLead(cohort_id=cohort.id, person_id=lead.id))
+    for step in program.sessions:
+        begin = session_start(step, cohort)
+        session.add(
+            LiveSessionRow(
+                cohort_id=cohort.id,
+                step_id=step.id,
+                title=step.title,
+                start_at=begin,
+                end_at=begin + step.duration,
+                checkin_opens_at=begin - step.checkin.opens_before,
+                checkin_closes_at=begin + step.checkin.closes_after,
+                join_url=step.join_url,
+                capacity=step.capacity,
+            )
+        )
+    session.flush()
+    return cohort
+
+
+def session_start(step: SessionStep, cohort: Cohort) -> datetime:
+    if isinstance(step.start, SessionStart):
+        return local_instant(
+            cohort.start_date + timedelta(days=step.start.day), step.start.at, step.start.tz or cohort.tz
+        )
+    return step.start.astimezone(UTC)
+
+
+def reminder_offsets(ctx: Context, step: AnyStep, program: Program) -> list[timedelta]:
+    if not ctx.settings.nudges.reminders or isinstance(step, SessionStep):
+        return []
+    policy = step.reminders or program.defaults.reminders
+    return list(policy.after) if policy.enabled else []
+
+
+def release_dependents(
+    ctx: Context, session: Session, enrollment: Enrollment, program: Program, step_id: str, now: datetime
+) -> None:
+    """A prerequisite completed: count it off every step waiting on it and schedule the ones now free."""
+    dependents = [s for s in program.steps if step_id in s.unlock.after]
+    if not dependents:
+        return
+    person = session.get(Person, enrollment.person_id)
+    cohort = session.get(Cohort, enrollment.cohort_id)
+    assert person is not None and cohort is not None
+    window = people.window(ctx, person, cohort, respect_pause=False)
+    for dep in dependents:
+        sp = session.scalar(
+            select(StepProgress).where(StepProgress.enrollment_id == enrollment.id, StepProgress.step_id == dep.id)
+        )
+        if sp is None or sp.waiting_on <= 0:
+            continue
+        sp.waiting_on -= 1
+        if sp.waiting_on:
+            continue
+        assert sp.unlock_at is not None
+        deliver_at = window.next_open(max(sp.unlock_at, now))
+        if dep.due and deliver_at > sp.unlock_at:
+            sp.due_at = deliver_at + dep.due
+        offsets = reminder_offsets(ctx, dep, program)
+        for item in session.scalars(
+            select(AgendaItem).where(
+                AgendaItem.progress_id == sp.id,
+                AgendaItem.action.in_(("deliver", "remind")),
+            )
+        ):
+            if item.action == "deliver":
+                item.fire_at = deliver_at
+            elif 1 <= item.seq <= len(offsets):
+                item.fire_at = window.next_open(deliver_at + offsets[item.seq - 1])
+
+
+def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) -> datetime:
+    """Hold reminders for this step until ``until`` and add one reminder then."""
+    enrollment = session.get(Enrollment, sp.enrollment_id)
+    person = session.get(Person, enrollment.person_id) if enrollment else None
+    assert enrollment is not None and person is not None
+    cohort = session.get(Cohort, enrollment.cohort_id)
+    until = people.window(ctx, person, cohort).next_open(until)
+    sp.snoozed_until = until
+    touch(enrollment, ctx.clock.now())
+    # Reminders that would have fired during the snooze are replaced by the single one added below; moving
+    # them all to ``until`` would send several identical reminders at once when the snooze ends.
+    session.execute(
+        delete(AgendaItem).where(
+            AgendaItem.progress_id == sp.id,
+            AgendaItem.action == "remind",
+            AgendaItem.fire_at < until,
+        )
+    )
+    # Fired agenda rows are gone, but their reminders' outbox keys (remind:<progress>:<seq>) are not: pick a
+    # sequence number neither the agenda nor the outbox has used, or the new reminder would be deduplicated away.
+    # The outbox is asked by exact key (its unique index), a window of candidates at a time.
+    last = session.scalar(
+        select(func.max(AgendaItem.seq)).where(AgendaItem.progress_id == sp.id, AgendaItem.action == "remind")
+    )
+    seq = max(100, (last or 0) + 1)
+    while True:
+        candidates = {REMIND.key(sp.id, n): n for n in range(seq, seq + 16)}
+        used = set(session.scalars(select(Delivery.key).where(Delivery.key.in_(candidates))))
+        free = [n for key, n in candidates.items() if key not in used]
+        if free:
+            seq = free[0]
+            break
+        seq += 16
+    session.add(
+        AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action="remind", seq=seq, fire_at=until)
+    )
+    session.flush()
+    return until
+
+
+def snooze_all(ctx: Context, session: Session, person: Person, delta: timedelta) -> datetime:
+    until = ctx.clock.now() + delta
+    open_steps = session.scalars(
+        select(StepProgress)
+        .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+        .where(Enrollment.person_id == person.id, StepProgress.state == "open", Enrollment.status == "active")
+    ).all()
+    for sp in open_steps:
+        until = snooze(ctx, session, sp, ctx.clock.now() + delta)
+    return until
+
+
+def pause(ctx: Context, session: Session, person: Person, until: datetime | None) -> None:
+    """Vacation pause: nothing is sent before ``until`` (None resumes). Planned messages wait, nothing is lost."""
+    person.paused_until = until
+    if until is None:
+        session.execute(
+            update(Enrollment).where(Enrollment.person_id == person.id).values(auto_paused=False, nudges_ignored=0)
+        )
+    # The sender parked messages that came due during the old pause at its end. Make them due now, so that
+    # resuming early (or shortening the pause) brings them back; the sender re-checks the window either way.
+    # Rows waiting out a retry backoff have attempts > 0 and keep their time.
+    now = ctx.clock.now()
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.person_id == person.id,
+            Delivery.state == "pending",
+            Delivery.attempts == 0,
+            Delivery.due_at > now,
+        )
+        .values(due_at=now)
+    )
+
+
+def queue_channel_post(
+    ctx: Context,
+    session: Session,
+    cohort: Cohort,
+    purpose: Purpose,
+    payload: dict[str, Any],
+    *,
+    key: Sequence[object] | None = None,
+) -> int | None:
+    """Plan a post in ``cohort``'s channel, keyed by ``key`` (default: the cohort). Returns the new row's id,
+    or ``None`` if that key was planned already."""
+    if not cohort.channel:
+        raise InvalidInput(f"Cohort '{cohort.name}' has no channel yet; an admin can set one.")
+    return enqueue(
+        session,
+        purpose,
+        (cohort.id,) if key is None else key,
+        now=ctx.clock.now(),
+        cohort_id=cohort.id,
+        payload=payload,
+    )
