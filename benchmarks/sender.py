@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select
 
 from benchmarks.tick import STEPS, build, make_burst
+from bot.adapters.slack.pacing import WORKSPACE_HEADROOM
 from bot.clock import VirtualClock
 from bot.config import Settings
 from bot.errors import AdapterError
@@ -106,7 +107,7 @@ class PacedAdapter(NullAdapter):
     def __init__(self, rate: float = 20.0) -> None:
         super().__init__()
         self.rate = rate
-        self.workspace_rate = rate / 1.1  # the same headroom the Slack adapter keeps
+        self.workspace_rate = rate / WORKSPACE_HEADROOM  # the same headroom the Slack adapter keeps
         self.posts: list[tuple[float, str, int, int]] = []
         self.rejected = 0
         self._next: dict[str, float] = {}

@@ -122,9 +122,20 @@ class Composer:
 
     def _live_for(self, session: Session, scope: Scope, step: AnyStep | None) -> LiveSessionRow | None:
         """The session a step refers to: itself, or the next session whose pre-work it is."""
-        sessions = session.scalars(
-            select(LiveSessionRow).where(LiveSessionRow.cohort_id == scope.cohort.id).order_by(LiveSessionRow.start_at)
-        ).all()
+        # The outbox composes a whole batch in one read-only session and marks it ``batch``: there a cohort's
+        # sessions are read once for all its learners instead of once per message.
+        cache: dict[int, list[LiveSessionRow]] | None = session.info.get("batch")
+        sessions = cache.get(scope.cohort.id) if cache is not None else None
+        if sessions is None:
+            sessions = list(
+                session.scalars(
+                    select(LiveSessionRow)
+                    .where(LiveSessionRow.cohort_id == scope.cohort.id)
+                    .order_by(LiveSessionRow.start_at)
+                ).all()
+            )
+            if cache is not None:
+                cache[scope.cohort.id] = sessions
         if not sessions:
             return None
         if step is not None:

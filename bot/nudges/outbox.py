@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import ColumnClause
 
 from bot.clock import Clock
 from bot.errors import AdapterError, BlendwiseError
@@ -87,6 +88,10 @@ log = logging.getLogger(__name__)
 STUCK_AFTER = timedelta(minutes=5)
 
 _deliveries: Table = Delivery.__table__  # type: ignore[assignment]
+# States as SQL literals, not bound parameters: SQLite uses a partial index (``WHERE state = 'pending'``) only when
+# the query's own condition names the same literal.
+_PENDING: ColumnClause[str] = literal_column("'pending'")
+_SENDING: ColumnClause[str] = literal_column("'sending'")
 _progress: Table = StepProgress.__table__  # type: ignore[assignment]
 
 
@@ -253,7 +258,7 @@ class Sender:
         """Whether anything is due, and whether any lease expired: one round trip over two partial indexes."""
         now = self.clock.now()
         d = _deliveries.c
-        due = exists().where(d.state == DeliveryState.PENDING, d.due_at <= to_ms(now))
+        due = exists().where(d.state == _PENDING, d.due_at <= to_ms(now))
         with self.factory() as session:
             row = session.execute(select(due, exists().where(self._expired(now)))).one()
         return bool(row[0]), bool(row[1])
@@ -262,7 +267,7 @@ class Sender:
     def _expired(now: datetime) -> Any:
         d = _deliveries.c
         return and_(
-            d.state == DeliveryState.SENDING,
+            d.state == _SENDING,
             or_(
                 d.lease_until < to_ms(now),
                 (d.lease_until.is_(None)) & (d.created_at <= to_ms(now - STUCK_AFTER)),
@@ -315,19 +320,19 @@ class Sender:
         held = exists().where(
             earlier.c.person_id == cand.c.person_id,
             earlier.c.id < cand.c.id,
-            earlier.c.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)),
-            or_(earlier.c.state == DeliveryState.SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0),
+            earlier.c.state.in_([_PENDING, _SENDING]),
+            or_(earlier.c.state == _SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0),
         )
         if probe:
             with self.factory() as session:  # the idle fast path: one probe of the partial index on pending rows
                 due = _deliveries.c
                 if session.execute(
-                    select(due.id).where(due.state == DeliveryState.PENDING, due.due_at <= t).limit(1)
+                    select(due.id).where(due.state == _PENDING, due.due_at <= t).limit(1)
                 ).first() is None:
                     return []
         pick = (
             select(cand.c.id)
-            .where(cand.c.state == DeliveryState.PENDING, cand.c.due_at <= t, or_(cand.c.person_id.is_(None), ~held))
+            .where(cand.c.state == _PENDING, cand.c.due_at <= t, or_(cand.c.person_id.is_(None), ~held))
             .order_by(cand.c.due_at, cand.c.priority, cand.c.id)
             .limit(n)
         )
@@ -363,8 +368,10 @@ class Sender:
         outcomes: dict[int, str] = {}
         ids = [c.id for c in claimed]
         with self.factory() as session, session.begin():
+            session.info["batch"] = {}  # lets the composer cache per-cohort lookups for this batch
             rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
-            self._preload(session, list(rows.values()))
+            # Held for the whole batch: the identity map only keeps weak references.
+            loaded = self._preload(session, list(rows.values()))
             for c in claimed:
                 d = rows[c.id]
                 try:
@@ -393,26 +400,32 @@ class Sender:
                     continue
                 plan.attempts, plan.unsure, plan.due_at = d.attempts, c.unsure, d.due_at
                 plans.append(plan)
+            del loaded
         return plans, outcomes
 
-    def _preload(self, session: Session, rows: list[Delivery]) -> None:
-        """Load what the batch needs with one IN query per table; ``session.get`` then hits the identity map."""
+    def _preload(self, session: Session, rows: list[Delivery]) -> list[object]:
+        """Load what the batch needs with one IN query per table; ``session.get`` then hits the identity map
+        (as long as the caller holds the returned objects)."""
+        loaded: list[object] = []
         progress_ids = {d.progress_id for d in rows if d.progress_id}
         enrollment_ids = {d.enrollment_id for d in rows if d.enrollment_id}
         if progress_ids:
             progress = session.scalars(select(StepProgress).where(StepProgress.id.in_(progress_ids))).all()
             enrollment_ids |= {sp.enrollment_id for sp in progress}
+            loaded += progress
         enrollments = (
             session.scalars(select(Enrollment).where(Enrollment.id.in_(enrollment_ids))).all()
             if enrollment_ids
             else []
         )
+        loaded += enrollments
         person_ids = {d.person_id for d in rows if d.person_id} | {e.person_id for e in enrollments}
         cohort_ids = {d.cohort_id for d in rows if d.cohort_id} | {e.cohort_id for e in enrollments}
         if person_ids:
-            session.scalars(select(Person).where(Person.id.in_(person_ids))).all()
+            loaded += session.scalars(select(Person).where(Person.id.in_(person_ids))).all()
         if cohort_ids:
-            session.scalars(select(Cohort).where(Cohort.id.in_(cohort_ids))).all()
+            loaded += session.scalars(select(Cohort).where(Cohort.id.in_(cohort_ids))).all()
+        return loaded
 
     def _recipient(self, person: Person, cohort: Cohort | None = None) -> Recipient:
         return Recipient(
@@ -597,6 +610,11 @@ class Sender:
             wait = plan.ready_at - time.time()
             if wait > 0:
                 return wait
+            if rate is not None and -wait > max(0.05, 2.0 / rate):
+                # A stalled loop would send slots that matured together as a burst: let a stale slot go (it has
+                # passed; the budget stays spaced) and take a fresh one.
+                plan.ready_at = 0.0
+                return self._slot(plan)
         wait = adapter.reserve(plan.destination)
         if wait > 0:
             return wait

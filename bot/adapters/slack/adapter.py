@@ -49,7 +49,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.adapters.slack import convert
 from bot.adapters.slack.convert import ReplyTarget
 from bot.adapters.slack.manifest import BOT_SCOPES
-from bot.adapters.slack.pacing import HEADROOM, Pacer, SeenKeys
+from bot.adapters.slack.pacing import WORKSPACE_HEADROOM, Pacer, SeenKeys
 from bot.adapters.slack.render import (
     DELIVERY_EVENT_TYPE,
     SlackMessage,
@@ -267,7 +267,7 @@ class SlackAdapter(Adapter):
 
         self._pacer = Pacer(per_channel_interval, workspace_rate)
         #: The budget the outbox shares across workers, kept below the configured rate so 429s stay rare.
-        self.workspace_rate: float | None = workspace_rate / HEADROOM
+        self.workspace_rate: float | None = workspace_rate / WORKSPACE_HEADROOM
         #: Destinations whose next post already has a slot from :meth:`reserve` (so ``_post`` does not pace again).
         self._prepaid: set[tuple[str, str]] = set()
         self._seen = SeenKeys()

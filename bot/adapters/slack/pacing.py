@@ -16,8 +16,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-#: Pacing keeps this much above each interval, so network jitter does not turn a paced post into a 429.
+#: Pacing keeps this much above each channel interval, so network jitter does not turn a paced post into a 429.
 HEADROOM = 1.1
+#: The shared workspace budget runs this much below the configured rate: posts are spaced evenly across workers,
+#: so a small margin is enough to keep 429s rare while using at least 95 % of the allowance.
+WORKSPACE_HEADROOM = 1.04
 
 
 class Pacer:
