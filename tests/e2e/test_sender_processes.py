@@ -284,11 +284,12 @@ def test_three_workers_on_postgresql_with_a_rolling_restart(tmp_path: Path, fake
     assert all(w.returncode == 0 for w in workers), [o[-2000:] for o in outs]
     check_exactly_once_in_order(fake, PG_URL, learners)
     # The budget is shared, not multiplied by the number of workers: over the run the three together stayed within
-    # the workspace rate, and no two seconds saw a burst (three workers pacing alone would post at 3x the rate).
-    # The window is two seconds because the fake timestamps a post when it stores it, after its own queueing.
+    # the workspace rate (three workers pacing alone would average 3x). The burst bound is coarse on purpose: the
+    # fake timestamps a post when it stores it, after its own queueing, which on a loaded machine bunches posts
+    # that were sent evenly spaced.
     times = sorted(fake.stored_at)
     assert (len(times) - 1) / (times[-1] - times[0]) <= rate
     busiest = max(sum(1 for t in times[i:] if t < start_t + 2.0) for i, start_t in enumerate(times))
-    assert busiest <= 2 * rate * 1.25, busiest
+    assert busiest <= 2 * rate * 2, busiest
     rejected = [c for c in fake.calls("chat.postMessage") if c.status == 429]
     assert len(rejected) <= len(times) // 20  # 429s are rare: the channel pacing keeps headroom
