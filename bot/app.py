@@ -32,6 +32,7 @@ from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
 from bot.ports import Adapter, LiveSession, Profile
+from bot.registry import FeatureUnavailable, Registry, load_features
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
 from bot.storage.locks import exclusive, single_worker
 from bot.storage.models import Cohort, LiveSessionRow
@@ -54,8 +55,22 @@ class Runtime:
     planners: list[Any] = field(default_factory=list)
     #: Extra interval jobs for the scheduler: ``(id, seconds, callable)`` (e.g. LRS forwarding).
     jobs: list[tuple[str, float, Any]] = field(default_factory=list)
+    #: What the optional features registered (services, demo steps, features left out for want of an extra).
+    registry: Registry | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _workspaces: dict[str, str | None] = field(default_factory=dict)
+
+    def feature(self, name: str) -> Any:
+        """The service an optional feature provided (``live``...), or :class:`~bot.registry.MissingExtra` saying
+        which extra enables it."""
+        if self.registry is None:
+            raise FeatureUnavailable(f"the {name} feature is not part of this installation")
+        return self.registry.feature(name)
+
+    def require(self, name: str) -> None:
+        """Raise :class:`~bot.registry.MissingExtra` if feature ``name`` was left out for want of its extra."""
+        if self.registry is not None:
+            self.registry.require(name)
 
     # ------------------------------------------------------------------ one beat of the clock
     def tick(self) -> TickResult:
@@ -324,17 +339,11 @@ def build(
     for purpose in digest_purposes(engine):
         sender.purposes.register(purpose)
     runtime = Runtime(settings, clock, db, factory, library, engine, dispatcher, sender, dict(adapters))
-    _install_extensions(runtime)
+    # Optional features register their buttons, commands, purposes, planners and jobs; one whose extra is missing
+    # is left out with one log line, and a name registered twice stops the start-up naming both registrants.
+    runtime.registry = Registry(runtime)
+    load_features(runtime.registry)
     return runtime
-
-
-def _install_extensions(runtime: Runtime) -> None:
-    """Optional features register their buttons, commands and renderers here (live polls, recaps, search...)."""
-    try:
-        from bot import extensions
-    except ImportError:
-        return
-    extensions.install(runtime)
 
 
 def build_adapters(settings: Settings, db: DbEngine, clock: Clock | None = None) -> dict[str, Adapter]:

@@ -22,6 +22,7 @@ from rich.text import Text
 from bot.config import Settings, load_settings
 from bot.errors import BlendwiseError, ConfigError
 from bot.markup import unescape
+from bot.registry import CliRegistry, load_cli
 
 
 def _hide_flag_types() -> None:
@@ -625,10 +626,9 @@ def report(
     with rt.factory() as session:
         rep = build_report(session, rt.engine, filters)
         if fmt == "html":
-            try:
-                from bot.reporting.html import render_html
-            except ImportError:
-                raise BlendwiseError("the HTML report needs matplotlib: pip install 'blendwise[reports]'") from None
+            rt.require("reporting")  # the charts need matplotlib: say which extra, exit code 2
+            from bot.reporting.html import render_html
+
             text = render_html(session, rt.engine, rep)
         else:
             # A file gets a byte order mark so spreadsheet programs read UTF-8 names; stdout stays pipe-friendly.
@@ -723,12 +723,8 @@ def slack_manifest() -> None:
     sys.stdout.write(manifest_text())
 
 
-try:  # optional feature package: live sessions, recaps, search, quiz drafting
-    from bot.live.cli import register as _register_live
-except ImportError:  # pragma: no cover
-    pass
-else:
-    _register_live(app, content_app, runtime, out)
+# Optional features add their commands (live sessions, search, quiz drafting...) through the registry.
+load_cli(CliRegistry(app, {"content": content_app, "cohort": cohort_app, "people": people_app}, runtime, out))
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

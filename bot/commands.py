@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot import replies
 from bot.durations import parse_duration
-from bot.errors import InvalidInput, NotFound, PermissionDenied
+from bot.errors import DuplicateRegistration, InvalidInput, NotFound, PermissionDenied
 from bot.events import CommandInvoked, Response
 from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
@@ -48,9 +48,14 @@ def reply(text: str, title: str = "", fields: list[Field] | None = None) -> Resp
 
 @dataclass(frozen=True)
 class Sub:
+    """One ``/learn`` subcommand. Every platform offers every registered subcommand (Discord declares each one up
+    front, from this registry, with ``summary`` and ``arg_help`` as its descriptions: at most 100 characters)."""
+
     run: Run
     role: str  # learner | lead | admin | manager
     usage: str
+    summary: str = ""
+    arg_help: str = ""
 
 
 class Commands:
@@ -58,24 +63,41 @@ class Commands:
         self.engine = engine
         self.composer = composer
         self.subs: dict[str, Sub] = {
-            "help": Sub(self.help, "learner", "help"),
-            "progress": Sub(self.progress, "learner", "progress"),
-            "next": Sub(self.next, "learner", "next"),
-            "snooze": Sub(self.snooze, "learner", "snooze <duration, e.g. 2h>"),
-            "pause": Sub(self.pause, "learner", "pause <YYYY-MM-DD | duration>"),
-            "resume": Sub(self.resume, "learner", "resume"),
-            "team": Sub(self.team, "manager", "team"),
-            "prompt": Sub(self.prompt, "lead", "prompt <cohort> <text>"),
-            "announce": Sub(self.announce, "lead", "announce <cohort> <text>"),
-            "checkin": Sub(self.checkin, "lead", "checkin open|close <session> [cohort]"),
-            "roster": Sub(self.roster, "lead", "roster <cohort>"),
-            "enroll": Sub(self.enroll, "admin", "enroll <cohort> @user ..."),
-            "cohort": Sub(self.cohort, "admin", COHORT_USAGE),
+            "help": Sub(self.help, "learner", "help", "What Blendwise can do for you", "A subcommand to explain (optional)"),
+            "progress": Sub(self.progress, "learner", "progress", "Your progress in your programs", "Program (optional)"),
+            "next": Sub(self.next, "learner", "next", "Get your next step now", "Program (optional)"),
+            "snooze": Sub(self.snooze, "learner", "snooze <duration, e.g. 2h>", "Pause reminders for a while",
+                          "How long, e.g. 2h or 3d"),
+            "pause": Sub(self.pause, "learner", "pause <YYYY-MM-DD | duration>",
+                         "Pause a program until a date or for a while", "A date (YYYY-MM-DD) or a duration, e.g. 1w"),
+            "resume": Sub(self.resume, "learner", "resume", "Turn your reminders back on", "Program (optional)"),
+            "team": Sub(self.team, "manager", "team", "Managers: how your team is doing", "Team member (optional)"),
+            "prompt": Sub(self.prompt, "lead", "prompt <cohort> <text>", "Leads: post a discussion prompt to a cohort",
+                          "<cohort> <prompt text>"),
+            "announce": Sub(self.announce, "lead", "announce <cohort> <text>", "Leads: announce something to a cohort",
+                            "<cohort> <message>"),
+            "checkin": Sub(self.checkin, "lead", "checkin open|close <session> [cohort]",
+                           "Leads: open or close check-in for a live session", "open|close <session> [cohort]"),
+            "roster": Sub(self.roster, "lead", "roster <cohort>", "Leads: who is in a cohort, and how far they are",
+                          "<cohort>"),
+            "enroll": Sub(self.enroll, "admin", "enroll <cohort> @user ...", "Admins: enroll people in a cohort",
+                          "<cohort> @person @person ..."),
+            "cohort": Sub(self.cohort, "admin", COHORT_USAGE, "Admins: create or list cohorts",
+                          "create <name> <program> <YYYY-MM-DD> [tz] [#channel] | list"),
         }
+        #: Who registered each subcommand: the core, or the feature module named in a duplicate error.
+        self.owners: dict[str, str] = dict.fromkeys(self.subs, __name__)
 
-    def register(self, name: str, sub: Sub) -> None:
-        """Extension point: features such as live polls or search add their own subcommands."""
+    def register(self, name: str, sub: Sub, *, owner: str = "?") -> None:
+        """Extension point: features such as live polls or search add their own subcommands.
+
+        Raises:
+            DuplicateRegistration: ``name`` is taken; the message names both registrants.
+        """
+        if name in self.subs:
+            raise DuplicateRegistration("/learn subcommand", name, self.owners.get(name, "?"), owner)
         self.subs[name] = sub
+        self.owners[name] = owner
 
     # ------------------------------------------------------------------ entry
     def run(self, session: Session, person: Person, event: CommandInvoked) -> Response:
@@ -142,7 +164,7 @@ class Commands:
             admin=self.engine.is_admin(person, event.actor.platform_roles),
             manager=self._may(session, person, event, "manager"),
         )
-        extra = [f"- `{s.usage}`" for k, s in self.subs.items() if k not in _BUILTIN and self._may(session, person, event, s.role)]
+        extra = [f"- `{s.usage}`" for k, s in self.subs.items() if self.owners.get(k) != __name__ and self._may(session, person, event, s.role)]
         if extra:
             body += "\n\n**More**\n" + "\n".join(extra)
         return reply(body)
@@ -394,9 +416,6 @@ class Commands:
             day -= timedelta(days=1)
         return count
 
-
-_BUILTIN = {"help", "progress", "next", "snooze", "pause", "resume", "team", "prompt", "announce", "checkin", "roster",
-            "enroll", "cohort"}
 
 from bot.events import Actor  # noqa: E402
 

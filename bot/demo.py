@@ -377,12 +377,9 @@ def run_demo(
             rt.engine.enroll(session, cohort, person)
             learner_ids.append(user_id)
             sim.personas[user_id] = PERSONAS[min(int(rng.random() * 4.2), 3) if i else 0]
-    try:  # the live feature: a missed first session becomes a catch-up lesson
-        from bot.live.demo import plan_catch_up
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        plan_catch_up(sim, cohort_name, lead.user_id)
+    # Features add their scenario steps (the live feature: a missed first session becomes a catch-up lesson).
+    for _owner, hook in rt.registry.demo_hooks if rt.registry is not None else ():
+        hook(sim, cohort_name, lead.user_id)
     length = program.length_days or max(
         (s.unlock.day for s in program.steps), default=14
     ) + 7

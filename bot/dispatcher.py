@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import replies
 from bot.clock import Clock
-from bot.errors import BlendwiseError, InvalidInput, NotFound
+from bot.errors import BlendwiseError, DuplicateRegistration, InvalidInput, NotFound
 from bot.events import (
     Actor,
     ButtonPressed,
@@ -84,9 +84,18 @@ class Dispatcher:
             "enrollment.resume": self._resume,
         }
 
-    def register_button(self, action: str, handler: Handler) -> None:
-        """Extension point for features that add their own buttons (live polls, catch-up lessons...)."""
+        self.button_owners: dict[str, str] = dict.fromkeys(self.buttons, __name__)
+
+    def register_button(self, action: str, handler: Handler, *, owner: str = "?") -> None:
+        """Extension point for features that add their own buttons (live polls, catch-up lessons...).
+
+        Raises:
+            DuplicateRegistration: ``action`` already has a handler; the message names both registrants.
+        """
+        if action in self.buttons:
+            raise DuplicateRegistration("button", action, self.button_owners.get(action, "?"), owner)
         self.buttons[action] = handler
+        self.button_owners[action] = owner
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: InboundEvent) -> Response:

@@ -1,15 +1,15 @@
 """Live engagement and session reuse: polls, recordings and transcripts, AI recaps, catch-up lessons, search.
 
-:func:`install` is called by :mod:`bot.extensions` when the runtime is built. It registers, on the core's
-extension points:
+A feature (see :mod:`bot.registry`): :func:`setup` registers, on the core's registry,
 
 * ``/learn`` subcommands ``poll``, ``recording``, ``recap`` and ``search``;
-* buttons ``poll.vote``, ``poll.step``, ``catchup.done``, ``catchup.quiz``, ``catchup.answer``,
-  ``recap.release`` and ``search.open``;
-* outbox renderers for the purposes ``live_poll`` (channel), ``catchup``, ``recording``, ``recap_ready`` and
-  ``reopen`` (direct messages);
+* buttons ``poll.vote``, ``poll.step`` (program poll steps: poll logic lives in this feature only),
+  ``catchup.done``, ``catchup.quiz``, ``catchup.answer``, ``recap.release`` and ``search.open``;
+* outbox purposes ``live_poll`` (channel), ``catchup``, ``recording``, ``recap_ready`` and ``reopen``;
+* the :class:`Live` service (``runtime.feature("live")``) and the demo's catch-up scenario;
 
-and makes sure the feature's tables and the search index exist. See ``docs/live.md``.
+and makes sure the feature's tables and the search index exist. :func:`setup_cli` adds ``blendwise session ...``,
+``blendwise search`` and ``blendwise content draft-quiz``. See ``docs/live.md``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,24 @@ from bot.live.service import Live, background, inline
 
 if TYPE_CHECKING:
     from bot.app import Runtime
+    from bot.registry import CliRegistry, Registry
 
-__all__ = ["Live", "install", "service"]
+__all__ = ["Live", "service", "setup", "setup_cli"]
+
+#: Everything the live feature needs ships with the core (the LLM client talks HTTP itself), so no extra.
+EXTRA: str | None = None
+REQUIRES: tuple[str, ...] = ()
 
 
-def install(runtime: Runtime) -> Live:
+def setup(registry: Registry) -> None:
     from bot.live.chat import LiveChat
+    from bot.live.demo import plan_catch_up
     from bot.live.llm import LLMClient
     from bot.live.purposes import CATCHUP, LIVE_POLL, RECAP_READY, RECORDING, REOPEN
     from bot.live.search import ensure_schema
     from bot.storage.models import StepProgress
 
+    runtime = registry.runtime
     ensure_schema(runtime.db)
     live = Live(
         factory=runtime.factory,
@@ -42,7 +49,7 @@ def install(runtime: Runtime) -> Live:
         # Under a virtual clock (the demo, tests) nothing may happen behind the simulation's back.
         run_later=inline if isinstance(runtime.clock, VirtualClock) else background(),
     )
-    LiveChat(live, runtime.dispatcher.commands).install(runtime.dispatcher)
+    LiveChat(live, runtime.dispatcher.commands).install(registry)
     composer = runtime.sender.composer
 
     def reopen(session: Any, d: Any) -> Any:
@@ -56,15 +63,19 @@ def install(runtime: Runtime) -> Live:
         RECAP_READY.bind(live.recaps.render_ready),
         REOPEN.bind(reopen),
     ):
-        runtime.sender.purposes.register(purpose, owner=__name__)
+        registry.add_purpose(purpose)
+    registry.add_demo(plan_catch_up)
+    registry.provide("live", live)
     live.search.index_library()
-    runtime.__dict__["live"] = live
-    return live
+
+
+def setup_cli(cli: CliRegistry) -> None:
+    from bot.live.cli import register
+
+    register(cli)
 
 
 def service(runtime: Runtime) -> Live:
-    """The :class:`Live` service installed on ``runtime`` (for the CLI, the demo and tests)."""
-    live = runtime.__dict__.get("live")
-    if live is None:
-        live = install(runtime)
+    """The :class:`Live` service of ``runtime`` (for the CLI, the demo and tests)."""
+    live: Live = runtime.feature("live")
     return live

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot import replies
 from bot.commands import Commands, Sub, reply
-from bot.dispatcher import Dispatcher, notice
+from bot.dispatcher import notice
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.events import ButtonPressed, CommandInvoked, Response
 from bot.journeys.model import LessonStep, PollStep
@@ -30,6 +30,7 @@ from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, Poll,
 
 if TYPE_CHECKING:
     from bot.live.service import Live
+    from bot.registry import Registry
 
 POLL_USAGE = 'poll <cohort> "Question?" "A" "B" ... [--anonymous] [--hide-results-until-close] [--multi] | poll close <id> | poll list <cohort>'
 RECORDING_USAGE = "recording <session> <url> [cohort]  (attach the transcript file: .vtt, .srt or .txt)"
@@ -43,18 +44,24 @@ class LiveChat:
         self.engine = live.engine
         self.commands = commands
 
-    def install(self, dispatcher: Dispatcher) -> None:
-        self.commands.register("poll", Sub(self.poll, "lead", POLL_USAGE))
-        self.commands.register("recording", Sub(self.recording, "lead", RECORDING_USAGE))
-        self.commands.register("recap", Sub(self.recap, "lead", RECAP_USAGE))
-        self.commands.register("search", Sub(self.search, "learner", SEARCH_USAGE))
-        dispatcher.register_button("poll.vote", self.vote)
-        dispatcher.register_button("poll.step", self.step_vote)
-        dispatcher.register_button("catchup.done", self.catchup_done)
-        dispatcher.register_button("catchup.quiz", self.catchup_quiz)
-        dispatcher.register_button("catchup.answer", self.catchup_answer)
-        dispatcher.register_button("recap.release", self.release_button)
-        dispatcher.register_button("search.open", self.open)
+    def install(self, registry: Registry) -> None:
+        registry.add_command("poll", Sub(self.poll, "lead", POLL_USAGE, "Leads: post a poll to a cohort",
+                                         "<cohort> <question> <options...>"))
+        registry.add_command("recording", Sub(self.recording, "lead", RECORDING_USAGE,
+                                              "Leads: share a session's recording", "<session> <recording URL>"))
+        registry.add_command("recap", Sub(self.recap, "lead", RECAP_USAGE,
+                                          "Leads: review, edit or release a session's recap",
+                                          "review|release|edit|generate <session> [cohort]"))
+        registry.add_command("search", Sub(self.search, "learner", SEARCH_USAGE,
+                                           "Search the lessons of your programs", "What to look for"))
+        registry.add_button("poll.vote", self.vote)
+        # Program poll steps: the live feature owns poll logic (live results, changeable votes).
+        registry.add_button("poll.step", self.step_vote)
+        registry.add_button("catchup.done", self.catchup_done)
+        registry.add_button("catchup.quiz", self.catchup_quiz)
+        registry.add_button("catchup.answer", self.catchup_answer)
+        registry.add_button("recap.release", self.release_button)
+        registry.add_button("search.open", self.open)
 
     # ------------------------------------------------------------------ helpers
     def _cohort(self, session: Session, person: Person, name: str) -> Cohort:

@@ -6,20 +6,27 @@ outbox delivers what they queue when ``blendwise run`` next drains it) and repor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
 from bot.errors import BlendwiseError
 
+if TYPE_CHECKING:
+    from bot.registry import CliRegistry
 
-def register(app: typer.Typer, content_app: typer.Typer, runtime: Callable[..., Any], out: Any) -> None:
+
+def register(cli: CliRegistry) -> None:
+    """Add ``session attach|recap``, ``search`` and ``content draft-quiz`` (names claimed on the registry, so a
+    clash with the core or another feature fails at start-up naming both)."""
+    app, content_app, runtime, out = cli.app, cli.group("content"), cli.runtime, cli.out
     session_app = typer.Typer(help="Live sessions: recordings, transcripts and recaps.", no_args_is_help=True)
-    app.add_typer(session_app, name="session")
+    cli.add_typer(session_app, "session")
+    cli.claim("search")
+    cli.claim("content draft-quiz")
 
     def live_session(rt: Any, session: Any, step_id: str, cohort_name: str | None) -> Any:
         from sqlalchemy import select

@@ -1,6 +1,6 @@
 """Learning records: xAPI statements and forwarding them to a Learning Record Store.
 
-:func:`install` is called by :mod:`bot.extensions` once the runtime is built. It makes sure the cursor table exists
+:func:`setup` (a feature, see :mod:`bot.registry`) makes sure the cursor table exists
 and, when an LRS endpoint is configured, adds LRS forwarding as its own interval job, because it talks to the
 network and must never slow the tick down. Spaced reinforcement (:mod:`bot.reinforcement`) and the reporting
 package (:mod:`bot.reporting`) are separate features.
@@ -15,6 +15,7 @@ from bot.records.models import RECORDS_TABLES
 
 if TYPE_CHECKING:
     from bot.app import Runtime
+    from bot.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,16 @@ def ensure_tables(runtime: Runtime) -> None:
     Base.metadata.create_all(runtime.db, tables=RECORDS_TABLES, checkfirst=True)
 
 
-def install(runtime: Runtime) -> None:
+#: xAPI and LRS forwarding use the standard library only.
+EXTRA: str | None = None
+REQUIRES: tuple[str, ...] = ()
+
+
+def setup(registry: Registry) -> None:
+    runtime = registry.runtime
     ensure_tables(runtime)
-    jobs = getattr(runtime, "jobs", None)
-    if jobs is not None and runtime.settings.lrs.endpoint:
-        jobs.append(("lrs-forward", LRS_FORWARD_SECONDS, lambda: forward(runtime)))
+    if runtime.settings.lrs.endpoint:
+        registry.add_job("lrs-forward", LRS_FORWARD_SECONDS, lambda: forward(runtime))
 
 
 def forward(runtime: Runtime) -> Any:

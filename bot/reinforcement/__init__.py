@@ -1,6 +1,6 @@
 """Spaced reinforcement: quiz questions come back later as single-question micro-quizzes, scheduled by FSRS.
 
-:func:`install` is called by :mod:`bot.extensions` once the runtime is built. It registers the ``reinforce``
+:func:`setup` (a feature, see :mod:`bot.registry`) registers the ``reinforce``
 renderer and its answer button, and adds the set-wise planner that runs with every tick (it is cheap: one probe
 when nothing was answered). FSRS itself is the optional ``fsrs`` package (``blendwise[reports]``), imported only
 here, at install time, so the core never needs it. The logic lives in :mod:`bot.reinforcement.cards`.
@@ -14,6 +14,7 @@ from bot.reinforcement.models import REINFORCEMENT_TABLES
 
 if TYPE_CHECKING:
     from bot.app import Runtime
+    from bot.registry import Registry
 
 
 def ensure_tables(runtime: Runtime) -> None:
@@ -23,7 +24,13 @@ def ensure_tables(runtime: Runtime) -> None:
     Base.metadata.create_all(runtime.db, tables=REINFORCEMENT_TABLES, checkfirst=True)
 
 
-def install(runtime: Runtime) -> None:
+#: FSRS scheduling comes from the ``fsrs`` package, in the ``reports`` extra.
+EXTRA = "reports"
+REQUIRES = ("fsrs",)
+
+
+def setup(registry: Registry) -> None:
+    runtime = registry.runtime
     ensure_tables(runtime)
     from bot.reinforcement.cards import (
         ACTION,
@@ -33,8 +40,6 @@ def install(runtime: Runtime) -> None:
         render_reinforcement,
     )
 
-    runtime.sender.purposes.register(REINFORCE.bind(render_reinforcement(runtime.engine)), owner=__name__)
-    runtime.dispatcher.register_button(ACTION, button_handler(runtime.engine))
-    planners = getattr(runtime, "planners", None)
-    if planners is not None:
-        planners.append(plan_reinforcement)
+    registry.add_purpose(REINFORCE.bind(render_reinforcement(runtime.engine)))
+    registry.add_button(ACTION, button_handler(runtime.engine))
+    registry.add_planner(plan_reinforcement)

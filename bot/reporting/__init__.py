@@ -8,13 +8,12 @@
 matplotlib is an optional extra (``blendwise[reports]``), so nothing here imports :mod:`bot.reporting.charts` at
 module level: the core, the CSV/JSON report and the digest text work without it.
 
-:func:`install` is called by :mod:`bot.extensions` once the runtime is built: it attaches a team-progress chart to
+:func:`setup` (a feature, see :mod:`bot.registry`) attaches a team-progress chart to
 the manager digest when matplotlib is installed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +22,8 @@ from bot.reporting.compute import CSV_COLUMNS, CohortSummary, Filters, LearnerRo
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from bot.app import Runtime
     from bot.journeys.engine import Engine
+    from bot.registry import Registry
     from bot.storage.models import Delivery
 
 __all__ = [
@@ -35,20 +34,24 @@ __all__ = [
     "Report",
     "build_report",
     "digest_with_chart",
-    "install",
+    "setup",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def install(runtime: Runtime) -> None:
-    if importlib.util.find_spec("matplotlib") is None:
-        log.info("digest charts are off: pip install 'blendwise[reports]' enables them")
-        return
+#: Charts (the HTML report's and the digest's) need matplotlib, in the ``reports`` extra. Without it the feature is
+#: off: the CSV/JSON report and the digest text still work, ``report --format html`` answers which extra to install.
+EXTRA = "reports"
+REQUIRES = ("matplotlib",)
+
+
+def setup(registry: Registry) -> None:
     from bot.states import PurposeName
 
-    if PurposeName.DIGEST in runtime.sender.purposes:
-        runtime.sender.purposes.wrap(PurposeName.DIGEST, lambda render: digest_with_chart(runtime.engine, render))
+    engine = registry.runtime.engine
+    if PurposeName.DIGEST in registry.runtime.sender.purposes:
+        registry.wrap_purpose(PurposeName.DIGEST, lambda render: digest_with_chart(engine, render))
 
 
 def digest_with_chart(engine: Engine, render: Any) -> Any:
