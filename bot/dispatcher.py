@@ -36,7 +36,7 @@ from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.journeys.model import QuizStep, ReflectionStep
 from bot.messages import Message, Modal
-from bot.ports import SORRY
+from bot.ports import SORRY, Subcommand
 from bot.states import StepState
 from bot.storage.db import transaction
 from bot.storage.models import (
@@ -96,6 +96,13 @@ class Dispatcher:
             raise DuplicateRegistration("button", action, self.button_owners.get(action, "?"), owner)
         self.buttons[action] = handler
         self.button_owners[action] = owner
+
+    def subcommands(self) -> list[Subcommand]:
+        """The ``/learn`` subcommands, core and features alike (see :meth:`bot.ports.InboundHandler.subcommands`)."""
+        return [
+            Subcommand(name, (sub.summary or sub.usage)[:100], (sub.arg_help or sub.usage)[:100])
+            for name, sub in self.commands.subs.items()
+        ]
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: InboundEvent) -> Response:

@@ -80,6 +80,21 @@ class LiveSession:
     channel: str | None = None
 
 
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``/learn`` subcommand as a platform declares it (Discord wants each one up front).
+
+    Attributes:
+        name: what follows ``/learn``.
+        summary: one line saying what it does (at most 100 characters).
+        arg_help: what to type after the name (at most 100 characters).
+    """
+
+    name: str
+    summary: str
+    arg_help: str
+
+
 class InboundHandler(Protocol):
     """What adapters call with inbound events: implemented by :class:`bot.dispatcher.Dispatcher`.
 
@@ -93,6 +108,11 @@ class InboundHandler(Protocol):
     def home(self, actor: Actor) -> Message:
         """A platform-neutral summary for the actor's home surface (Slack App Home): programs, progress, next steps,
         upcoming sessions and streak."""
+        ...
+
+    def subcommands(self) -> list[Subcommand]:
+        """Every ``/learn`` subcommand the core and its features registered, so that each exists on every
+        platform (a platform that declares commands up front builds its list from this, never from its own)."""
         ...
 
 

@@ -51,6 +51,9 @@ class ObservingHandler:
     def home(self, actor: Any) -> Message:
         return self.dispatcher.home(actor)  # type: ignore[no-any-return]
 
+    def subcommands(self) -> Any:
+        return self.dispatcher.subcommands()
+
     def wait_for(
         self, predicate: Callable[[InboundEvent], bool], what: str, timeout: float = WAIT
     ) -> InboundEvent:
@@ -227,6 +230,12 @@ class DiscordDriver:
         self.observer.wait_for(
             lambda e: getattr(e, "message_id", None) == message_id, what=f"the thread reply {message_id}"
         )
+
+    def declared_subcommands(self) -> list[str] | None:
+        """The subcommands of ``/learn`` as the adapter synced them to the (fake) Discord."""
+        (sync,) = self.fake.calls_to("PUT", rf"/applications/\d+/guilds/{self.world.guild_id}/commands")
+        (learn,) = sync.json
+        return [option["name"] for option in learn["options"]]
 
     def command(self, user_id: str, text: str) -> str:
         """``/learn <subcommand> <text>``; returns the text of the (ephemeral) reply.

@@ -67,6 +67,11 @@ class Driver(Protocol):
 
     def raw_channel_texts(self) -> list[str]: ...
 
+    def declared_subcommands(self) -> list[str] | None:
+        """The ``/learn`` subcommands the platform was told about up front, or ``None`` where ``/learn`` takes free
+        text (Slack, the console) and every subcommand reaches the core as typed."""
+        ...
+
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Bounded polling for work that happens on another thread (after an ack)."""
@@ -121,6 +126,9 @@ class ConsoleDriver:
 
     def reply_in_thread(self, user_id: str, post: Msg, text: str) -> None:
         self.adapter.reply_in_thread(user_id, post.ref, text)
+
+    def declared_subcommands(self) -> list[str] | None:
+        return None
 
     def command(self, user_id: str, text: str) -> str:
         self.adapter.command(user_id, text)
@@ -237,6 +245,9 @@ class SlackDriver:
         event = self.signing.message_event(user=user_id, channel=self.channel, text=text, thread_ts=ts)
         envelope = self.signing.event_callback(event, team_id=self.workspace)
         self._post(self.signing.event_request(self.signing.SIGNING_SECRET, envelope))
+
+    def declared_subcommands(self) -> list[str] | None:
+        return None
 
     def command(self, user_id: str, text: str) -> str:
         before = len(self.fake.calls())

@@ -301,3 +301,35 @@ def test_weekly_recaps_stay_in_one_thread(driver: Driver, runtime: tuple[Runtime
     with rt.factory() as session:
         states = session.scalars(select(Delivery.state).where(Delivery.purpose == "cohort_recap")).all()
     assert states == ["sent", "sent"]
+
+
+def test_every_core_subcommand_is_reachable_on_every_adapter(
+    driver: Driver, runtime: tuple[Runtime, VirtualClock]
+) -> None:
+    """Each ``/learn`` subcommand the core and its features registered exists on every platform: declared where the
+    platform declares commands up front (Discord, from the core's registry), and answered by the core, never with
+    "I don't know"."""
+    rt, _ = runtime
+    setup_cohort(driver, rt)
+    names = [s.name for s in rt.dispatcher.subcommands()]
+    assert {"help", "cohort", "poll", "recording", "recap", "search"} <= set(names)
+    declared = driver.declared_subcommands()
+    if declared is not None:
+        assert declared == names
+    for name in names:
+        text = driver.command("UADMIN", name)
+        assert "I don't know" not in text, (name, text)
+        assert "Traceback" not in text
+
+
+def test_recap_works_on_every_adapter(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
+    """``/learn recap`` (a live-feature subcommand, once missing on Discord) reaches the live feature everywhere."""
+    rt, _ = runtime
+    setup_cohort(driver, rt)
+    shared = driver.command("ULEAD", "recording feedback-workshop https://recordings.example.com/fw contract")
+    assert "I don't know" not in shared
+    review = driver.command("ULEAD", "recap review feedback-workshop contract")
+    assert "has a recording but no transcript" in review, review
+    released = driver.command("ULEAD", "recap release feedback-workshop contract")
+    # The session is next week: the feature itself answers, on every platform, that it is too early to release.
+    assert "has not finished yet; release its recap after the session" in released, released

@@ -390,7 +390,10 @@ class DiscordAdapter(Adapter):
         """discord.py's ``setup_hook``: after login, before the gateway."""
         client.add_dynamic_items(ActionButton)
         guilds = [discord.Object(int(g)) for g in self.guild_ids]
-        client.tree.add_command(learn_group(), guilds=guilds)
+        handler = self._handler
+        # Every core subcommand, features' included, from the core's registry: never a list of our own.
+        subcommands = handler.subcommands() if handler is not None else []
+        client.tree.add_command(learn_group(subcommands), guilds=guilds)
         if self.sync_commands:
             for guild in guilds:
                 await client.tree.sync(guild=guild)

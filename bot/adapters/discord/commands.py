@@ -13,37 +13,16 @@ with its reason, is what a learner sees.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import discord
 from discord import app_commands
 
+from bot.ports import Subcommand
+
 GROUP_NAME = "learn"
 GROUP_DESCRIPTION = "Blendwise: your learning programs"
-
-# name -> (description, description of the free-text option). Descriptions are at most 100 characters.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "help": ("What Blendwise can do for you", "A subcommand to explain (optional)"),
-    "progress": ("Your progress in your programs", "Program (optional)"),
-    "next": ("Get your next step now", "Program (optional)"),
-    "snooze": ("Pause reminders for a while", "How long, e.g. 2h or 3d"),
-    "pause": ("Pause a program until a date or for a while", "A date (YYYY-MM-DD) or a duration, e.g. 1w"),
-    "resume": ("Turn your reminders back on", "Program (optional)"),
-    "team": ("Managers: how your team is doing", "Team member (optional)"),
-    "prompt": ("Leads: post a discussion prompt to a cohort", "<cohort> <prompt text>"),
-    "announce": ("Leads: announce something to a cohort", "<cohort> <message>"),
-    "checkin": ("Leads: open or close check-in for a live session", "open|close <session> [cohort]"),
-    "roster": ("Leads: who is in a cohort, and how far they are", "<cohort>"),
-    "enroll": ("Admins: enroll people in a cohort", "<cohort> @person @person ..."),
-    "cohort": (
-        "Admins: create or list cohorts",
-        "create <name> <program> <YYYY-MM-DD> [tz] [#channel] | list",
-    ),
-    "poll": ("Leads: post a poll to a cohort", "<cohort> <question> <options...>"),
-    "recording": ("Leads: share a session's recording", "<session> <recording URL>"),
-    "search": ("Search the lessons of your programs", "What to look for"),
-}
-
 
 class CommandSink(Protocol):
     async def on_command(
@@ -85,11 +64,17 @@ def _enroll_callback(text_help: str) -> Any:
     )(callback)
 
 
-def learn_group() -> app_commands.Group:
+def learn_group(subcommands: Sequence[Subcommand]) -> app_commands.Group:
+    """The ``/learn`` group with one Discord subcommand per core subcommand, in the core's order.
+
+    The list comes from the core's command registry (:meth:`bot.ports.InboundHandler.subcommands`), so a
+    subcommand a feature registers (``recap``...) exists here too; this module only adds Discord's typed extras.
+    """
     group = app_commands.Group(name=GROUP_NAME, description=GROUP_DESCRIPTION, guild_only=True)
-    for name, (description, text_help) in SUBCOMMANDS.items():
-        callback = _enroll_callback(text_help) if name == "enroll" else _text_callback(name, text_help)
+    for sub in subcommands:
+        description, text_help = sub.summary[:100] or sub.name, sub.arg_help[:100] or "Details (optional)"
+        callback = _enroll_callback(text_help) if sub.name == "enroll" else _text_callback(sub.name, text_help)
         group.add_command(
-            app_commands.Command(name=name, description=description, callback=callback, parent=group)
+            app_commands.Command(name=sub.name, description=description, callback=callback, parent=group)
         )
     return group

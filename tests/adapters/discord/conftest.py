@@ -19,10 +19,15 @@ from bot.adapters.discord.endpoints import configure_endpoints
 from bot.clock import VirtualClock
 from bot.events import Actor, InboundEvent, Response
 from bot.messages import Message
+from bot.ports import Subcommand
 from tests.fakes.discord_server import FakeDiscord
 
 E = TypeVar("E")
 START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+CORE_SUBCOMMANDS = ("help", "progress", "next", "snooze", "pause", "resume", "team", "prompt", "announce", "checkin",
+                    "roster", "enroll", "cohort", "poll", "recording", "recap", "search")
 
 
 class RecordingHandler:
@@ -47,6 +52,10 @@ class RecordingHandler:
 
     def home(self, actor: Actor) -> Message:
         return Message(text="home")
+
+    def subcommands(self) -> list[Subcommand]:
+        """The core's own ``/learn`` list, as a real dispatcher would give it (features' ones aside)."""
+        return [Subcommand(n, f"{n} summary", f"{n} text") for n in CORE_SUBCOMMANDS]
 
     def of_type(self, kind: type[E]) -> list[E]:
         with self._cond:

@@ -9,12 +9,11 @@ from collections.abc import Callable
 import pytest
 
 from bot.adapters.discord import DiscordAdapter
-from bot.adapters.discord.commands import SUBCOMMANDS
 from bot.adapters.discord.render import ZWSP
 from bot.events import ButtonPressed, CommandInvoked, InboundEvent, ModalSubmitted, Response
 from bot.messages import Attachment, Button, Field, Message, Modal
 from bot.ports import Recipient
-from tests.adapters.discord.conftest import RecordingHandler
+from tests.adapters.discord.conftest import CORE_SUBCOMMANDS, RecordingHandler
 from tests.fakes.discord_server import GUILD_MEMBERS, GUILDS, MESSAGE_CONTENT, FakeDiscord
 
 pytestmark = [pytest.mark.discord, pytest.mark.timeout(60)]
@@ -50,7 +49,7 @@ def test_connects_identifies_with_minimal_intents_and_syncs_learn(
     (sync,) = fake.calls_to("PUT", rf"/applications/\d+/guilds/{fake.world.guild_id}/commands")
     (learn,) = sync.json
     assert learn["name"] == "learn"
-    assert [o["name"] for o in learn["options"]] == list(SUBCOMMANDS)
+    assert [o["name"] for o in learn["options"]] == list(CORE_SUBCOMMANDS)  # the handler's list, in its order
     assert all(o["type"] == 1 for o in learn["options"])
     # the guild cache came from GUILD_CREATE: channel kinds are known
     w = fake.world
