@@ -48,8 +48,8 @@ def reply(text: str, title: str = "", fields: list[Field] | None = None) -> Resp
 
 @dataclass(frozen=True)
 class Sub:
-    """One ``/learn`` subcommand. Every platform offers every registered subcommand (Discord declares each one up
-    front, from this registry, with ``summary`` and ``arg_help`` as its descriptions: at most 100 characters)."""
+    """One ``/learn`` subcommand. Every platform offers every registered subcommand (a platform that declares
+    commands up front does so from this registry, with ``summary`` and ``arg_help`` as its descriptions: at most 100 characters)."""
 
     run: Run
     role: str  # learner | lead | admin | manager
@@ -113,11 +113,11 @@ class Commands:
             known = ", ".join(sorted(k for k, s in self.subs.items() if self._may(session, person, event, s.role)))
             raise InvalidInput(replies.unknown_command(inert_line(name), known))
         if sub.role == "admin":
-            self.engine.require_admin(person, event.actor.platform_roles)
+            self.engine.require_admin(person, event.actor.roles)
         elif (
             sub.role == "manager"
             and not self.engine.reports_of(session, person, indirect=False)
-            and not self.engine.is_admin(person, event.actor.platform_roles)
+            and not self.engine.is_admin(person, event.actor.roles)
         ):
             raise PermissionDenied(replies.MANAGERS_ONLY)
         # Lead commands check the lead role against the named cohort inside the handler.
@@ -126,12 +126,10 @@ class Commands:
     def _may(self, session: Session, person: Person, event: CommandInvoked, role: str) -> bool:
         if role == "learner":
             return True
-        if self.engine.is_admin(person, event.actor.platform_roles):
+        if self.engine.is_admin(person, event.actor.roles):
             return True
         if role == "lead":
-            return bool(self._led_cohorts(session, person)) or bool(
-                set(event.actor.platform_roles) & set(self.engine.settings.discord.lead_roles)
-            )
+            return bool(self._led_cohorts(session, person)) or "lead" in event.actor.roles
         if role == "manager":
             return bool(self.engine.reports_of(session, person, indirect=False))
         return False
@@ -153,7 +151,7 @@ class Commands:
         if not args:
             raise InvalidInput(replies.usage(usage))
         cohort = self._cohort(session, person, args[0])
-        self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
+        self.engine.require_lead(session, person, cohort, event.actor.roles)
         return cohort
 
     # ------------------------------------------------------------------ learners
@@ -161,7 +159,7 @@ class Commands:
         body: str = template(
             "help",
             lead=self._may(session, person, event, "lead"),
-            admin=self.engine.is_admin(person, event.actor.platform_roles),
+            admin=self.engine.is_admin(person, event.actor.roles),
             manager=self._may(session, person, event, "manager"),
         )
         extra = [f"- `{s.usage}`" for k, s in self.subs.items() if self.owners.get(k) != __name__ and self._may(session, person, event, s.role)]
@@ -284,7 +282,7 @@ class Commands:
                     .join(LiveSessionRow, LiveSessionRow.cohort_id == Cohort.id)
                     .where(LiveSessionRow.step_id == step_id, Cohort.workspace == person.workspace)
                 )
-                if self.engine.is_lead(session, person, c, event.actor.platform_roles)
+                if self.engine.is_lead(session, person, c, event.actor.roles)
             ]
             if len(cohorts) > 1:
                 names = ", ".join(inert_line(c.name) for c in cohorts)
@@ -292,7 +290,7 @@ class Commands:
             if not cohorts:
                 raise InvalidInput(replies.no_led_cohort_has_session(inert_line(step_id)))
         cohort = cohorts[0]
-        self.engine.require_lead(session, person, cohort, event.actor.platform_roles)
+        self.engine.require_lead(session, person, cohort, event.actor.roles)
         live = self.engine.live_session(session, cohort, step_id)
         self.engine.set_checkin(session, live, state)
         return reply(replies.checkin_now(inert_line(live.title), inert_line(cohort.name), state))

@@ -18,7 +18,11 @@ class Actor:
     workspace: str
     user_id: str
     name: str = ""
+    #: The platform's own role names (Discord roles), as the adapter saw them; for logs and platform features only.
     platform_roles: tuple[str, ...] = ()
+    #: Core roles (``lead``, ``admin``) the adapter mapped from the platform's roles with its own settings, so the
+    #: core checks roles without knowing any platform.
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ def fit_actor(actor: Actor) -> Actor:
     """
     for what in ("platform", "workspace", "user_id"):
         _check_id(what, getattr(actor, what), ID_LIMITS[what])
-    for role in actor.platform_roles:
+    for role in actor.roles:
         _check_id("role", role, VALUE_LIMIT)
     return replace(actor, name=_clean_text(actor.name)[:NAME_LIMIT])
 

@@ -129,7 +129,8 @@ class ConsoleAdapter(Adapter):
 
     # ------------------------------------------------------------------ acting as a user
     def actor(self, user_id: str, name: str = "", roles: tuple[str, ...] = ()) -> Actor:
-        return Actor(self.platform, self.workspace, user_id, name, roles)
+        # The console has no platform roles: ``roles`` are core roles (lead, admin), as an adapter maps them.
+        return Actor(self.platform, self.workspace, user_id, name, roles=roles)
 
     def _dispatch(self, event: ButtonPressed | ModalSubmitted | ThreadReply | CommandInvoked) -> Response:
         if self.dispatcher is None:

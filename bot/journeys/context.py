@@ -35,8 +35,8 @@ class Context:
     ``eq=False`` keeps identity equality and hashing: two engines are never "the same" because their parts are.
 
     Attributes:
-        profiles: looks up a platform user's display name, time zone and email (Slack ``users.info``, the Discord
-            member endpoint). Injected by the composition root, so the engine stays platform-neutral.
+        profiles: looks up a platform user's display name, time zone and email (the adapter's ``profile``, e.g. a
+            users or members endpoint). Injected by the composition root, so the engine stays platform-neutral.
     """
 
     library: Library

@@ -60,19 +60,19 @@ class Engine(Context):
     ) -> Person:
         return people.person(self, session, platform, workspace, user_id, name=name, tz=tz, email=email)
 
-    def is_admin(self, person: Person, platform_roles: Iterable[str] = ()) -> bool:
-        return people.is_admin(self, person, platform_roles)
+    def is_admin(self, person: Person, roles: Iterable[str] = ()) -> bool:
+        return people.is_admin(self, person, roles)
 
-    def is_lead(self, session: Session, person: Person, cohort: Cohort, platform_roles: Iterable[str] = ()) -> bool:
-        return people.is_lead(self, session, person, cohort, platform_roles)
+    def is_lead(self, session: Session, person: Person, cohort: Cohort, roles: Iterable[str] = ()) -> bool:
+        return people.is_lead(self, session, person, cohort, roles)
 
     def require_lead(
-        self, session: Session, person: Person, cohort: Cohort, platform_roles: Iterable[str] = ()
+        self, session: Session, person: Person, cohort: Cohort, roles: Iterable[str] = ()
     ) -> None:
-        people.require_lead(self, session, person, cohort, platform_roles)
+        people.require_lead(self, session, person, cohort, roles)
 
-    def require_admin(self, person: Person, platform_roles: Iterable[str] = ()) -> None:
-        people.require_admin(self, person, platform_roles)
+    def require_admin(self, person: Person, roles: Iterable[str] = ()) -> None:
+        people.require_admin(self, person, roles)
 
     def reports_of(self, session: Session, manager: Person, *, indirect: bool | None = None) -> list[Person]:
         return people.reports_of(self, session, manager, indirect=indirect)

@@ -71,18 +71,19 @@ def person(
     return new
 
 
-def is_admin(ctx: Context, who: Person, platform_roles: Iterable[str] = ()) -> bool:
+def is_admin(ctx: Context, who: Person, roles: Iterable[str] = ()) -> bool:
+    """``roles`` are the core roles the actor's adapter mapped from platform roles (``Actor.roles``)."""
     if f"{who.platform}:{who.user_id}" in ctx.settings.admins or "admin" in who.role_set:
         return True
-    return who.platform == "discord" and bool(set(platform_roles) & set(ctx.settings.discord.admin_roles))
+    return "admin" in roles
 
 
 def is_lead(
-    ctx: Context, session: Session, who: Person, cohort: Cohort, platform_roles: Iterable[str] = ()
+    ctx: Context, session: Session, who: Person, cohort: Cohort, roles: Iterable[str] = ()
 ) -> bool:
-    if is_admin(ctx, who, platform_roles):
+    if is_admin(ctx, who, roles):
         return True
-    if who.platform == "discord" and set(platform_roles) & set(ctx.settings.discord.lead_roles):
+    if "lead" in roles:  # a platform-wide lead role (mapped by the adapter) leads every cohort of its workspace
         return who.workspace == cohort.workspace
     return (
         session.get(CohortLead, {"cohort_id": cohort.id, "person_id": who.id}) is not None
@@ -91,14 +92,14 @@ def is_lead(
 
 
 def require_lead(
-    ctx: Context, session: Session, who: Person, cohort: Cohort, platform_roles: Iterable[str] = ()
+    ctx: Context, session: Session, who: Person, cohort: Cohort, roles: Iterable[str] = ()
 ) -> None:
-    if not is_lead(ctx, session, who, cohort, platform_roles):
+    if not is_lead(ctx, session, who, cohort, roles):
         raise PermissionDenied(f"Only a lead of cohort '{cohort.name}' can do that.")
 
 
-def require_admin(ctx: Context, who: Person, platform_roles: Iterable[str] = ()) -> None:
-    if not is_admin(ctx, who, platform_roles):
+def require_admin(ctx: Context, who: Person, roles: Iterable[str] = ()) -> None:
+    if not is_admin(ctx, who, roles):
         raise PermissionDenied("Only a Blendwise admin can do that.")
 
 

@@ -74,7 +74,7 @@ class LiveChat:
         self, session: Session, person: Person, event: CommandInvoked, step_id: str, cohort_name: str | None
     ) -> LiveSessionRow:
         """The session ``step_id`` of the named cohort, or of the one cohort the caller leads that has it."""
-        roles = event.actor.platform_roles
+        roles = event.actor.roles
         if cohort_name:
             cohorts = [self._cohort(session, person, cohort_name)]
         else:
@@ -100,7 +100,7 @@ class LiveChat:
     def poll(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if not args:
             raise InvalidInput(replies.usage(POLL_USAGE))
-        roles = event.actor.platform_roles
+        roles = event.actor.roles
         if args[0] in ("close", "results") and len(args) == 2:
             poll = self.live.polls.get(session, args[1])
             cohort = session.get(Cohort, poll.cohort_id)
@@ -157,7 +157,7 @@ class LiveChat:
         except ValueError:
             raise InvalidInput(replies.POLL_BUTTON_INVALID) from None
         poll = self.live.polls.get(session, poll_id)
-        chosen = self.live.polls.vote(session, poll, person, option, ev.actor.platform_roles)
+        chosen = self.live.polls.vote(session, poll, person, option, ev.actor.roles)
         if poll.message_ref is None and ev.message is not None:
             poll.message_ref = ev.message.encode()
         return Response(ephemeral=self._vote_reply(poll, chosen), replace=poll_view.message(session, poll))
@@ -251,7 +251,7 @@ class LiveChat:
             raise InvalidInput(replies.BUTTON_INVALID)
         cohort = session.get(Cohort, row.cohort_id)
         assert cohort is not None
-        self.engine.require_lead(session, person, cohort, ev.actor.platform_roles)
+        self.engine.require_lead(session, person, cohort, ev.actor.roles)
         released = self.live.recaps.release(session, row)
         text = replies.released(released.catchups, released.recordings)
         return Response(
@@ -287,7 +287,7 @@ class LiveChat:
         terms = " ".join(args).strip()
         if not terms:
             raise InvalidInput(replies.SEARCH_USAGE)
-        scope = self.live.search.scope_for(session, person, roles=event.actor.platform_roles)
+        scope = self.live.search.scope_for(session, person, roles=event.actor.roles)
         results = self.live.search.search(session, terms, scope)
         if not results.hits:
             return reply(replies.nothing_found(terms))
@@ -297,7 +297,7 @@ class LiveChat:
         doc = session.get(SearchDoc, int(ev.value)) if ev.value.isdigit() else None
         if doc is None:
             raise InvalidInput(replies.RESULT_GONE)
-        scope = self.live.search.scope_for(session, person, roles=ev.actor.platform_roles)
+        scope = self.live.search.scope_for(session, person, roles=ev.actor.roles)
         allowed = (doc.kind == "lesson" and doc.program_id in (scope.programs or set())) or (
             doc.kind != "lesson" and doc.cohort_id in (scope.cohorts or set())
         )

@@ -21,7 +21,7 @@ One drain pass is a few statements whatever the batch size:
 
 Crash safety: an ``unsure`` row (reclaimed, or failed in a way the platform may still have stored, such as an HTTP
 5xx or a lost answer) is reconciled before anything is re-sent: the adapter looks each remaining part up on the
-platform (Slack message metadata, Discord nonce) and only missing parts are sent, in order. A graceful stop stops
+platform (``Adapter.find_delivery``: message metadata or a nonce) and only missing parts are sent, in order. A graceful stop stops
 claiming, lets in-flight sends finish for a bounded time, then releases the remaining claims without counting an
 attempt.
 """

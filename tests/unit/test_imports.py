@@ -117,3 +117,16 @@ def test_no_core_module_imports_an_adapter_even_lazily() -> None:
 def test_the_ports_import_neither_the_dispatcher_nor_an_adapter() -> None:
     names = imported(ast.parse((BOT / "ports.py").read_text(encoding="utf-8")))
     assert not {n for n in names if n.startswith(("bot.dispatcher", "bot.adapters", "bot.commands"))}
+
+
+def test_no_platform_name_in_the_core_rules() -> None:
+    """Journeys, nudges, the dispatcher and the commands never name a platform: adapters map platform roles to
+    core roles on ``Actor.roles`` and declare ``/learn`` from the core's registry."""
+    paths = [*(BOT / "journeys").rglob("*.py"), *(BOT / "nudges").rglob("*.py"), BOT / "dispatcher.py", BOT / "commands.py"]
+    named = [
+        f"{path.relative_to(ROOT)}:{i}"
+        for path in paths
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if any(word in line.lower() for word in ("slack", "discord", "teams"))
+    ]
+    assert len(paths) > 10 and named == []

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import logging
@@ -206,7 +207,8 @@ class DiscordAdapter(Adapter):
             in each of them (guild commands appear at once; with none, it is registered globally).
         cohort_channels: cohort name or id -> channel id (text or forum) for ``send_channel``.
         lead_roles, admin_roles: the Discord role names the core maps to lead and admin. The adapter passes every
-            role name in ``Actor.platform_roles``; it only checks at start-up that these roles exist.
+            role name in ``Actor.platform_roles`` and maps these to the core roles in ``Actor.roles``; it checks at
+            start-up that these roles exist.
         api_url, gateway_url: ``DISCORD_API_URL`` / ``DISCORD_GATEWAY_URL``; ``None`` for Discord itself.
         voice_min_minutes: minutes in a session's voice/stage channel that count as attendance.
         read_message_content: request the privileged MESSAGE_CONTENT intent, to pass reply text on.
@@ -471,7 +473,17 @@ class DiscordAdapter(Adapter):
 
     def _handle(self, event: InboundEvent) -> Response:
         """Call the dispatcher (on a worker thread); expected failures become an ephemeral reply."""
-        return self.answer(self._handler, event)
+        return self.answer(self._handler, self._with_core_roles(event))
+
+    def _with_core_roles(self, event: InboundEvent) -> InboundEvent:
+        """Map the member's Discord roles to the core's roles with this adapter's settings: the core never sees a
+        Discord role name or setting."""
+        actor = event.actor
+        names = set(actor.platform_roles)
+        roles = tuple(
+            role for role, configured in (("admin", self.admin_roles), ("lead", self.lead_roles)) if names & set(configured)
+        )
+        return dataclasses.replace(event, actor=dataclasses.replace(actor, roles=roles)) if roles else event
 
     async def _dispatch(self, event: InboundEvent) -> Response:
         loop = asyncio.get_running_loop()

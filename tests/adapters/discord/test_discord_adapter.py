@@ -233,6 +233,7 @@ def test_learn_progress_is_a_command_with_the_members_roles(
     assert event.args == "progress onboarding"
     assert event.actor.user_id == str(w.lead_id)
     assert event.actor.platform_roles == (w.lead_role,)
+    assert event.actor.roles == ("lead",)  # mapped by the adapter: the core never sees a Discord role name
     assert event.actor.workspace == str(w.guild_id)
     assert event.channel == str(w.text_channel_id)
     assert ack["type"] == 4 and ack["data"]["flags"] & EPHEMERAL
@@ -246,6 +247,7 @@ def test_learn_without_text_and_a_learner_without_roles(
     (event,) = handler.wait_for(CommandInvoked)
     assert event.args == "help"
     assert event.actor.platform_roles == ()
+    assert event.actor.roles == ()
     ack = fake.wait_for_ack(interaction)
     assert ack["data"]["content"] == "Done." and ack["data"]["flags"] & EPHEMERAL
 
@@ -267,6 +269,7 @@ def test_learn_enroll_with_a_user_and_a_csv(
     assert event.mentioned_users == (str(w.learner_ids[3]), str(w.learner_ids[4]))
     assert event.attachments == (("people.csv", b"850000000000000001\n"),)
     assert event.actor.platform_roles == (w.admin_role,)
+    assert event.actor.roles == ("admin",)
     assert fake.wait_for_ack(interaction)["type"] == 5  # deferred before downloading the file
 
 
