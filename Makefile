@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 EXTRAS := dev,slack,discord,ai,postgres,reports
 
-.PHONY: demo test lint typecheck bench report clean install
+.PHONY: demo test lint typecheck bench bench-pipeline report clean install
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tick.py
+
+# Enrol + tick + drain beside the APScheduler one-job-per-delivery peer, in one run (docs/performance.md).
+bench-pipeline: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py --learners 10000
 
 report: $(STAMP)
 	$(BIN)/blendwise report --database-url sqlite:///blendwise.db --format html --output report.html

@@ -1,0 +1,406 @@
+"""Measure the whole delivery pipeline: enrol, tick, drain; and the naive APScheduler peer in the same run.
+
+    python benchmarks/pipeline.py --learners 10000                      # SQLite, null adapter, with the peer
+    python benchmarks/pipeline.py --learners 100000 --peer-learners 10000
+    python benchmarks/pipeline.py --learners 600 --adapter paced --no-peer
+    python benchmarks/pipeline.py --learners 100000 --workers 3 \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/blendwise_bench
+
+What one run does, on a fresh database (a temporary SQLite file, or the PostgreSQL database given, whose public
+schema is dropped first):
+
+1. **enrol**: N people (bulk-inserted, not timed) are enrolled in one cohort of ``feedback-fundamentals`` with
+   ``Engine.enroll_many``: every ``step_progress``, ``agenda`` and ``attendance`` row and the learning events.
+2. **tick**: the virtual clock moves to the first lesson's unlock and one tick plans the due deliveries.
+3. **drain**: the outbox is drained through an in-process adapter by K worker processes (``--workers``; one works
+   in this process). ``null`` does nothing; ``paced`` takes 50 ms a call and enforces 1 post/s per channel and
+   20/s per workspace like Slack, answering an over-limit call with a 429 (``AdapterError`` with ``retry_after``).
+   The drain's clock is the virtual instant plus real elapsed time, so backoffs and pacing really wait.
+4. **checks**: every planned delivery sent (0 lost), no message sent twice (0 duplicated), and each learner's
+   messages in the order their deliveries became due (0 out of order).
+5. **peer**: ``peer_apscheduler.run_peer`` plans and dispatches the *same* deliveries (one APScheduler job each in a
+   SQLAlchemyJobStore on the same kind of database) and the plan + dispatch speed-up is printed beside ours.
+   ``--peer-learners M`` runs the peer on the first M learners' deliveries only and says so; its time is then
+   scaled linearly to N and marked as an extrapolation.
+
+It reports figures and never asserts timings. Targets (issue 10): enrol 100,000 <= 20 s; drain >= 5,000 msg/s on
+SQLite and >= 5,000/s aggregate on PostgreSQL with 3 workers; plan + dispatch >= 20x the peer at 10,000 and
+100,000; paced: >= 95 % of the allowed rate with 0 lost, 0 duplicated, 0 out of order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sqlalchemy import func, insert, select, text
+
+from bot.adapters.base import AdapterBase, Profile, Recipient
+from bot.app import Runtime, build
+from bot.clock import VirtualClock
+from bot.config import Settings
+from bot.errors import AdapterError
+from bot.messages import Message, MessageRef
+from bot.storage.db import make_engine, transaction
+from bot.storage.models import AgendaItem, Cohort, Delivery, Person
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = "feedback-fundamentals"
+START = date(2026, 3, 2)  # a Monday
+ENROL_AT = datetime(2026, 2, 27, 9, 0, tzinfo=UTC)  # the Friday before: everyone is enrolled ahead of time
+WORKSPACE = "bench"
+
+
+# ---------------------------------------------------------------------- adapters
+class NullAdapter(AdapterBase):
+    """Accepts every message at once and remembers what it got: ``(user or channel, delivery id, fingerprint)``."""
+
+    platform = "console"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, str]] = []
+        self.rejected = 0
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def start(self, dispatcher: Any) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def _record(self, channel: str, message: Message) -> MessageRef:
+        with self._lock:
+            self._seq += 1
+            self.sent.append((channel, message.delivery_id or 0, f"{message.title}|{message.text[:60]}"))
+            return MessageRef(self.platform, channel, str(self._seq))
+
+    def send_direct(self, to: Recipient, message: Message) -> MessageRef:
+        return self._record(f"D-{to.user_id}", message)
+
+    def send_channel(self, workspace: str, channel: str, message: Message, thread: str | None = None) -> MessageRef:
+        return self._record(channel, message)
+
+    def update(self, ref: MessageRef, message: Message) -> None:
+        pass
+
+    def profile(self, workspace: str, user_id: str) -> Profile | None:
+        return None
+
+
+class PacedAdapter(NullAdapter):
+    """50 ms a call, at most 1 post/s per channel and 20/s per workspace; an over-limit call gets a 429."""
+
+    CALL_SECONDS = 0.05
+    PER_CHANNEL = 1.0
+    PER_WORKSPACE = 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._channel_last: dict[str, float] = {}
+        self._window: deque[float] = deque()
+
+    def _record(self, channel: str, message: Message) -> MessageRef:
+        time.sleep(self.CALL_SECONDS)
+        now = time.monotonic()
+        with self._lock:
+            while self._window and now - self._window[0] >= 1.0:
+                self._window.popleft()
+            last = self._channel_last.get(channel)
+            if last is not None and now - last < self.PER_CHANNEL:
+                self.rejected += 1
+                raise AdapterError("ratelimited (channel)", retryable=True, retry_after=self.PER_CHANNEL - (now - last))
+            if len(self._window) >= self.PER_WORKSPACE:
+                self.rejected += 1
+                raise AdapterError("ratelimited (workspace)", retryable=True, retry_after=1.0 - (now - self._window[0]))
+            self._channel_last[channel] = now
+            self._window.append(now)
+        return super()._record(channel, message)
+
+
+class FlowingClock:
+    """The virtual instant the drain starts at, plus real elapsed wall time (shared by worker processes)."""
+
+    def __init__(self, base: datetime, wall_start: float) -> None:
+        self.base = base
+        self.wall_start = wall_start
+
+    def now(self) -> datetime:
+        return self.base + timedelta(seconds=time.time() - self.wall_start)
+
+
+# ---------------------------------------------------------------------- set-up
+def settings_for(url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "database_url": url,
+            "content_dir": str(ROOT / "content"),
+            "timezone": "Europe/London",
+            "platforms": ["console"],
+        }
+    )
+
+
+def fresh_database(url: str) -> None:
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def runtime(url: str, clock: Any, adapter: NullAdapter, *, migrate: bool = False) -> Runtime:
+    return build(settings_for(url), clock=clock, adapters={"console": adapter}, migrate=migrate)
+
+
+def add_people(rt: Runtime, n: int) -> None:
+    rows = [
+        {"platform": "console", "workspace": WORKSPACE, "user_id": f"u{i:06d}", "name": f"Learner {i}",
+         "tz": "Europe/London", "roles": "", "tz_locked": False, "opted_out": False, "created_at": ENROL_AT}
+        for i in range(n)
+    ]
+    with transaction(rt.factory) as session:
+        for start in range(0, n, 20_000):
+            session.execute(insert(Person), rows[start : start + 20_000])
+
+
+# ---------------------------------------------------------------------- draining
+def drain_until_empty(rt: Runtime, deadline: float) -> None:
+    """Drain until no delivery is pending or sending, waiting for backoffs; stop at ``deadline`` (wall time)."""
+    while time.time() < deadline:
+        result = rt.drain()
+        if result.sent or result.retried or result.skipped or result.failed:
+            continue
+        with rt.factory() as session:
+            left = session.execute(
+                select(func.count(), func.min(Delivery.due_at)).where(Delivery.state.in_(("pending", "sending")))
+            ).one()
+        if not left[0]:
+            return
+        wait = (left[1] - rt.clock.now()).total_seconds() if left[1] is not None else 0.05
+        time.sleep(min(max(wait, 0.01), 0.5))
+
+
+def _worker(url: str, base: datetime, wall_start: float, kind: str, deadline: float, out: Any) -> None:
+    adapter = PacedAdapter() if kind == "paced" else NullAdapter()
+    rt = runtime(url, FlowingClock(base, wall_start), adapter)
+    drain_until_empty(rt, deadline)
+    rt.db.dispose()
+    out.put((adapter.sent, adapter.rejected))
+
+
+@dataclass
+class Figures:
+    backend: str = ""
+    learners: int = 0
+    enrol_s: float = 0.0
+    tick_s: float = 0.0
+    planned: int = 0
+    drain_s: float = 0.0
+    sent: int = 0
+    deliveries_sent: int = 0
+    rejected: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    peer: Any = None
+    peer_scale: float = 1.0
+    notes: list[str] = field(default_factory=list)
+
+
+def check(rt: Runtime, sent: list[tuple[str, int, str]], figures: Figures) -> None:
+    """0 lost, 0 duplicated, 0 learners out of order: compare what the adapters got with the outbox."""
+    with rt.factory() as session:
+        rows = session.execute(
+            select(Delivery.id, Delivery.state, Delivery.due_at, Delivery.priority, Person.user_id)
+            .outerjoin(Person, Person.id == Delivery.person_id)
+        ).all()
+    figures.lost = sum(1 for r in rows if r.state in ("pending", "sending", "failed"))
+    figures.deliveries_sent = sum(1 for r in rows if r.state == "sent")
+    seen: set[tuple[str, int, str]] = set()
+    figures.duplicated = 0
+    for item in sent:
+        if item in seen:
+            figures.duplicated += 1
+        seen.add(item)
+    # Per learner, the order deliveries became due (due_at, then priority, then id); the adapter's order must
+    # follow it, each delivery's parts together.
+    due_order = {r.id: (r.due_at, r.priority, r.id) for r in rows}
+    by_learner: dict[str, list[int]] = defaultdict(list)
+    for channel, delivery_id, _ in sent:
+        if channel.startswith("D-") and delivery_id in due_order:
+            ids = by_learner[channel]
+            if not ids or ids[-1] != delivery_id:
+                ids.append(delivery_id)
+    figures.out_of_order = sum(
+        1 for ids in by_learner.values() if ids != sorted(ids, key=due_order.__getitem__) or len(set(ids)) != len(ids)
+    )
+
+
+def run(args: argparse.Namespace) -> Figures:
+    tmp = tempfile.mkdtemp(prefix="blendwise-pipeline-")
+    url = args.database_url or f"sqlite:///{os.path.join(tmp, 'pipeline.db')}"
+    fresh_database(url)
+    figures = Figures(learners=args.learners)
+    clock = VirtualClock(ENROL_AT)
+    adapter: NullAdapter = PacedAdapter() if args.adapter == "paced" else NullAdapter()
+    rt = runtime(url, clock, adapter, migrate=True)
+    figures.backend = rt.db.dialect.name
+    add_people(rt, args.learners)
+
+    # 1. enrol
+    with transaction(rt.factory) as session:
+        cohort = rt.engine.create_cohort(
+            session, name="bench", program_id=PROGRAM, platform="console", workspace=WORKSPACE, start=START,
+            channel="C-BENCH",
+        )
+        people = session.execute(select(Person.id, Person.workspace, Person.tz)).all()
+        t0 = time.perf_counter()
+        rt.engine.enroll_many(session, cohort, people)
+    figures.enrol_s = time.perf_counter() - t0  # includes the commit
+    if figures.backend == "postgresql":
+        with rt.db.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
+    # 2. tick at the first lesson's unlock: every learner's first lesson (and the session invites) due at once.
+    with rt.factory() as session:
+        first = session.scalar(
+            select(func.min(AgendaItem.fire_at)).where(AgendaItem.action == "deliver", AgendaItem.fire_at > 0)
+        )
+        assert first is not None
+        cohort = session.get(Cohort, cohort.id)
+    clock.set(first)
+    t0 = time.perf_counter()
+    result = rt.tick()
+    figures.tick_s = time.perf_counter() - t0
+    figures.planned = result.total_planned
+
+    # 3. drain
+    if not args.drain:
+        figures.notes.append("drain skipped (--no-drain): enrol and tick only")
+        return _peer(args, rt, url, tmp, figures)
+    base = clock.now()
+    wall_start = time.time()
+    deadline = wall_start + args.max_drain_seconds
+    sent: list[tuple[str, int, str]] = []
+    t0 = time.perf_counter()
+    if args.workers <= 1:
+        rt.sender.clock = FlowingClock(base, wall_start)
+        rt.clock = rt.sender.clock
+        drain_until_empty(rt, deadline)
+        sent, figures.rejected = adapter.sent, adapter.rejected
+    else:
+        if figures.backend == "sqlite":
+            figures.notes.append("several workers on SQLite: the embedded default is meant for one process")
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        procs = [
+            ctx.Process(target=_worker, args=(url, base, wall_start, args.adapter, deadline, queue))
+            for _ in range(args.workers)
+        ]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            got, rejected = queue.get()
+            sent.extend(got)
+            figures.rejected += rejected
+        for p in procs:
+            p.join()
+    figures.drain_s = time.perf_counter() - t0
+    figures.sent = len(sent)
+    check(rt, sent, figures)
+    return _peer(args, rt, url, tmp, figures)
+
+
+def _peer(args: argparse.Namespace, rt: Runtime, url: str, tmp: str, figures: Figures) -> Figures:
+    """4. the peer, on the same deliveries."""
+    if args.peer:
+        from peer_apscheduler import run_peer
+
+        with rt.factory() as session:
+            deliveries = [
+                (row.person_id or 0, row.purpose)
+                for row in session.execute(
+                    select(Delivery.person_id, Delivery.purpose).order_by(Delivery.person_id, Delivery.id)
+                )
+            ]
+        limit = args.peer_learners or args.learners
+        if limit < args.learners:
+            keep = {pid for pid, _ in deliveries if pid} and sorted({pid for pid, _ in deliveries if pid})[:limit]
+            chosen = set(keep)
+            subset = [d for d in deliveries if d[0] in chosen]
+            figures.peer_scale = len(deliveries) / max(1, len(subset))
+            deliveries = subset
+        peer_url = url if figures.backend == "postgresql" else f"sqlite:///{os.path.join(tmp, 'peer.db')}"
+        figures.peer = run_peer(peer_url, deliveries)
+    rt.db.dispose()
+    return figures
+
+
+def report(f: Figures, args: argparse.Namespace) -> None:
+    ours = f.tick_s + f.drain_s
+    if not args.drain:
+        print("(no drain: plan + dispatch and the speed-up below count the tick only)")
+    load = os.getloadavg()[0]
+    print(f"backend           {f.backend}, adapter {args.adapter}, workers {args.workers}, "
+          f"load average {load:.1f} on {os.cpu_count()} cores")
+    print(f"learners          {f.learners:,} on {PROGRAM}")
+    print(f"enrol             {f.enrol_s:8.2f} s   {f.enrol_s / max(f.learners, 1) * 1e6:,.0f} µs a learner  "
+          f"(target 100,000 <= 20 s)")
+    print(f"tick              {f.tick_s:8.2f} s   planned {f.planned:,} deliveries")
+    rate = f.sent / f.drain_s if f.drain_s else 0.0
+    print(f"drain             {f.drain_s:8.2f} s   {f.sent:,} messages, {rate:,.0f} messages/s  (target >= 5,000/s)")
+    if args.adapter == "paced":
+        print(f"paced             {rate / PacedAdapter.PER_WORKSPACE * 100:5.1f} % of the allowed 20/s, "
+              f"{f.rejected} calls answered 429")
+    print(f"checks            lost {f.lost}, duplicated {f.duplicated}, learners out of order {f.out_of_order} "
+          f"({f.deliveries_sent:,} deliveries sent)")
+    print(f"plan + dispatch   {ours:8.2f} s   (tick + drain)")
+    for note in f.notes:
+        print(f"note              {note}")
+    if f.peer is not None:
+        p = f.peer
+        scale = f.peer_scale
+        label = "peer (APScheduler, one job per delivery)"
+        print(f"{label}: {p.deliveries:,} deliveries, plan {p.plan_s:.2f} s, dispatch {p.dispatch_s:.2f} s, "
+              f"executed {p.executed:,}, duplicates {p.duplicates}")
+        if scale != 1.0:
+            print(f"peer scaled       x{scale:.2f} to all {f.planned:,} deliveries: {p.total_s * scale:.1f} s "
+                  f"(EXTRAPOLATED linearly from --peer-learners {args.peer_learners:,}, not measured)")
+        print(f"speed-up          {p.total_s * scale / ours if ours else 0:6.1f}x on plan + dispatch "
+              f"(target >= 20x){' [extrapolated peer]' if scale != 1.0 else ''}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--learners", type=int, default=10_000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--adapter", choices=("null", "paced"), default="null")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the APScheduler peer on the same deliveries (default: yes)")
+    parser.add_argument("--peer-learners", type=int, default=None,
+                        help="run the peer on this many learners' deliveries and extrapolate (says so)")
+    parser.add_argument("--max-drain-seconds", type=float, default=1800)
+    parser.add_argument("--drain", action=argparse.BooleanOptionalAction, default=True,
+                        help="drain the outbox (default: yes); --no-drain measures enrol and tick only")
+    args = parser.parse_args()
+    report(run(args), args)
+
+
+if __name__ == "__main__":
+    main()
