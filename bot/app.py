@@ -22,6 +22,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import metrics
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
@@ -36,8 +37,12 @@ from bot.registry import FeatureUnavailable, Registry, load_features
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
 from bot.storage.locks import exclusive, single_worker
 from bot.storage.models import Cohort, LiveSessionRow
+from bot.web import WebApp, WebServer
 
 log = logging.getLogger(__name__)
+
+#: What ``blendwise run --role`` accepts.
+ROLES = ("all", "web", "worker")
 
 
 @dataclass
@@ -58,6 +63,9 @@ class Runtime:
     #: What the optional features registered (services, demo steps, features left out for want of an extra).
     registry: Registry | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    #: The HTTP tier, once :meth:`start_web` ran.
+    web: WebServer | None = None
+    role: str = "all"
     _workspaces: dict[str, str | None] = field(default_factory=dict)
 
     def feature(self, name: str) -> Any:
@@ -202,15 +210,50 @@ class Runtime:
         self.mirror_sessions()
         return self.tick()
 
-    def run_forever(self) -> None:
+    def start_web(self) -> WebServer:
+        """Serve ``/healthz``, ``/metrics`` and the routes the adapters contribute (``/slack/events``) with uvicorn.
+
+        Adapters that contribute routes stop serving HTTP themselves; call this before :meth:`start_adapters`.
+        """
+        app = WebApp(health=lambda: {"role": self.role})
+        for adapter in self.adapters.values():
+            routes = getattr(adapter, "web_routes", None)
+            if routes is None:
+                continue
+            for path, handler in routes().items():
+                app.add(path, handler)
+            adapter.shared_web = True  # type: ignore[attr-defined]
+        metrics.watch_outbox(self.db)
+        web = self.settings.web
+        port = web.port if web.port is not None else self.settings.slack.port
+        self.web = WebServer(web.host, port, app)
+        self.web.start()
+        log.info("HTTP tier listening on %s (/healthz, /metrics%s)", self.web.url,
+                 "".join(f", {p}" for p in sorted(app.routes)))
+        return self.web
+
+    def run_forever(self, role: str = "all") -> None:
         """Start adapters and the scheduler; block until SIGINT/SIGTERM, then stop gracefully.
+
+        ``role``: ``all`` (the single-process default) serves HTTP and runs the jobs; ``web`` serves the HTTP tier
+        and the adapters' inbound handling and schedules no jobs, so web processes scale with request load;
+        ``worker`` runs the jobs (tick, drain, digests...) and outbound sends and opens no port.
 
         A stop stops claiming, gives in-flight sends ``sender.grace_seconds`` to finish and releases every claim
         this worker still holds without counting an attempt, so restarts never burn retries.
         """
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        worker_lock = single_worker(self.db)
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        self.role = role
+        if role == "worker":
+            for adapter in self.adapters.values():
+                if hasattr(adapter, "shared_web"):
+                    adapter.shared_web = True  # outbound only: nothing listens in a worker
+        else:
+            self.start_web()
+        worker_lock = single_worker(self.db) if role != "web" else None
         # The drain runs every second: APScheduler's per-run lines (and "skipped: already running" while a long
         # drain works through a backlog, which is expected) would drown the log.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
@@ -255,12 +298,14 @@ class Runtime:
                 max_instances=1,
                 coalesce=True,
             )
-        scheduler.start()
+        if role != "web":  # a web process schedules nothing: workers own the jobs
+            scheduler.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not the main thread (tests)
                 signal.signal(sig, lambda *_: self._stop.set())
         log.info(
-            "Blendwise is running (tick every %ss, drain every %ss, worker %s)",
+            "Blendwise is running as %s (tick every %ss, drain every %ss, worker %s)",
+            role,
             sender.tick_seconds,
             sender.drain_seconds,
             self.sender.worker,
@@ -269,10 +314,13 @@ class Runtime:
             self._stop.wait()
         finally:
             self.sender.request_stop()
-            scheduler.shutdown(wait=True)
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
             released = self.sender.release()
             if released:
                 log.info("released %d claimed deliveries for another worker", released)
+            if self.web is not None:
+                self.web.stop()
             for adapter in self.adapters.values():
                 adapter.stop()
             if worker_lock is not None:

@@ -114,6 +114,11 @@ def settings(*, verbose: bool = False, **overrides: Any) -> Settings:
     s = load_settings(state.config, overrides=extra)
     level = getattr(logging, s.log_level) if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if s.log_format == "json":
+        from bot.logs import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return s
 
@@ -208,14 +213,24 @@ def demo(
 
 @app.command()
 def run(
-    port: Annotated[int | None, typer.Option(help="HTTP port for Slack HTTP mode (overrides slack.port).")] = None,
+    role: Annotated[
+        str, typer.Option(help="all (default): HTTP, adapters and jobs; web: HTTP only; worker: jobs, no HTTP.")
+    ] = "all",
+    host: Annotated[str | None, typer.Option(help="Interface the HTTP tier binds (overrides web.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (overrides web.port).")] = None,
 ) -> None:
     """Run the configured adapters and the scheduler until interrupted."""
-    overrides: dict[str, Any] = {}
+    from bot.app import ROLES
+
+    if role not in ROLES:
+        raise BlendwiseError(f"--role: '{role}' is not one of {', '.join(ROLES)}")
+    web: dict[str, Any] = {}
+    if host is not None:
+        web["host"] = host
     if port is not None:
-        overrides["slack"] = {"port": port}
-    rt = runtime(settings(verbose=True, **overrides))
-    rt.run_forever()
+        web["port"] = port
+    rt = runtime(settings(verbose=True, **({"web": web} if web else {})))
+    rt.run_forever(role)
 
 
 # ---------------------------------------------------------------------- content

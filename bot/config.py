@@ -133,6 +133,18 @@ class SlackSettings(_Section):
     per_channel_interval: float = Field(default=1.0, ge=0)
 
 
+class WebSettings(_Section):
+    """The HTTP tier (``/healthz``, ``/metrics`` and the platforms' routes such as ``/slack/events``).
+
+    ``host`` defaults to loopback: a fresh install exposes nothing until someone decides to (production runs behind
+    a TLS-terminating proxy on the same host, or sets ``host: 0.0.0.0`` deliberately). ``port`` defaults to
+    ``slack.port`` (3000), which earlier versions used for the Slack endpoint.
+    """
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+
 class DiscordSettings(_Section):
     token: SecretStr | None = None
     guild_ids: list[str] = Field(default_factory=list)
@@ -176,10 +188,13 @@ class Settings(_Section):
     admins: list[str] = Field(default_factory=list)
     platforms: list[Platform] = Field(default_factory=lambda: list[Platform](["console"]))
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     lrs: LRSSettings = Field(default_factory=LRSSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``json``: one JSON object a line (time, level, logger, message, exception), for log shippers.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("timezone")
     @classmethod

@@ -46,6 +46,7 @@ from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, o
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ColumnClause
 
+from bot import metrics
 from bot.clock import Clock
 from bot.errors import AdapterError, BlendwiseError
 from bot.journeys.compose import Composer
@@ -294,6 +295,7 @@ class Sender:
             fixed = rowcount(res)
         if fixed:
             log.warning("reclaimed %d deliveries whose lease expired (a worker stopped mid-send)", fixed)
+            metrics.lease_reclaimed(fixed)
         return fixed
 
     def recover(self) -> int:
@@ -633,6 +635,7 @@ class Sender:
                     return
                 # Parts go out in order: once one is missing, none after it was sent.
                 plan.unsure = False
+            started = time.perf_counter()
             if plan.to is not None:
                 plan.ref = plan.adapter.send_direct(plan.to, message)
             else:
@@ -640,8 +643,11 @@ class Sender:
                 plan.ref = plan.adapter.send_channel(
                     plan.target.workspace, plan.target.channel, message, thread=plan.target.thread
                 )
+            metrics.sent(plan.adapter.platform, time.perf_counter() - started)
             plan.parts_sent = i + 1
         except AdapterError as exc:
+            if exc.retry_after is not None:  # adapters set retry_after only for a platform's 429
+                metrics.rate_limited(plan.adapter.platform)
             plan.error = exc
         except BlendwiseError as exc:
             plan.error = AdapterError(str(exc), retryable=False)

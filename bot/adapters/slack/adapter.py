@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from bot import metrics
 from bot.adapters.slack import convert
 from bot.adapters.slack.convert import ReplyTarget
 from bot.adapters.slack.manifest import BOT_SCOPES
@@ -58,11 +60,11 @@ from bot.adapters.slack.render import (
     render_modal,
     render_single,
 )
-from bot.adapters.slack.server import BackgroundHTTPServer, HttpRequest, HttpResult
 from bot.errors import AdapterError, ConfigError
 from bot.events import Actor, InboundEvent, Response
 from bot.messages import Attachment, Message, MessageRef, Modal
 from bot.ports import Adapter, ChannelTarget, InboundHandler, Profile, Recipient
+from bot.web import Handler, HttpRequest, HttpResult, WebApp, WebServer
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -303,7 +305,9 @@ class SlackAdapter(Adapter):
         self._handler: InboundHandler | None = None
         self._app: App | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._server: BackgroundHTTPServer | None = None
+        self._server: WebServer | None = None
+        #: True when the runtime's web tier serves this adapter's routes (``web_routes``) instead of its own server.
+        self.shared_web = False
         self._socket: SocketModeHandler | None = None
         self.team_id: str | None = None
         self.bot_user_id: str | None = None
@@ -349,8 +353,10 @@ class SlackAdapter(Adapter):
             self._app = self._build_app(self._executor)
             if self._app_token:
                 self._connect_socket_mode(self._app, self._app_token)
-            else:
-                self._server = BackgroundHTTPServer(self._host, self._requested_port, self._serve_http)
+            elif not self.shared_web:
+                self._server = WebServer(
+                    self._host, self._requested_port, WebApp(self.web_routes(), health={"mode": "http"})
+                )
                 self._server.start()
                 logger.info("Slack endpoint listening on %s%s", self.url, EVENTS_PATH)
         except BaseException:
@@ -753,6 +759,12 @@ class SlackAdapter(Adapter):
     # ----------------------------------------------------------------------------------------------------------
     # Inbound HTTP
 
+    def web_routes(self) -> dict[str, Handler]:
+        """The routes this adapter contributes to the HTTP tier (none in Socket Mode)."""
+        if self._app_token:
+            return {}
+        return {path: self._serve_http for path in (EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH)}
+
     def _serve_http(self, request: HttpRequest) -> HttpResult:
         if request.path == HEALTH_PATH:
             if request.method not in ("GET", "HEAD"):
@@ -761,7 +773,11 @@ class SlackAdapter(Adapter):
         if request.path == EVENTS_PATH:
             if request.method != "POST":
                 return HttpResult(405, b"method not allowed", headers={"Allow": ["POST"]})
-            return self._serve_events(request)
+            started = time.perf_counter()
+            try:
+                return self._serve_events(request)
+            finally:
+                metrics.acked(PLATFORM, time.perf_counter() - started)
         app = self._app
         if app is not None and app.oauth_flow is not None and request.method == "GET":
             bolt_request = BoltRequest(body="", query=request.query, headers=_bolt_headers(request.headers))
