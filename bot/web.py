@@ -175,6 +175,11 @@ class WebServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            # Several `blendwise run` processes on one host may share the port; the kernel balances connections
+            # between them (as the standard library's HTTP server allowed before). Only sockets that also ask for
+            # it, owned by the same user, can join.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((self.host, self._requested_port))
         except OSError as exc:

@@ -643,8 +643,8 @@ class Sender:
                 plan.ref = plan.adapter.send_channel(
                     plan.target.workspace, plan.target.channel, message, thread=plan.target.thread
                 )
-            metrics.sent(plan.adapter.platform, time.perf_counter() - started)
             plan.parts_sent = i + 1
+            metrics.sent(plan.adapter.platform, time.perf_counter() - started)
         except AdapterError as exc:
             if exc.retry_after is not None:  # adapters set retry_after only for a platform's 429
                 metrics.rate_limited(plan.adapter.platform)

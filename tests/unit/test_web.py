@@ -3,6 +3,7 @@ routes; the bind address is honoured; ``blendwise run --role web`` serves HTTP a
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -67,7 +68,13 @@ def test_health_routes_and_limits(server: WebServer) -> None:
     assert _get(f"{server.url}/echo", data=b"abc")[:2] == (201, b"cba")
     assert _get(f"{server.url}/nope")[0] == 404
     assert _get(f"{server.url}/healthz", data=b"x")[0] == 405
-    assert _get(f"{server.url}/echo", data=b"x" * (MAX_BODY_BYTES + 1))[0] == 413
+    # An oversized declared body is refused before it is read (sent as headers only: the server answers at once).
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.putrequest("POST", "/echo")
+    conn.putheader("Content-Length", str(MAX_BODY_BYTES + 1))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
     with pytest.raises(ValueError, match="already taken"):
         server.app.add("/metrics", lambda r: HttpResult(200))
 
