@@ -247,6 +247,11 @@ class Runtime:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         self.role = role
+        # Handlers first: a SIGTERM that arrives while the HTTP tier or the adapters start must still stop us
+        # gracefully (releasing claims), not kill the process.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread (tests)
+                signal.signal(sig, lambda *_: self._stop.set())
         if role == "worker":
             for adapter in self.adapters.values():
                 if hasattr(adapter, "shared_web"):
@@ -300,9 +305,6 @@ class Runtime:
             )
         if role != "web":  # a web process schedules nothing: workers own the jobs
             scheduler.start()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread (tests)
-                signal.signal(sig, lambda *_: self._stop.set())
         log.info(
             "Blendwise is running as %s (tick every %ss, drain every %ss, worker %s)",
             role,

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
 from bot import metrics
 
 logger = logging.getLogger(__name__)
@@ -162,7 +160,7 @@ class WebServer:
         self.host = host
         self._requested_port = port
         self.app = app
-        self._server: uvicorn.Server | None = None
+        self._server: Any = None  # uvicorn.Server, imported lazily
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
@@ -187,6 +185,8 @@ class WebServer:
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror}") from None
         sock.listen(128)
         self._socket = sock
+        import uvicorn  # here, not at import time: a worker process that serves no HTTP never loads it
+
         config = uvicorn.Config(
             self.app,
             log_config=None,  # our logging set-up stays in charge
