@@ -49,12 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import func, insert, select, text
 
-from bot.adapters.base import AdapterBase, Profile, Recipient
 from bot.app import Runtime, build
 from bot.clock import VirtualClock
 from bot.config import Settings
 from bot.errors import AdapterError
 from bot.messages import Message, MessageRef
+from bot.ports import Adapter, Profile, Recipient
 from bot.storage.db import make_engine, transaction
 from bot.storage.models import AgendaItem, Cohort, Delivery, Person
 
@@ -66,7 +66,7 @@ WORKSPACE = "bench"
 
 
 # ---------------------------------------------------------------------- adapters
-class NullAdapter(AdapterBase):
+class NullAdapter(Adapter):
     """Accepts every message at once and remembers what it got: ``(user or channel, delivery id, fingerprint)``."""
 
     platform = "console"
