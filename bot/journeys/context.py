@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
@@ -20,10 +21,13 @@ from bot.config import Settings
 from bot.journeys.library import Library
 from bot.journeys.model import AnyStep, Program
 from bot.ports import Profile
-from bot.storage.models import Enrollment, StepProgress
+from bot.states import FINAL_STEP_STATES
+from bot.storage.models import Enrollment, LiveSessionRow, Poll, StepProgress
 
-# A step in one of these states never changes again; every state change below is conditional on not being here.
-FINAL_STATES = ("done", "missed", "failed", "skipped")
+# A step in one of these states never changes again; every state change is conditional on not being here.
+FINAL_STATES = FINAL_STEP_STATES
+
+_HELD = "blendwise.held_enrollments"
 
 ProfileLookup = Callable[[str, str, str], Profile | None]
 
@@ -58,3 +62,55 @@ def touch(enrollment: Enrollment, now: datetime) -> None:
     enrollment.last_activity_at = now
     enrollment.nudges_ignored = 0
     enrollment.auto_paused = False
+
+
+def lock(session: Session, model: type[Enrollment] | type[LiveSessionRow] | type[Poll], row_id: int) -> None:
+    """Hold one row until the transaction ends, so the check-then-set code after this runs one at a time.
+
+    PostgreSQL takes a row lock (``SELECT … FOR UPDATE``): a second transaction waits here until the first
+    commits, and its next statements see what the first wrote (READ COMMITTED). SQLite has no row locks, but a
+    transaction that has written holds the database's single write lock until it ends, so a no-op write takes it
+    (waiting for a concurrent writer) before anything below reads.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(model)
+            .where(model.id == row_id)
+            .values(id=model.id)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        # FOR NO KEY UPDATE: it serialises the holders, but does not conflict with the key-share locks that
+        # inserts referencing this row take (an event or outbox row for the same learner), so no deadlock.
+        session.execute(select(model.id).where(model.id == row_id).with_for_update(key_share=True))
+
+
+def hold(session: Session, sp: StepProgress) -> None:
+    """Serialise one learner's state changes: lock their enrolment row, then re-read the step under the lock.
+
+    Every operation that changes a learner's progress calls this first. Two clicks that arrive together (distinct
+    dedupe keys, two workers) then run one after the other, and the second sees the first's result, so one click
+    is one fact and a prerequisite is counted off once. Within one transaction it runs once per enrolment: a nested
+    call (a quiz completing its step) keeps the caller's unflushed changes.
+    """
+    if hold_enrollment(session, sp.enrollment_id):
+        session.refresh(sp)
+
+
+def hold_enrollment(session: Session, enrollment_id: int) -> bool:
+    """Lock one enrolment row for the rest of the transaction and re-read it. False if this transaction already
+    held it (nothing was re-read). Call it before writing anything for the learner."""
+    transaction = session.get_transaction()
+    held: tuple[object, set[int]] | None = session.info.get(_HELD)
+    if held is None or held[0] is not transaction:
+        held = (transaction, set())
+        session.info[_HELD] = held
+    if enrollment_id in held[1]:
+        return False
+    session.flush()
+    lock(session, Enrollment, enrollment_id)
+    held[1].add(enrollment_id)
+    session.execute(
+        select(Enrollment).where(Enrollment.id == enrollment_id).execution_options(populate_existing=True)
+    ).all()
+    return True

@@ -196,7 +196,7 @@ class Engine(Context):
         return quizzes.answer(self, session, sp, attempt, question_index, choice)
 
     def toggle_choice(self, session: Session, sp: StepProgress, attempt: int, qi: int, option: int) -> None:
-        quizzes.toggle_choice(sp, attempt, qi, option)
+        quizzes.toggle_choice(session, sp, attempt, qi, option)
 
     def retry_quiz(self, session: Session, sp: StepProgress) -> None:
         quizzes.retry_quiz(self, session, sp)

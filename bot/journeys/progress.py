@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.journeys import timeline
-from bot.journeys.context import FINAL_STATES, Context, step_context, touch
+from bot.journeys.context import FINAL_STATES, Context, hold, hold_enrollment, step_context, touch
 from bot.journeys.model import QuizStep, ReflectionStep
+from bot.storage.db import rowcount
 from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
     AgendaItem,
@@ -45,26 +49,44 @@ def owned(session: Session, progress_id: int, person: Person) -> StepProgress:
 
 
 def seen(ctx: Context, session: Session, key: str | None) -> bool:
-    """Record an inbound dedupe key; True if it was already processed (a replay or a double click)."""
+    """Record an inbound dedupe key; True if it was already processed (a replay or a double click).
+
+    ``INSERT … ON CONFLICT DO NOTHING``: when one message arrives twice at once (a platform retry under a new
+    event id), the second insert waits for the first transaction and then inserts nothing, a clean no-op instead
+    of an ``IntegrityError`` at commit.
+    """
     if not key:
         return False
-    if session.get(InboundSeen, key) is not None:
-        return True
-    session.add(InboundSeen(key=key, seen_at=ctx.clock.now()))
-    session.flush()
-    return False
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = session.execute(
+        insert(InboundSeen)
+        .values(key=key, seen_at=ctx.clock.now())
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(InboundSeen.key)
+    ).first()
+    return inserted is None
 
 
 def complete(ctx: Context, session: Session, sp: StepProgress, *, source: str = "learner") -> bool:
-    """Mark a step done. Returns False when it was already final (idempotent)."""
+    """Mark a step done. Returns False when it was already final (idempotent, also under concurrent clicks)."""
+    hold(session, sp)
     if sp.state in FINAL_STATES:
         return False
     now = ctx.clock.now()
     enrollment, program, step = step_context(ctx, session, sp)
-    sp.state = "done"
-    sp.done_at = now
-    if sp.opened_at is None:
-        sp.opened_at = now
+    opened_at = sp.opened_at or now
+    # Conditional, so that only one transaction ever moves the step to done, even one that skipped the lock.
+    changed = session.execute(
+        update(StepProgress)
+        .where(StepProgress.id == sp.id, StepProgress.state.not_in(FINAL_STATES))
+        .values(state="done", done_at=now, opened_at=opened_at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) == 0:
+        session.refresh(sp)
+        return False
+    for name, value in (("state", "done"), ("done_at", now), ("opened_at", opened_at)):
+        set_committed_value(sp, name, value)
     touch(enrollment, now)
     on_time = sp.due_at is None or now <= sp.due_at
     record_for(
@@ -126,8 +148,16 @@ def check_program_completion(ctx: Context, session: Session, enrollment: Enrollm
     if not ok:
         return False
     now = ctx.clock.now()
-    enrollment.status = "completed"
-    enrollment.completed_at = now
+    changed = session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment.id, Enrollment.status == "active")
+        .values(status="completed", completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) == 0:
+        return False  # another transaction completed the program first
+    set_committed_value(enrollment, "status", "completed")
+    set_committed_value(enrollment, "completed_at", now)
     record_for(
         session,
         enrollment,
@@ -169,6 +199,8 @@ def thread_reply(
     )
     if enrollment is None:
         return None
+    # Locked before the fact is written: two replies at once complete the prompt once.
+    hold_enrollment(session, enrollment.id)
     program = ctx.library.program(enrollment.program_id)
     record(
         session,
@@ -194,6 +226,7 @@ def thread_reply(
 
 
 def reflect(ctx: Context, session: Session, sp: StepProgress, text: str) -> None:
+    hold(session, sp)
     enrollment, program, step = step_context(ctx, session, sp)
     if not isinstance(step, ReflectionStep):
         raise InvalidInput("That step is not a reflection.")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
 from bot.journeys import progress
-from bot.journeys.context import FINAL_STATES, Context, step_context, touch
+from bot.journeys.context import FINAL_STATES, Context, hold, step_context, touch
 from bot.journeys.model import Program, QuizStep
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Enrollment, QuizAnswer, StepProgress
@@ -52,7 +52,12 @@ def quiz_state(sp: StepProgress) -> dict[str, Any]:
 def answer(
     ctx: Context, session: Session, sp: StepProgress, attempt: int, question_index: int, choice: list[int]
 ) -> QuizOutcome:
-    """Grade one answer. A stale or repeated answer (double click, replayed request) records nothing."""
+    """Grade one answer. A stale or repeated answer (double click, replayed request) records nothing.
+
+    Under :func:`~bot.journeys.context.hold`, two answers to one question that arrive together are graded one
+    after the other, and the second sees the question already answered.
+    """
+    hold(session, sp)
     enrollment, program, step = step_context(ctx, session, sp)
     if not isinstance(step, QuizStep):
         raise InvalidInput("That step is not a quiz.")
@@ -141,7 +146,8 @@ def _finish_attempt(
     return passed, score
 
 
-def toggle_choice(sp: StepProgress, attempt: int, qi: int, option: int) -> None:
+def toggle_choice(session: Session, sp: StepProgress, attempt: int, qi: int, option: int) -> None:
+    hold(session, sp)
     state = quiz_state(sp)
     if sp.state in FINAL_STATES or attempt != state["attempt"] or qi != state["q"]:
         return
@@ -152,6 +158,7 @@ def toggle_choice(sp: StepProgress, attempt: int, qi: int, option: int) -> None:
 
 
 def retry_quiz(ctx: Context, session: Session, sp: StepProgress) -> None:
+    hold(session, sp)
     _, _, step = step_context(ctx, session, sp)
     assert isinstance(step, QuizStep)
     state = quiz_state(sp)

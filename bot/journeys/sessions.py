@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound
 from bot.journeys import progress
-from bot.journeys.context import FINAL_STATES, Context, touch
+from bot.journeys.context import FINAL_STATES, Context, hold, lock, touch
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Enrollment, LiveSessionRow, StepProgress
 from bot.timewindow import zone
@@ -49,9 +49,14 @@ def session_for_progress(session: Session, sp: StepProgress) -> tuple[Enrollment
 
 
 def rsvp(ctx: Context, session: Session, sp: StepProgress, answer: str) -> str:
-    """Record Going / Maybe / Can't make it. Returns the stored answer ('wait' when the session is full)."""
+    """Record Going / Maybe / Can't make it. Returns the stored answer ('wait' when the session is full).
+
+    Two RSVPs that arrive together are applied one after the other (the learner's lock), and a "yes" to a session
+    with a capacity also locks the session, so two learners cannot both take its last seat.
+    """
     if answer not in ("yes", "maybe", "no"):
         raise InvalidInput("RSVP must be yes, maybe or no.")
+    hold(session, sp)
     enrollment, live = session_for_progress(session, sp)
     now = ctx.clock.now()
     if now >= live.end_at:
@@ -61,6 +66,7 @@ def rsvp(ctx: Context, session: Session, sp: StepProgress, answer: str) -> str:
         return answer
     stored = answer
     if answer == "yes" and live.capacity is not None and row.rsvp != "yes":
+        lock(session, LiveSessionRow, live.id)
         going = session.scalar(
             select(func.count())
             .select_from(Attendance)
@@ -108,7 +114,9 @@ def checkin_open(live: LiveSessionRow, now: datetime) -> bool:
 def check_in(
     ctx: Context, session: Session, sp: StepProgress, *, source: str = "checkin", minutes: float | None = None
 ) -> bool:
-    """Record attendance. Returns False if already recorded. Raises InvalidInput outside the window."""
+    """Record attendance. Returns False if already recorded (also by a check-in that arrived at the same moment).
+    Raises InvalidInput outside the window."""
+    hold(session, sp)
     enrollment, live = session_for_progress(session, sp)
     now = ctx.clock.now()
     if source == "checkin" and not checkin_open(live, now):

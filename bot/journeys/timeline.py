@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
 from bot.journeys import people
-from bot.journeys.context import Context, touch
+from bot.journeys.context import Context, hold, touch
 from bot.journeys.model import AnyStep, Program, SessionStart, SessionStep
 from bot.nudges.purposes import REMIND, Purpose, enqueue
 from bot.storage.models import (
@@ -29,7 +29,7 @@ from bot.storage.models import (
     Person,
     StepProgress,
 )
-from bot.timewindow import local_instant, zone
+from bot.timewindow import Window, local_instant, zone
 
 
 def create_cohort(
@@ -108,31 +108,52 @@ def release_dependents(
     person = session.get(Person, enrollment.person_id)
     cohort = session.get(Cohort, enrollment.cohort_id)
     assert person is not None and cohort is not None
-    window = people.window(ctx, person, cohort, respect_pause=False)
-    for dep in dependents:
-        sp = session.scalar(
-            select(StepProgress).where(StepProgress.enrollment_id == enrollment.id, StepProgress.step_id == dep.id)
+    # Counted off in SQL (``waiting_on - 1``), never computed in Python from a value another transaction may have
+    # changed: two prerequisites completing at once must both count, and only the last one releases the step.
+    counted = session.execute(
+        update(StepProgress)
+        .where(
+            StepProgress.enrollment_id == enrollment.id,
+            StepProgress.step_id.in_([dep.id for dep in dependents]),
+            StepProgress.waiting_on > 0,
         )
-        if sp is None or sp.waiting_on <= 0:
+        .values(waiting_on=StepProgress.waiting_on - 1)
+        .returning(StepProgress.id, StepProgress.step_id, StepProgress.waiting_on)
+        .execution_options(synchronize_session=False)
+    ).all()
+    window = people.window(ctx, person, cohort, respect_pause=False)
+    for progress_id, dep_id, waiting_on in counted:
+        sp = session.get(StepProgress, progress_id, populate_existing=True)
+        if sp is None or waiting_on:
             continue
-        sp.waiting_on -= 1
-        if sp.waiting_on:
-            continue
-        assert sp.unlock_at is not None
-        deliver_at = window.next_open(max(sp.unlock_at, now))
-        if dep.due and deliver_at > sp.unlock_at:
-            sp.due_at = deliver_at + dep.due
-        offsets = reminder_offsets(ctx, dep, program)
-        for item in session.scalars(
-            select(AgendaItem).where(
-                AgendaItem.progress_id == sp.id,
-                AgendaItem.action.in_(("deliver", "remind")),
-            )
-        ):
-            if item.action == "deliver":
-                item.fire_at = deliver_at
-            elif 1 <= item.seq <= len(offsets):
-                item.fire_at = window.next_open(deliver_at + offsets[item.seq - 1])
+        _schedule_released(ctx, session, sp, program.step(dep_id), program, window, now)
+
+
+def _schedule_released(
+    ctx: Context,
+    session: Session,
+    sp: StepProgress,
+    dep: AnyStep,
+    program: Program,
+    window: Window,
+    now: datetime,
+) -> None:
+    """Give a step whose last prerequisite just completed its delivery and reminder times."""
+    assert sp.unlock_at is not None
+    deliver_at = window.next_open(max(sp.unlock_at, now))
+    if dep.due and deliver_at > sp.unlock_at:
+        sp.due_at = deliver_at + dep.due
+    offsets = reminder_offsets(ctx, dep, program)
+    for item in session.scalars(
+        select(AgendaItem).where(
+            AgendaItem.progress_id == sp.id,
+            AgendaItem.action.in_(("deliver", "remind")),
+        )
+    ):
+        if item.action == "deliver":
+            item.fire_at = deliver_at
+        elif 1 <= item.seq <= len(offsets):
+            item.fire_at = window.next_open(deliver_at + offsets[item.seq - 1])
 
 
 def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) -> datetime:
@@ -141,6 +162,7 @@ def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) ->
     person = session.get(Person, enrollment.person_id) if enrollment else None
     assert enrollment is not None and person is not None
     cohort = session.get(Cohort, enrollment.cohort_id)
+    hold(session, sp)
     until = people.window(ctx, person, cohort).next_open(until)
     sp.snoozed_until = until
     touch(enrollment, ctx.clock.now())

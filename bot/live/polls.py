@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot import replies
 from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.journeys import progress
-from bot.journeys.context import Context, step_context
+from bot.journeys.context import Context, hold, lock, step_context
 from bot.journeys.model import PollStep
 from bot.live.purposes import LIVE_POLL
 from bot.markup import inert_line
@@ -100,6 +100,8 @@ def cast_vote(session: Session, poll: Poll, person: Person, option: int) -> list
         raise InvalidInput("That option is not part of the poll.")
     if poll.closed_at is not None:
         raise InvalidInput("This poll is closed.")
+    # Two presses by one voter at once must not both see "no vote yet" and leave two votes behind.
+    lock(session, Poll, poll.id)
     key = voter_key(poll, person)
     mine = session.scalars(select(PollVote).where(PollVote.poll_id == poll.id, PollVote.voter == key)).all()
     chosen = {v.option for v in mine}
@@ -123,6 +125,7 @@ def cast_vote(session: Session, poll: Poll, person: Person, option: int) -> list
 
 def step_vote(ctx: Context, session: Session, sp: StepProgress, option: int, person: Person) -> Poll:
     """A vote on a program poll step: the vote, its ``voted`` fact, and completion of the step."""
+    hold(session, sp)
     enrollment, program, step = step_context(ctx, session, sp)
     if not isinstance(step, PollStep):
         raise InvalidInput(replies.NOT_A_POLL)
