@@ -264,25 +264,25 @@ def db_upgrade() -> None:
 ROSTER_COLUMNS = "platform,user_id,name,email,tz,manager[,workspace]"
 
 
-def _read_roster(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """The roster's rows with their line numbers.
-
-    Spreadsheets save "CSV UTF-8" with a byte-order mark, so the file is read as ``utf-8-sig``; a file in another
-    encoding is refused at the line of its first undecodable byte, because guessing an encoding silently garbles
-    names.
-    """
+def _text(path: Path) -> str:
+    """A roster's text. Spreadsheets save "CSV UTF-8" with a byte-order mark, hence ``utf-8-sig``; any other
+    encoding is refused at the line of its first undecodable byte, because guessing one silently garbles names."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise BlendwiseError(f"{path}: cannot read the file ({exc.strerror})") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise BlendwiseError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the roster as CSV UTF-8"
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as CSV UTF-8"
         ) from None
-    reader = csv.DictReader(text.splitlines(keepends=True))
+
+
+def _read_roster(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The roster's rows with their line numbers."""
+    reader = csv.DictReader(_text(path).splitlines(keepends=True))
     fields = [f.strip() for f in reader.fieldnames or []]
     reader.fieldnames = fields
     missing = {"platform", "user_id", "name"} - set(fields)
@@ -312,7 +312,6 @@ def people_import(
     'workspace' column each person belongs to the workspace the platform serves (the Slack team of the bot token,
     the one configured Discord guild); with several, the column is required.
     """
-    from sqlalchemy import select
 
     from bot.journeys.model import check_tz
     from bot.storage.db import transaction
@@ -349,55 +348,69 @@ def people_import(
             problems.append((line, f"duplicate of line {keyed[key][0]} ({platform} user {user_id})"))
             continue
         keyed[key] = (line, row)
+    wanted = set(keyed) | {
+        (platform, workspace, row["manager"]) for (platform, workspace, _), (_, row) in keyed.items() if row.get("manager")
+    }
     with rt.factory() as session:
-        for (platform, workspace, _), (line, row) in keyed.items():
-            manager_id = row.get("manager", "")
-            if not manager_id or (platform, workspace, manager_id) in keyed:
-                continue
-            known = session.scalar(
-                select(Person.id).where(
-                    Person.platform == platform, Person.workspace == workspace, Person.user_id == manager_id
-                )
-            )
-            if known is None:
-                problems.append((line, f"unknown manager '{manager_id}' (add them as a row of the roster)"))
+        known = {(p.platform, p.workspace, p.user_id) for p in _people(session, wanted)} | set(keyed)
+    for (platform, workspace, _), (line, row) in keyed.items():
+        manager_id = row.get("manager", "")
+        if manager_id and (platform, workspace, manager_id) not in known:
+            problems.append((line, f"unknown manager '{manager_id}' (add them as a row of the roster)"))
     if problems:
         for line, problem in sorted(problems):
             err.print(f"{roster}:{line}: {problem}", markup=False)
         raise typer.Exit(1)
-    created = 0
     with transaction(rt.factory) as session:
-        people: dict[tuple[str, str, str], Person] = {}
+        people = {(p.platform, p.workspace, p.user_id): p for p in _people(session, wanted)}
+        created = 0
+        now = rt.clock.now()
         for key, (_, row) in keyed.items():
-            platform, workspace, user_id = key
-            existing = session.scalar(
-                select(Person).where(
-                    Person.platform == platform, Person.workspace == workspace, Person.user_id == user_id
-                )
-            )
-            created += existing is None
-            person = existing or rt.engine.person(session, platform, workspace, user_id, name=row.get("name") or None)
-            person.name = row.get("name") or person.name
+            person = people.get(key)
+            if person is None:
+                platform, workspace, user_id = key
+                person = Person(platform=platform, workspace=workspace, user_id=user_id, roles="", created_at=now)
+                session.add(person)
+                people[key] = person
+                created += 1
+            person.name = row.get("name") or person.name or key[2]
             person.email = row.get("email") or person.email
             if row.get("tz"):
                 person.tz = row["tz"]
                 person.tz_locked = True  # the roster wins over the platform profile
-            people[key] = person
-        for key, (_, row) in keyed.items():
-            manager_id = row.get("manager", "")
-            if manager_id:
-                platform, workspace, _ = key
-                manager = people.get((platform, workspace, manager_id)) or rt.engine.person(
-                    session, platform, workspace, manager_id
-                )
-                people[key].manager_id = manager.id
+        session.flush()  # one batched INSERT for the new people, so managers have ids
+        for (platform, workspace, user_id), (_, row) in keyed.items():
+            if row.get("manager"):
+                people[(platform, workspace, user_id)].manager_id = people[(platform, workspace, row["manager"])].id
         if enroll is not None:
-            rt.engine.enroll_many(session, _cohort(session, enroll, None), list(people.values()))
+            rt.engine.enroll_many(session, _cohort(session, enroll, None), [people[key] for key in keyed])
     out.print(
         f"Imported {len(keyed)} people from {roster} ({created} new, {len(keyed) - created} updated).", markup=False
     )
     if enroll is not None:
-        out.print(f"Enrolled {len(people)} in {enroll}.", markup=False)
+        out.print(f"Enrolled {len(keyed)} in {enroll}.", markup=False)
+
+
+def _people(session: Any, keys: set[tuple[str, str, str]]) -> list[Any]:
+    """The stored people among ``keys`` (platform, workspace, user id), read in chunks rather than one by one."""
+    from sqlalchemy import select
+
+    from bot.storage.models import Person
+
+    by_space: dict[tuple[str, str], list[str]] = {}
+    for platform, workspace, user_id in keys:
+        by_space.setdefault((platform, workspace), []).append(user_id)
+    found: list[Any] = []
+    for (platform, workspace), user_ids in by_space.items():
+        for start in range(0, len(user_ids), 500):
+            found += session.scalars(
+                select(Person).where(
+                    Person.platform == platform,
+                    Person.workspace == workspace,
+                    Person.user_id.in_(user_ids[start : start + 500]),
+                )
+            )
+    return found
 
 
 # ---------------------------------------------------------------------- cohorts
@@ -532,8 +545,7 @@ def _user_ids(path: Path) -> list[str]:
     """User ids from a roster CSV (its ``user_id`` column) or a plain list, one a line; blank lines are skipped."""
     if not path.exists():
         raise BlendwiseError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        lines = fh.read().splitlines()
+    lines = _text(path).splitlines()
     if not lines:
         return []
     header = [h.strip() for h in next(csv.reader([lines[0]]))]

@@ -162,7 +162,10 @@ def test_roster_in_another_encoding_names_the_line(workdir: Path) -> None:
         (ROSTER_HEADER + "console,ana,Ana Silva,,,\nconsole,jo,José Díaz,,,\n").encode("cp1252")
     )
     line = one_line_error(run(workdir, "people", "import", "roster.csv"))
-    assert line == "error: roster.csv:3: not UTF-8 text (byte 0xe9); save the roster as CSV UTF-8"
+    assert line == "error: roster.csv:3: not UTF-8 text (byte 0xe9); save the file as CSV UTF-8"
+    assert create(workdir, "pilot").returncode == 0
+    line = one_line_error(run(workdir, "cohort", "enroll", "pilot", "--file", "roster.csv", "--create"))
+    assert line == "error: roster.csv:3: not UTF-8 text (byte 0xe9); save the file as CSV UTF-8"
 
 
 def test_roster_platform_must_be_configured(workdir: Path) -> None:
