@@ -178,7 +178,7 @@ def test_documented_command_lines_run(doc: Path, template: tuple[Path, dict[str,
 def test_the_docs_show_command_lines() -> None:
     """The extraction itself: a change to the docs' fences must not silently leave nothing to run."""
     found = {str(d.relative_to(ROOT)): [line.text for line in documented_lines(d)] for d in DOCS}
-    assert "make demo" in found["README.md"]
+    assert "make demo" in found["README.md"] and "make report" in found["README.md"]
     assert ".venv/bin/blendwise report --format html -o report.html" in found["README.md"]
     assert "blendwise report --database-url sqlite:///blendwise.db --format html -o report.html" in found[
         "docs/reports.md"
