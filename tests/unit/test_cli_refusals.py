@@ -201,6 +201,12 @@ def test_roster_needs_a_workspace_column_when_the_platform_serves_several(tmp_pa
         capture_output=True, text=True, cwd=tmp_path, timeout=120, env={"DISCORD_TOKEN": "fake-token", "PATH": ""},
     )
     assert env_run.returncode == 0, env_run.stderr
+    cohort = subprocess.run(
+        [BLENDWISE, "--config", str(tmp_path / "app.yaml"), "cohort", "create", "pilot", "--program",
+         "feedback-fundamentals", "--start", "2026-03-02"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, env={"DISCORD_TOKEN": "fake-token", "PATH": ""},
+    )
+    assert one_line_error(cohort) == "error: --workspace: discord serves several workspaces; say which one"
 
 
 # ------------------------------------------------------------------------------------------------ report
