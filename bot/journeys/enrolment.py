@@ -45,6 +45,7 @@ from bot.errors import PermissionDenied
 from bot.journeys.context import Context
 from bot.journeys.model import AnyStep, Program, SessionStep
 from bot.journeys.timeline import reminder_offsets
+from bot.states import AgendaAction, EnrollmentStatus, StepState, Verb
 from bot.storage.events import object_id
 from bot.storage.models import (
     AgendaItem,
@@ -113,10 +114,10 @@ def step_agenda(
     """The delivery and its reminders as ``(action, seq, fire_at, expires_at)``; a blocked step's rows wait with
     ``fire_at`` NULL until its prerequisites are done."""
     deliver_at = None if blocked else window.next_open(max(unlock_at, now))
-    rows: list[tuple[str, int, datetime | None, datetime | None]] = [("deliver", 0, deliver_at, None)]
+    rows: list[tuple[str, int, datetime | None, datetime | None]] = [(AgendaAction.DELIVER, 0, deliver_at, None)]
     for i, offset in enumerate(reminder_offsets, start=1):
         fire = None if deliver_at is None else window.next_open(deliver_at + offset)
-        rows.append(("remind", i, fire, None))
+        rows.append((AgendaAction.REMIND, i, fire, None))
     return rows
 
 
@@ -133,9 +134,9 @@ def session_agenda(
     for i, before in enumerate(sorted(offsets, reverse=True), start=1):
         fire = live.start_at - before
         if fire > now:
-            rows.append(("session_remind", i, fire, live.start_at))
-    rows.append(("checkin", 0, max(live.checkin_opens_at, now), live.checkin_closes_at))
-    rows.append(("close", 0, max(live.end_at, live.checkin_closes_at), None))
+            rows.append((AgendaAction.SESSION_REMIND, i, fire, live.start_at))
+    rows.append((AgendaAction.CHECKIN, 0, max(live.checkin_opens_at, now), live.checkin_closes_at))
+    rows.append((AgendaAction.CLOSE, 0, max(live.end_at, live.checkin_closes_at), None))
     return rows
 
 
@@ -291,7 +292,7 @@ def enroll_many(
                 "cohort_id": cohort.id,
                 "program_id": program.id,
                 "enrolled_at": t,
-                "status": "active",
+                "status": EnrollmentStatus.ACTIVE,
                 "nudges_ignored": 0,
                 "auto_paused": False,
                 "last_activity_at": t,
@@ -353,7 +354,7 @@ def enroll_many(
         insert(StepProgress).from_select(
             ["enrollment_id", "step_id", "kind", "required", "state", "waiting_on", "unlock_at", "due_at",
              "attempts"],
-            select(b.enrollment_id, s.step_id, s.kind, s.required, literal("locked"), s.waiting_on, s.unlock_at,
+            select(b.enrollment_id, s.step_id, s.kind, s.required, literal(StepState.LOCKED.value), s.waiting_on, s.unlock_at,
                    s.due_at, literal(0))
             .select_from(_BATCH.join(_STEPS, s.grp == b.grp))
             .order_by(b.enrollment_id, s.pos),
@@ -390,7 +391,7 @@ def enroll_many(
             ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id", "result",
              "context"],
             # result and context as JSON null, exactly what record() writes for an event without them.
-            select(literal(t, BigInteger), e.person_id, literal("registered"), literal("program"),
+            select(literal(t, BigInteger), e.person_id, literal(Verb.REGISTERED.value), literal("program"),
                    literal(object_id(program.id)), e.id, e.cohort_id, literal(None, JSON), literal(None, JSON))
             .select_from(_BATCH.join(Enrollment.__table__, e.id == b.enrollment_id))
             .order_by(e.id),

@@ -18,6 +18,7 @@ from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.journeys import timeline
 from bot.journeys.context import FINAL_STATES, Context, hold, hold_enrollment, step_context, touch
 from bot.journeys.model import QuizStep, ReflectionStep
+from bot.states import EnrollmentStatus, StepKind, StepState, Verb
 from bot.storage.db import rowcount
 from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
@@ -79,13 +80,13 @@ def complete(ctx: Context, session: Session, sp: StepProgress, *, source: str = 
     changed = session.execute(
         update(StepProgress)
         .where(StepProgress.id == sp.id, StepProgress.state.not_in(FINAL_STATES))
-        .values(state="done", done_at=now, opened_at=opened_at)
+        .values(state=StepState.DONE, done_at=now, opened_at=opened_at)
         .execution_options(synchronize_session=False)
     )
     if rowcount(changed) == 0:
         session.refresh(sp)
         return False
-    for name, value in (("state", "done"), ("done_at", now), ("opened_at", opened_at)):
+    for name, value in (("state", StepState.DONE), ("done_at", now), ("opened_at", opened_at)):
         set_committed_value(sp, name, value)
     touch(enrollment, now)
     on_time = sp.due_at is None or now <= sp.due_at
@@ -93,8 +94,8 @@ def complete(ctx: Context, session: Session, sp: StepProgress, *, source: str = 
         session,
         enrollment,
         ts=now,
-        verb="completed",
-        object_type="session" if sp.kind == "session" else "step",
+        verb=Verb.COMPLETED,
+        object_type="session" if sp.kind == StepKind.SESSION else "step",
         object_id=object_id(program.id, step.id),
         result={"completion": True, "extensions": {"on_time": on_time, "source": source}},
     )
@@ -109,8 +110,8 @@ def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dic
     program = ctx.library.program(enrollment.program_id)
     rows = session.scalars(select(StepProgress).where(StepProgress.enrollment_id == enrollment.id)).all()
     by_id = {r.step_id: r for r in rows}
-    required = [s for s in program.steps if s.required and s.kind != "session"]
-    sessions = [s for s in program.steps if s.kind == "session"]
+    required = [s for s in program.steps if s.required and s.kind != StepKind.SESSION]
+    sessions = [s for s in program.steps if s.kind == StepKind.SESSION]
     attended = session.scalar(
         select(func.count())
         .select_from(Attendance)
@@ -119,18 +120,18 @@ def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dic
     quizzes = [s for s in program.steps if isinstance(s, QuizStep) and s.required]
     return {
         "required_total": len(required),
-        "required_done": sum(1 for s in required if by_id[s.id].state == "done"),
+        "required_done": sum(1 for s in required if by_id[s.id].state == StepState.DONE),
         "sessions_total": len(sessions),
         "sessions_attended": int(attended or 0),
         "quizzes_total": len(quizzes),
         "quizzes_passed": sum(1 for s in quizzes if by_id[s.id].passed),
         "steps_total": len(program.steps),
-        "steps_done": sum(1 for r in rows if r.state == "done"),
+        "steps_done": sum(1 for r in rows if r.state == StepState.DONE),
     }
 
 
 def check_program_completion(ctx: Context, session: Session, enrollment: Enrollment) -> bool:
-    if enrollment.status != "active":
+    if enrollment.status != EnrollmentStatus.ACTIVE:
         return False
     program = ctx.library.program(enrollment.program_id)
     rules = program.completion
@@ -150,7 +151,7 @@ def check_program_completion(ctx: Context, session: Session, enrollment: Enrollm
     now = ctx.clock.now()
     changed = session.execute(
         update(Enrollment)
-        .where(Enrollment.id == enrollment.id, Enrollment.status == "active")
+        .where(Enrollment.id == enrollment.id, Enrollment.status == EnrollmentStatus.ACTIVE)
         .values(status="completed", completed_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -162,7 +163,7 @@ def check_program_completion(ctx: Context, session: Session, enrollment: Enrollm
         session,
         enrollment,
         ts=now,
-        verb="completed",
+        verb=Verb.COMPLETED,
         object_type="program",
         object_id=object_id(program.id),
         result={"completion": True},
@@ -174,8 +175,8 @@ def check_program_completion(ctx: Context, session: Session, enrollment: Enrollm
 
 def open_step(ctx: Context, sp: StepProgress) -> None:
     """A learner looked at a step (opened it from a reminder, started a quiz)."""
-    if sp.state == "locked":
-        sp.state = "open"
+    if sp.state == StepState.LOCKED:
+        sp.state = StepState.OPEN
         sp.opened_at = ctx.clock.now()
 
 
@@ -206,7 +207,7 @@ def thread_reply(
         session,
         ts=now,
         person_id=person.id,
-        verb="replied",
+        verb=Verb.REPLIED,
         object_type="prompt",
         object_id=object_id(program.id, post.step_id) if post.step_id else f"cohort/{post.cohort_id}/post/{post.id}",
         enrollment_id=enrollment.id,
@@ -240,7 +241,7 @@ def reflect(ctx: Context, session: Session, sp: StepProgress, text: str) -> None
         session,
         enrollment,
         ts=now,
-        verb="reflected",
+        verb=Verb.REFLECTED,
         object_type="step",
         object_id=object_id(program.id, step.id),
         result={"response": text[:4000]},

@@ -17,6 +17,7 @@ from bot.errors import InvalidInput
 from bot.journeys import progress
 from bot.journeys.context import FINAL_STATES, Context, hold, step_context, touch
 from bot.journeys.model import Program, QuizStep
+from bot.states import StepState, Verb
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Enrollment, QuizAnswer, StepProgress
 
@@ -87,7 +88,7 @@ def answer(
         session,
         enrollment,
         ts=now,
-        verb="answered",
+        verb=Verb.ANSWERED,
         object_type="question",
         object_id=object_id(program.id, step.id, question.id),
         result={
@@ -128,7 +129,7 @@ def _finish_attempt(
         session,
         enrollment,
         ts=now,
-        verb="passed" if passed else "failed",
+        verb=Verb.PASSED if passed else Verb.FAILED,
         object_type="step",
         object_id=object_id(program.id, step.id),
         result={
@@ -141,7 +142,7 @@ def _finish_attempt(
     if passed or step.complete_on == "attempt":
         progress.complete(ctx, session, sp, source="quiz")
     elif attempt >= step.retry.max_attempts:
-        sp.state = "failed"
+        sp.state = StepState.FAILED
         sp.done_at = now
     return passed, score
 

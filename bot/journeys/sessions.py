@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from bot.errors import InvalidInput, NotFound
 from bot.journeys import progress
 from bot.journeys.context import FINAL_STATES, Context, hold, lock, touch
+from bot.states import StepState, Verb
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Enrollment, LiveSessionRow, StepProgress
 from bot.timewindow import zone
@@ -85,7 +86,7 @@ def rsvp(ctx: Context, session: Session, sp: StepProgress, answer: str) -> str:
             session,
             enrollment,
             ts=now,
-            verb="registered",
+            verb=Verb.REGISTERED,
             object_type="session",
             object_id=object_id(program_id, sp.step_id),
             result={"response": "yes"},
@@ -95,7 +96,7 @@ def rsvp(ctx: Context, session: Session, sp: StepProgress, answer: str) -> str:
             session,
             enrollment,
             ts=now,
-            verb="unregistered",
+            verb=Verb.UNREGISTERED,
             object_type="session",
             object_id=object_id(program_id, sp.step_id),
             result={"response": stored},
@@ -136,15 +137,15 @@ def check_in(
         session,
         enrollment,
         ts=now,
-        verb="attended",
+        verb=Verb.ATTENDED,
         object_type="session",
         object_id=object_id(enrollment.program_id, sp.step_id),
         result={"extensions": {"source": source, "minutes": minutes}},
         context={"extensions": {"session_id": live.id}},
     )
-    if sp.state == "missed":
+    if sp.state == StepState.MISSED:
         # Late attendance recorded by a lead overrides the automatic "missed".
-        sp.state = "open"
+        sp.state = StepState.OPEN
     progress.complete(ctx, session, sp, source=source)
     return True
 
@@ -164,12 +165,12 @@ def mark_missed(ctx: Context, session: Session, progress_ids: list[int]) -> int:
     for sp in rows:
         enrollment = session.get(Enrollment, sp.enrollment_id)
         assert enrollment is not None
-        sp.state = "missed"
+        sp.state = StepState.MISSED
         record_for(
             session,
             enrollment,
             ts=now,
-            verb="missed",
+            verb=Verb.MISSED,
             object_type="session",
             object_id=object_id(enrollment.program_id, sp.step_id),
         )

@@ -19,6 +19,7 @@ from bot.journeys import people
 from bot.journeys.context import Context, hold, touch
 from bot.journeys.model import AnyStep, Program, SessionStart, SessionStep
 from bot.nudges.purposes import REMIND, Purpose, enqueue
+from bot.states import AgendaAction, EnrollmentStatus, StepState
 from bot.storage.models import (
     AgendaItem,
     Cohort,
@@ -147,10 +148,10 @@ def _schedule_released(
     for item in session.scalars(
         select(AgendaItem).where(
             AgendaItem.progress_id == sp.id,
-            AgendaItem.action.in_(("deliver", "remind")),
+            AgendaItem.action.in_((AgendaAction.DELIVER, AgendaAction.REMIND)),
         )
     ):
-        if item.action == "deliver":
+        if item.action == AgendaAction.DELIVER:
             item.fire_at = deliver_at
         elif 1 <= item.seq <= len(offsets):
             item.fire_at = window.next_open(deliver_at + offsets[item.seq - 1])
@@ -171,7 +172,7 @@ def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) ->
     session.execute(
         delete(AgendaItem).where(
             AgendaItem.progress_id == sp.id,
-            AgendaItem.action == "remind",
+            AgendaItem.action == AgendaAction.REMIND,
             AgendaItem.fire_at < until,
         )
     )
@@ -179,7 +180,7 @@ def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) ->
     # sequence number neither the agenda nor the outbox has used, or the new reminder would be deduplicated away.
     # The outbox is asked by exact key (its unique index), a window of candidates at a time.
     last = session.scalar(
-        select(func.max(AgendaItem.seq)).where(AgendaItem.progress_id == sp.id, AgendaItem.action == "remind")
+        select(func.max(AgendaItem.seq)).where(AgendaItem.progress_id == sp.id, AgendaItem.action == AgendaAction.REMIND)
     )
     seq = max(100, (last or 0) + 1)
     while True:
@@ -191,7 +192,7 @@ def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) ->
             break
         seq += 16
     session.add(
-        AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action="remind", seq=seq, fire_at=until)
+        AgendaItem(progress_id=sp.id, enrollment_id=sp.enrollment_id, action=AgendaAction.REMIND, seq=seq, fire_at=until)
     )
     session.flush()
     return until
@@ -202,7 +203,7 @@ def snooze_all(ctx: Context, session: Session, person: Person, delta: timedelta)
     open_steps = session.scalars(
         select(StepProgress)
         .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
-        .where(Enrollment.person_id == person.id, StepProgress.state == "open", Enrollment.status == "active")
+        .where(Enrollment.person_id == person.id, StepProgress.state == StepState.OPEN, Enrollment.status == EnrollmentStatus.ACTIVE)
     ).all()
     for sp in open_steps:
         until = snooze(ctx, session, sp, ctx.clock.now() + delta)
