@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from bot.nudges.purposes import (
     AUTOPAUSE,
@@ -124,6 +124,41 @@ def _claim_table(session: Session, dialect: str) -> Table:
     return table
 
 
+@dataclass
+class _TickPass:
+    """What every planning step of one tick shares: the transaction, the tick's instant, the claimed batch and the
+    joins over it. Keeping it in one place lets each step be its own function while the SQL stays set-wise."""
+
+    session: Session
+    t: int
+    claim: Table
+    actions: dict[str, int]
+    result: TickResult
+
+    def plan(self, name: str, stmt: Select[tuple[object, ...]]) -> None:
+        """Insert the outbox rows ``stmt`` selects, unless no claimed agenda row has the action they need (the
+        skipped statement would find nothing, and skipping spares the database the join)."""
+        if name in ACTION_OF and ACTION_OF[name] not in self.actions:
+            return
+        self.result.planned[name] = insert_planned(self.session, stmt) + self.result.planned.get(name, 0)
+
+    def base(self) -> Select[tuple[()]]:
+        """The claimed rows joined to their progress, enrolment and person: the frame every nudge statement
+        selects from."""
+        a, sp, e, p = self.claim.c, StepProgress, Enrollment, Person
+        return (
+            select()
+            .select_from(self.claim)
+            .join(sp, sp.id == a.progress_id)
+            .join(e, e.id == a.enrollment_id)
+            .join(p, p.id == e.person_id)
+        )
+
+    def active(self) -> ColumnElement[bool]:
+        """Enrolments still running for people who have not opted out."""
+        return and_(Enrollment.status == EnrollmentStatus.ACTIVE, not_(Person.opted_out))
+
+
 def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: int = 250_000) -> TickResult:
     """Run one planning pass inside ``session``'s transaction (the caller commits)."""
     result = TickResult()
@@ -138,8 +173,38 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     if due is None:
         return result
 
-    # Claim a batch into a per-connection scratch table; every planning statement below reads only that table,
-    # so their cost is proportional to the work due now, not to the size of the agenda.
+    claim = _claim_due(session, dialect, t, batch)
+    actions = {
+        row[0]: row[1] for row in session.execute(select(claim.c.action, func.count()).group_by(claim.c.action))
+    }
+    result.claimed = sum(actions.values())
+
+    tp = _TickPass(session=session, t=t, claim=claim, actions=actions, result=result)
+    _plan_step_cards(tp)
+    _plan_cohort_prompts(tp)
+    _plan_reminders(tp)
+    _plan_session_nudges(tp)
+    _close_missed_sessions(tp)
+    # Ignored nudges: every reminder planned now counts; enough of them in a row pauses reminders politely.
+    if result.planned.get(REMIND.name):
+        _count_ignored_nudges(tp, auto_pause_after)
+    if result.total_planned or result.missed:
+        log.info(
+            "tick planned %s (claimed %d agenda rows, %d missed sessions, %d auto-paused)",
+            {k: v for k, v in result.planned.items() if v},
+            result.claimed,
+            result.missed,
+            result.auto_paused,
+        )
+    return result
+
+
+def _claim_due(session: Session, dialect: str, t: int, batch: int) -> Table:
+    """Move a batch of due agenda rows into the per-connection scratch table and out of the agenda.
+
+    Every planning statement reads only that table, so their cost is proportional to the work due now, not to the
+    size of the agenda.
+    """
     claim = _claim_table(session, dialect)
     session.execute(claim.delete())
     session.execute(
@@ -169,32 +234,15 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         .where(AgendaItem.id.in_(select(claim.c.id)))
         .execution_options(synchronize_session=False)
     )
-    actions = {
-        row[0]: row[1] for row in session.execute(select(claim.c.action, func.count()).group_by(claim.c.action))
-    }
-    result.claimed = sum(actions.values())
+    return claim
 
-    a, sp, e, p = claim.c, StepProgress, Enrollment, Person
-    active = and_(e.status == EnrollmentStatus.ACTIVE, not_(p.opted_out))
-    not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
-    not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
-    base = (
-        select()
-        .select_from(claim)
-        .join(sp, sp.id == a.progress_id)
-        .join(e, e.id == a.enrollment_id)
-        .join(p, p.id == e.person_id)
-    )
 
-    def plan(name: str, stmt: Select[tuple[object, ...]]) -> None:
-        if name in ACTION_OF and ACTION_OF[name] not in actions:
-            return
-        result.planned[name] = insert_planned(session, stmt) + result.planned.get(name, 0)
-
-    # Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll).
-    plan(
+def _plan_step_cards(tp: _TickPass) -> None:
+    """Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll)."""
+    a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
+    tp.plan(
         "deliver",
-        base.add_columns(
+        tp.base().add_columns(
             *planned_columns(
                 STEP_CARD,
                 (a.progress_id,),
@@ -207,12 +255,16 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
                 expires_at=a.expires_at,
                 now=t,
             )
-        ).where(a.action == AgendaAction.DELIVER, active, sp.state == StepState.LOCKED),
+        ).where(a.action == AgendaAction.DELIVER, tp.active(), sp.state == StepState.LOCKED),
     )
-    # Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort.
-    plan(
+
+
+def _plan_cohort_prompts(tp: _TickPass) -> None:
+    """Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort."""
+    a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
+    tp.plan(
         COHORT_PROMPT.name,
-        base.add_columns(
+        tp.base().add_columns(
             *planned_columns(
                 COHORT_PROMPT,
                 (e.cohort_id, sp.step_id),
@@ -225,10 +277,16 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         .where(a.action == AgendaAction.DELIVER, sp.kind == StepKind.PROMPT)
         .group_by(e.cohort_id, sp.step_id),
     )
-    # Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out.
-    plan(
+
+
+def _plan_reminders(tp: _TickPass) -> None:
+    """Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out."""
+    a, sp, e, p, t = tp.claim.c, StepProgress, Enrollment, Person, tp.t
+    not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
+    not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
+    tp.plan(
         REMIND.name,
-        base.add_columns(
+        tp.base().add_columns(
             *planned_columns(
                 REMIND,
                 (a.progress_id, a.seq),
@@ -240,16 +298,20 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
                 expires_at=a.expires_at,
                 now=t,
             )
-        ).where(a.action == AgendaAction.REMIND, active, not_paused, not_snoozed, sp.state == StepState.OPEN),
+        ).where(a.action == AgendaAction.REMIND, tp.active(), not_paused, not_snoozed, sp.state == StepState.OPEN),
     )
-    # Session reminders and check-in prompts: for those who said yes or maybe, or have not answered.
+
+
+def _plan_session_nudges(tp: _TickPass) -> None:
+    """Session reminders and check-in prompts: for those who said yes or maybe, or have not answered."""
+    a, sp, e, p, t = tp.claim.c, StepProgress, Enrollment, Person, tp.t
     ls, att = LiveSessionRow, Attendance
-    session_base = base.join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id)).join(
+    session_base = tp.base().join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id)).join(
         att, and_(att.session_id == ls.id, att.enrollment_id == e.id)
     )
     not_declined = or_(att.rsvp.is_(None), att.rsvp != "no")
     for action, purpose in ((AgendaAction.SESSION_REMIND, SESSION_REMIND), (AgendaAction.CHECKIN, CHECKIN)):
-        plan(
+        tp.plan(
             purpose.name,
             session_base.add_columns(
                 *planned_columns(
@@ -265,7 +327,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
                 )
             ).where(
                 a.action == action,
-                active,
+                tp.active(),
                 or_(p.paused_until.is_(None), p.paused_until <= t),
                 not_declined,
                 sp.state.not_in((StepState.DONE, StepState.MISSED)),
@@ -273,7 +335,10 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
             ),
         )
 
-    # Sessions that ended without attendance: record "missed" events, then the state, set-wise.
+
+def _close_missed_sessions(tp: _TickPass) -> None:
+    """Sessions that ended without attendance: record "missed" events, then the state, set-wise."""
+    a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
     closing = select(a.progress_id).where(a.action == AgendaAction.CLOSE)
     missed_rows = (
         select(
@@ -289,66 +354,60 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
         .join(e, e.id == sp.enrollment_id)
         .where(sp.id.in_(closing), sp.state.not_in(FINAL_STEP_STATES), e.status == EnrollmentStatus.ACTIVE)
     )
-    res = session.execute(
+    res = tp.session.execute(
         insert(LearningEvent).from_select(
             ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id"], missed_rows
         ).execution_options(preserve_rowcount=True)
     )
-    result.missed = rowcount(res)
-    session.execute(
+    tp.result.missed = rowcount(res)
+    tp.session.execute(
         update(StepProgress)
         .where(StepProgress.id.in_(closing), StepProgress.state.not_in(FINAL_STEP_STATES))
         .values(state=StepState.MISSED)
         .execution_options(synchronize_session=False)
     )
 
-    # Ignored nudges: every reminder planned now counts; enough of them in a row pauses reminders politely.
-    if result.planned.get(REMIND.name):
-        reminded = (
-            select(func.count())
-            .select_from(Delivery)
-            .where(Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id)
-            .scalar_subquery()
-        )
-        session.execute(
-            update(Enrollment)
-            .where(
-                exists().where(
-                    Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id
-                )
+
+def _count_ignored_nudges(tp: _TickPass, auto_pause_after: int) -> None:
+    """Add this tick's reminders to each enrolment's ignored count, then pause (with one notice) the enrolments
+    that reached ``auto_pause_after``; both set-wise."""
+    t, session = tp.t, tp.session
+    reminded = (
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(Enrollment)
+        .where(
+            exists().where(
+                Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id
             )
-            .values(nudges_ignored=Enrollment.nudges_ignored + reminded)
-            .execution_options(synchronize_session=False)
         )
-        over = and_(
-            Enrollment.nudges_ignored >= auto_pause_after,
-            not_(Enrollment.auto_paused),
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-        )
-        plan(
-            AUTOPAUSE.name,
-            select(
-                *planned_columns(
-                    AUTOPAUSE,
-                    (Enrollment.id, Enrollment.nudges_ignored),
-                    person_id=Enrollment.person_id,
-                    enrollment_id=Enrollment.id,
-                    cohort_id=Enrollment.cohort_id,
-                    due_at=t + 1,
-                    now=t,
-                )
-            ).where(over),
-        )
-        paused = session.execute(
-            update(Enrollment).where(over).values(auto_paused=True).execution_options(synchronize_session=False)
-        )
-        result.auto_paused = rowcount(paused)
-    if result.total_planned or result.missed:
-        log.info(
-            "tick planned %s (claimed %d agenda rows, %d missed sessions, %d auto-paused)",
-            {k: v for k, v in result.planned.items() if v},
-            result.claimed,
-            result.missed,
-            result.auto_paused,
-        )
-    return result
+        .values(nudges_ignored=Enrollment.nudges_ignored + reminded)
+        .execution_options(synchronize_session=False)
+    )
+    over = and_(
+        Enrollment.nudges_ignored >= auto_pause_after,
+        not_(Enrollment.auto_paused),
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+    )
+    tp.plan(
+        AUTOPAUSE.name,
+        select(
+            *planned_columns(
+                AUTOPAUSE,
+                (Enrollment.id, Enrollment.nudges_ignored),
+                person_id=Enrollment.person_id,
+                enrollment_id=Enrollment.id,
+                cohort_id=Enrollment.cohort_id,
+                due_at=t + 1,
+                now=t,
+            )
+        ).where(over),
+    )
+    paused = session.execute(
+        update(Enrollment).where(over).values(auto_paused=True).execution_options(synchronize_session=False)
+    )
+    tp.result.auto_paused = rowcount(paused)
