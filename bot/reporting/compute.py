@@ -182,6 +182,19 @@ def _person_match(p: Person, needle: str) -> bool:
 def build_report(session: Session, engine: Engine, filters: Filters | None = None) -> Report:
     f = filters or Filters()
     now = engine.clock.now()
+    rows = _selected_enrolments(session, engine, f)
+    facts = _load_facts(session, [e.id for e, _, _ in rows])
+    learners = [_learner_row(session, engine, now, e, p, c, facts) for e, p, c in rows]
+    cohorts = _cohort_summaries(session, engine, list(rows), facts.progress, facts.attendance, learners)
+    return Report(now, learners, cohorts)
+
+
+def _selected_enrolments(session: Session, engine: Engine, f: Filters) -> list[Any]:
+    """The (enrolment, person, cohort) rows the filters keep, in report order.
+
+    Filters that map to columns narrow the query; manager and person matching run in Python because they accept
+    any of a person's identifiers.
+    """
     q = (
         select(Enrollment, Person, Cohort)
         .join(Person, Person.id == Enrollment.person_id)
@@ -200,26 +213,36 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
         q = q.where(Enrollment.enrolled_at <= f.until)
     if f.person_ids is not None:
         q = q.where(Person.id.in_(f.person_ids))
-    rows = session.execute(q).all()
+    rows: list[Any] = list(session.execute(q).all())
     if f.manager:
         managers = [p for p in session.scalars(select(Person)) if _person_match(p, f.manager)]
         allowed = {r.id for m in managers for r in engine.reports_of(session, m)}
         rows = [r for r in rows if r[1].id in allowed]
     if f.person:
         rows = [r for r in rows if _person_match(r[1], f.person)]
+    return rows
 
-    enrollment_ids = [e.id for e, _, _ in rows]
-    progress: dict[int, list[StepProgress]] = defaultdict(list)
-    attendance: dict[int, list[Attendance]] = defaultdict(list)
-    replies: Counter[int] = Counter()
-    caught_up: Counter[int] = Counter()
-    last_event: dict[int, datetime] = {}
-    retention: dict[int, float] = {}
+
+@dataclass
+class _Facts:
+    """Per-enrolment facts loaded in chunks, so building the rows needs no query per learner for them."""
+
+    progress: dict[int, list[StepProgress]] = field(default_factory=lambda: defaultdict(list))
+    attendance: dict[int, list[Attendance]] = field(default_factory=lambda: defaultdict(list))
+    replies: Counter[int] = field(default_factory=Counter)
+    caught_up: Counter[int] = field(default_factory=Counter)
+    last_event: dict[int, datetime] = field(default_factory=dict)
+    retention: dict[int, float] = field(default_factory=dict)
+
+
+def _load_facts(session: Session, enrollment_ids: list[int]) -> _Facts:
+    """Progress, attendance and event counts for the selected enrolments, a few set-wise queries per 500."""
+    facts = _Facts()
     for chunk in _chunks(enrollment_ids, 500):
         for sp in session.scalars(select(StepProgress).where(StepProgress.enrollment_id.in_(chunk))):
-            progress[sp.enrollment_id].append(sp)
+            facts.progress[sp.enrollment_id].append(sp)
         for a in session.scalars(select(Attendance).where(Attendance.enrollment_id.in_(chunk))):
-            attendance[a.enrollment_id].append(a)
+            facts.attendance[a.enrollment_id].append(a)
         for eid, verb, n, last in session.execute(
             select(LearningEvent.enrollment_id, LearningEvent.verb, func.count(), func.max(LearningEvent.ts))
             .where(LearningEvent.enrollment_id.in_(chunk))
@@ -228,72 +251,73 @@ def build_report(session: Session, engine: Engine, filters: Filters | None = Non
             if eid is None:
                 continue
             if verb == Verb.REPLIED:
-                replies[eid] = n
+                facts.replies[eid] = n
             if verb == Verb.CAUGHT_UP:
-                caught_up[eid] = n
+                facts.caught_up[eid] = n
             # "Last activity" means something the learner did, not something we sent them.
             if verb not in (Verb.DELIVERED, Verb.MISSED) and last is not None and (
-                eid not in last_event or last > last_event[eid]
+                eid not in facts.last_event or last > facts.last_event[eid]
             ):
-                last_event[eid] = last
-        retention.update(_retention(session, chunk))
+                facts.last_event[eid] = last
+        facts.retention.update(_retention(session, chunk))
+    return facts
 
-    learners: list[LearnerRow] = []
-    for e, p, c in rows:
-        program = engine.library.program(e.program_id) if e.program_id in engine.library else None
-        sps = progress[e.id]
-        required_ids = {s.id for s in program.steps if s.required and s.kind != StepKind.SESSION} if program else set()
-        quiz_scores = [sp.score for sp in sps if sp.kind == StepKind.QUIZ and sp.score is not None]
-        att = attendance[e.id]
-        overdue = sum(1 for sp in sps if sp.state == StepState.OPEN and sp.due_at is not None and sp.due_at < now)
-        missed = sum(1 for sp in sps if sp.kind == StepKind.SESSION and sp.state == StepState.MISSED)
-        paused = e.auto_paused or (p.paused_until is not None and p.paused_until > now)
-        status = (
-            "done"
-            if e.status == EnrollmentStatus.COMPLETED
-            else "paused"
-            if paused
-            else "behind"
-            if overdue or missed > caught_up[e.id]
-            else "on track"
-        )
-        manager = session.get(Person, p.manager_id) if p.manager_id else None
-        learners.append(
-            LearnerRow(
-                person_id=p.id,
-                platform=p.platform,
-                user_id=p.user_id,
-                name=p.name,
-                email=p.email or "",
-                manager=manager.name if manager else "",
-                program_id=e.program_id,
-                program=program.title if program else e.program_id,
-                cohort=c.name,
-                enrolled_at=_iso(e.enrolled_at),
-                status=status,
-                steps_completed=sum(1 for sp in sps if sp.state == StepState.DONE),
-                steps_total=len(sps),
-                required_completed=sum(1 for sp in sps if sp.step_id in required_ids and sp.state == StepState.DONE),
-                required_total=len(required_ids),
-                on_time=sum(
-                    1 for sp in sps if sp.state == StepState.DONE and sp.done_at and (sp.due_at is None or sp.done_at <= sp.due_at)
-                ),
-                overdue=overdue,
-                quiz_average=round(100 * sum(quiz_scores) / len(quiz_scores), 1) if quiz_scores else None,
-                quizzes_passed=sum(1 for sp in sps if sp.kind == StepKind.QUIZ and sp.passed),
-                quizzes_total=sum(1 for sp in sps if sp.kind == StepKind.QUIZ),
-                sessions_attended=sum(1 for a in att if a.attended_at is not None and a.source != "catch_up"),
-                sessions_missed=missed,
-                sessions_caught_up=caught_up[e.id],
-                sessions_total=len(att),
-                replies=replies[e.id],
-                retention=retention.get(e.id),
-                last_activity=_iso(last_event.get(e.id) or e.last_activity_at),
-                completed_at=_iso(e.completed_at),
-            )
-        )
-    cohorts = _cohort_summaries(session, engine, list(rows), progress, attendance, learners)
-    return Report(now, learners, cohorts)
+
+def _learner_row(
+    session: Session, engine: Engine, now: datetime, e: Enrollment, p: Person, c: Cohort, facts: _Facts
+) -> LearnerRow:
+    """One learner's row: the CSV contract's columns computed from the loaded facts."""
+    caught_up, last_event = facts.caught_up, facts.last_event
+    program = engine.library.program(e.program_id) if e.program_id in engine.library else None
+    sps = facts.progress[e.id]
+    required_ids = {s.id for s in program.steps if s.required and s.kind != StepKind.SESSION} if program else set()
+    quiz_scores = [sp.score for sp in sps if sp.kind == StepKind.QUIZ and sp.score is not None]
+    att = facts.attendance[e.id]
+    overdue = sum(1 for sp in sps if sp.state == StepState.OPEN and sp.due_at is not None and sp.due_at < now)
+    missed = sum(1 for sp in sps if sp.kind == StepKind.SESSION and sp.state == StepState.MISSED)
+    paused = e.auto_paused or (p.paused_until is not None and p.paused_until > now)
+    status = (
+        "done"
+        if e.status == EnrollmentStatus.COMPLETED
+        else "paused"
+        if paused
+        else "behind"
+        if overdue or missed > caught_up[e.id]
+        else "on track"
+    )
+    manager = session.get(Person, p.manager_id) if p.manager_id else None
+    return LearnerRow(
+        person_id=p.id,
+        platform=p.platform,
+        user_id=p.user_id,
+        name=p.name,
+        email=p.email or "",
+        manager=manager.name if manager else "",
+        program_id=e.program_id,
+        program=program.title if program else e.program_id,
+        cohort=c.name,
+        enrolled_at=_iso(e.enrolled_at),
+        status=status,
+        steps_completed=sum(1 for sp in sps if sp.state == StepState.DONE),
+        steps_total=len(sps),
+        required_completed=sum(1 for sp in sps if sp.step_id in required_ids and sp.state == StepState.DONE),
+        required_total=len(required_ids),
+        on_time=sum(
+            1 for sp in sps if sp.state == StepState.DONE and sp.done_at and (sp.due_at is None or sp.done_at <= sp.due_at)
+        ),
+        overdue=overdue,
+        quiz_average=round(100 * sum(quiz_scores) / len(quiz_scores), 1) if quiz_scores else None,
+        quizzes_passed=sum(1 for sp in sps if sp.kind == StepKind.QUIZ and sp.passed),
+        quizzes_total=sum(1 for sp in sps if sp.kind == StepKind.QUIZ),
+        sessions_attended=sum(1 for a in att if a.attended_at is not None and a.source != "catch_up"),
+        sessions_missed=missed,
+        sessions_caught_up=caught_up[e.id],
+        sessions_total=len(att),
+        replies=facts.replies[e.id],
+        retention=facts.retention.get(e.id),
+        last_activity=_iso(last_event.get(e.id) or e.last_activity_at),
+        completed_at=_iso(e.completed_at),
+    )
 
 
 def _chunks(ids: list[int], size: int) -> list[list[int]]:
