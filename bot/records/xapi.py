@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -325,31 +325,55 @@ def validate_statement(st: Any) -> list[str]:
     if not isinstance(st, dict):
         return ["statement is not an object"]
     need(isinstance(st.get("id"), str) and bool(_UUID.match(st["id"])), "id must be a UUID string")
-    actor = st.get("actor")
+    _check_actor(st.get("actor"), need)
+    _check_verb(st.get("verb"), need)
+    _check_object(st.get("object"), need)
+    result = st.get("result")
+    if result is not None:
+        _check_result(result, need)
+    ctx = st.get("context")
+    if ctx is not None:
+        _check_context(ctx, need)
+    ts = st.get("timestamp")
+    need(isinstance(ts, str) and _parse_ts(ts), "timestamp must be ISO 8601 with a zone")
+    need(st.get("version", XAPI_VERSION).startswith("1.0"), "version must be 1.0.x")
+    return problems
+
+
+#: Records a problem message when its condition is false; the checks below share one, so problems keep the order
+#: of the statement's parts.
+_Need = Callable[[bool, str], None]
+
+
+def _check_actor(actor: Any, need: _Need) -> None:
+    """The actor: an Agent with exactly one identifier, a well-formed mailbox or account."""
     if not isinstance(actor, dict):
-        problems.append("actor is required")
-    else:
-        ifis = [k for k in ("mbox", "mbox_sha1sum", "openid", "account") if k in actor]
-        need(len(ifis) == 1, "actor needs exactly one inverse functional identifier")
-        need(actor.get("objectType", "Agent") == "Agent", "actor.objectType must be Agent")
-        if "mbox" in actor:
-            need(
-                isinstance(actor["mbox"], str) and bool(_MBOX.match(actor["mbox"])),
-                "actor.mbox must be mailto:",
-            )
-        if "account" in actor:
-            acc = actor["account"]
-            need(
-                isinstance(acc, dict)
-                and isinstance(acc.get("homePage"), str)
-                and bool(_IRI.match(acc["homePage"])),
-                "actor.account.homePage must be an IRL",
-            )
-            need(
-                isinstance(acc, dict) and isinstance(acc.get("name"), str) and bool(acc.get("name")),
-                "actor.account.name is required",
-            )
-    verb = st.get("verb")
+        need(False, "actor is required")
+        return
+    ifis = [k for k in ("mbox", "mbox_sha1sum", "openid", "account") if k in actor]
+    need(len(ifis) == 1, "actor needs exactly one inverse functional identifier")
+    need(actor.get("objectType", "Agent") == "Agent", "actor.objectType must be Agent")
+    if "mbox" in actor:
+        need(
+            isinstance(actor["mbox"], str) and bool(_MBOX.match(actor["mbox"])),
+            "actor.mbox must be mailto:",
+        )
+    if "account" in actor:
+        acc = actor["account"]
+        need(
+            isinstance(acc, dict)
+            and isinstance(acc.get("homePage"), str)
+            and bool(_IRI.match(acc["homePage"])),
+            "actor.account.homePage must be an IRL",
+        )
+        need(
+            isinstance(acc, dict) and isinstance(acc.get("name"), str) and bool(acc.get("name")),
+            "actor.account.name is required",
+        )
+
+
+def _check_verb(verb: Any, need: _Need) -> None:
+    """The verb: an IRI id and, if present, a language-map display."""
     need(
         isinstance(verb, dict) and isinstance(verb.get("id"), str) and bool(_IRI.match(verb["id"])),
         "verb.id must be an IRI",
@@ -359,7 +383,10 @@ def validate_statement(st: Any) -> list[str]:
             isinstance(verb["display"], dict) and all(isinstance(v, str) for v in verb["display"].values()),
             "verb.display must be a language map",
         )
-    obj = st.get("object")
+
+
+def _check_object(obj: Any, need: _Need) -> None:
+    """The object: an Activity with an IRI id and, if typed, an IRI type."""
     need(
         isinstance(obj, dict) and isinstance(obj.get("id"), str) and bool(_IRI.match(obj["id"])),
         "object.id must be an IRI",
@@ -370,61 +397,69 @@ def validate_statement(st: Any) -> list[str]:
         need(isinstance(definition, dict), "object.definition must be an object")
         if isinstance(definition, dict) and "type" in definition:
             need(bool(_IRI.match(str(definition["type"]))), "object.definition.type must be an IRI")
-    result = st.get("result")
-    if result is not None:
-        need(isinstance(result, dict), "result must be an object")
-        if isinstance(result, dict):
-            score = result.get("score")
-            if score is not None:
-                need(isinstance(score, dict), "result.score must be an object")
-                if isinstance(score, dict):
-                    scaled = score.get("scaled")
-                    need(
-                        scaled is None or (isinstance(scaled, int | float) and -1 <= scaled <= 1),
-                        "result.score.scaled must be in [-1, 1]",
-                    )
-                    lo, hi, raw = score.get("min"), score.get("max"), score.get("raw")
-                    if lo is not None and hi is not None:
-                        need(lo < hi, "result.score.min must be below max")
-                    if raw is not None:
-                        need(
-                            (lo is None or raw >= lo) and (hi is None or raw <= hi),
-                            "result.score.raw out of range",
-                        )
-            for key in ("success", "completion"):
-                need(key not in result or isinstance(result[key], bool), f"result.{key} must be a boolean")
+
+
+def _check_result(result: Any, need: _Need) -> None:
+    """An optional result: score bounds, boolean flags, a string response, IRI-keyed extensions."""
+    need(isinstance(result, dict), "result must be an object")
+    if not isinstance(result, dict):
+        return
+    score = result.get("score")
+    if score is not None:
+        _check_score(score, need)
+    for key in ("success", "completion"):
+        need(key not in result or isinstance(result[key], bool), f"result.{key} must be a boolean")
+    need(
+        "response" not in result or isinstance(result["response"], str),
+        "result.response must be a string",
+    )
+    _check_extensions(result.get("extensions"), "result.extensions", need)
+
+
+def _check_score(score: Any, need: _Need) -> None:
+    """A result score: scaled within [-1, 1], raw within min and max."""
+    need(isinstance(score, dict), "result.score must be an object")
+    if not isinstance(score, dict):
+        return
+    scaled = score.get("scaled")
+    need(
+        scaled is None or (isinstance(scaled, int | float) and -1 <= scaled <= 1),
+        "result.score.scaled must be in [-1, 1]",
+    )
+    lo, hi, raw = score.get("min"), score.get("max"), score.get("raw")
+    if lo is not None and hi is not None:
+        need(lo < hi, "result.score.min must be below max")
+    if raw is not None:
+        need(
+            (lo is None or raw >= lo) and (hi is None or raw <= hi),
+            "result.score.raw out of range",
+        )
+
+
+def _check_context(ctx: Any, need: _Need) -> None:
+    """An optional context: a UUID registration, the four allowed context-activity lists, extensions."""
+    need(isinstance(ctx, dict), "context must be an object")
+    if not isinstance(ctx, dict):
+        return
+    if "registration" in ctx:
+        need(
+            isinstance(ctx["registration"], str) and bool(_UUID.match(ctx["registration"])),
+            "context.registration must be a UUID",
+        )
+    acts = ctx.get("contextActivities", {})
+    need(isinstance(acts, dict), "context.contextActivities must be an object")
+    if isinstance(acts, dict):
+        for key, value in acts.items():
             need(
-                "response" not in result or isinstance(result["response"], str),
-                "result.response must be a string",
+                key in ("parent", "grouping", "category", "other"),
+                f"context.contextActivities.{key} is not allowed",
             )
-            _check_extensions(result.get("extensions"), "result.extensions", need)
-    ctx = st.get("context")
-    if ctx is not None:
-        need(isinstance(ctx, dict), "context must be an object")
-        if isinstance(ctx, dict):
-            if "registration" in ctx:
-                need(
-                    isinstance(ctx["registration"], str) and bool(_UUID.match(ctx["registration"])),
-                    "context.registration must be a UUID",
-                )
-            acts = ctx.get("contextActivities", {})
-            need(isinstance(acts, dict), "context.contextActivities must be an object")
-            if isinstance(acts, dict):
-                for key, value in acts.items():
-                    need(
-                        key in ("parent", "grouping", "category", "other"),
-                        f"context.contextActivities.{key} is not allowed",
-                    )
-                    need(
-                        isinstance(value, list)
-                        and all(isinstance(a, dict) and _IRI.match(str(a.get("id", ""))) for a in value),
-                        f"context.contextActivities.{key} must be a list of activities",
-                    )
-            _check_extensions(ctx.get("extensions"), "context.extensions", need)
-    ts = st.get("timestamp")
-    need(isinstance(ts, str) and _parse_ts(ts), "timestamp must be ISO 8601 with a zone")
-    need(st.get("version", XAPI_VERSION).startswith("1.0"), "version must be 1.0.x")
-    return problems
+            need(
+                isinstance(value, list)
+                and all(isinstance(a, dict) and _IRI.match(str(a.get("id", ""))) for a in value),
+                f"context.contextActivities.{key} must be a list of activities",
+            )
+    _check_extensions(ctx.get("extensions"), "context.extensions", need)
 
 
 def _check_extensions(ext: Any, where: str, need: Any) -> None:
