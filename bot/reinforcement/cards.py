@@ -177,47 +177,12 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
     limit = engine.settings.nudges.max_reinforcement_per_week
     if limit <= 0:
         return 0
-    # Unanswered micro-quizzes that went stale stop blocking: the card simply comes back a day later.
-    for stale in session.scalars(
-        select(ReinforcementCard).where(
-            ReinforcementCard.asked_at.is_not(None), ReinforcementCard.asked_at < now - STALE_AFTER
-        )
-    ):
-        stale.asked_at = None
-        stale.due_at = now + timedelta(days=1)
-    due = session.execute(
-        select(ReinforcementCard, Person, Enrollment)
-        .join(Person, Person.id == ReinforcementCard.person_id)
-        .join(Enrollment, Enrollment.id == ReinforcementCard.enrollment_id)
-        .where(
-            ReinforcementCard.active.is_(True),
-            ReinforcementCard.due_at <= now,
-            ReinforcementCard.asked_at.is_(None),
-            # One micro-quiz out at a time per person: skip people who have one waiting for an answer.
-            ReinforcementCard.person_id.not_in(
-                select(ReinforcementCard.person_id)
-                .where(ReinforcementCard.asked_at.is_not(None))
-                .scalar_subquery()
-            ),
-            Person.opted_out.is_(False),
-            Enrollment.status != EnrollmentStatus.DROPPED,
-        )
-        .order_by(ReinforcementCard.due_at, ReinforcementCard.id)
-        .limit(PLAN_BATCH)
-    ).all()
+    _release_stale(session, now)
+    due = _due_cards(session, now)
     if not due:
         return 0
     people = {p.id for _, p, _ in due}
-    week_ago = now - timedelta(days=7)
-    recent: Counter[int] = Counter()
-    oldest: dict[int, datetime] = {}
-    for pid, n, first in session.execute(
-        select(Delivery.person_id, func.count(), func.min(Delivery.due_at))
-        .where(Delivery.purpose == PURPOSE, Delivery.person_id.in_(people), Delivery.due_at > week_ago)
-        .group_by(Delivery.person_id)
-    ):
-        if pid is not None:
-            recent[pid], oldest[pid] = n, first
+    recent, oldest = _recent_reinforcements(session, people, now)
     busy = set(
         session.scalars(
             select(ReinforcementCard.person_id).where(
@@ -261,6 +226,59 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
     if planned:
         log.info("planned %d reinforcement micro-quiz(zes)", planned)
     return planned
+
+
+def _release_stale(session: Session, now: datetime) -> None:
+    """Unanswered micro-quizzes that went stale stop blocking: the card simply comes back a day later."""
+    for stale in session.scalars(
+        select(ReinforcementCard).where(
+            ReinforcementCard.asked_at.is_not(None), ReinforcementCard.asked_at < now - STALE_AFTER
+        )
+    ):
+        stale.asked_at = None
+        stale.due_at = now + timedelta(days=1)
+
+
+def _due_cards(session: Session, now: datetime) -> list[Any]:
+    """One batch of due (card, person, enrolment) rows, oldest first, for people free to be asked."""
+    rows = session.execute(
+        select(ReinforcementCard, Person, Enrollment)
+        .join(Person, Person.id == ReinforcementCard.person_id)
+        .join(Enrollment, Enrollment.id == ReinforcementCard.enrollment_id)
+        .where(
+            ReinforcementCard.active.is_(True),
+            ReinforcementCard.due_at <= now,
+            ReinforcementCard.asked_at.is_(None),
+            # One micro-quiz out at a time per person: skip people who have one waiting for an answer.
+            ReinforcementCard.person_id.not_in(
+                select(ReinforcementCard.person_id)
+                .where(ReinforcementCard.asked_at.is_not(None))
+                .scalar_subquery()
+            ),
+            Person.opted_out.is_(False),
+            Enrollment.status != EnrollmentStatus.DROPPED,
+        )
+        .order_by(ReinforcementCard.due_at, ReinforcementCard.id)
+        .limit(PLAN_BATCH)
+    ).all()
+    return list(rows)
+
+
+def _recent_reinforcements(
+    session: Session, people: set[int], now: datetime
+) -> tuple[Counter[int], dict[int, datetime]]:
+    """Micro-quizzes planned per person in the last seven days, and the oldest one's due time (for deferral)."""
+    week_ago = now - timedelta(days=7)
+    recent: Counter[int] = Counter()
+    oldest: dict[int, datetime] = {}
+    for pid, n, first in session.execute(
+        select(Delivery.person_id, func.count(), func.min(Delivery.due_at))
+        .where(Delivery.purpose == PURPOSE, Delivery.person_id.in_(people), Delivery.due_at > week_ago)
+        .group_by(Delivery.person_id)
+    ):
+        if pid is not None:
+            recent[pid], oldest[pid] = n, first
+    return recent, oldest
 
 
 # ---------------------------------------------------------------------- rendering and answering
