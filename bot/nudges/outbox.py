@@ -759,6 +759,24 @@ class Sender:
                 )
                 retried.append(self._row(plan, DeliveryState.FAILED, None, plan.attempts, str(exc), payload, unsure))
                 outcomes[plan.delivery_id] = "failed"
+        self._write_outcomes(t, sent, retried, opened, events, posts)
+        for outcome in outcomes.values():
+            result.add(outcome)
+
+    def _write_outcomes(
+        self,
+        t: int,
+        sent: list[dict[str, Any]],
+        retried: list[dict[str, Any]],
+        opened: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        posts: list[dict[str, Any]],
+    ) -> None:
+        """Write a batch's outcomes in one transaction, one executemany per kind of change (no per-row round trips).
+
+        Delivery updates are conditional on this worker still holding the claim, so a lease another worker
+        reclaimed is not overwritten.
+        """
         d = _deliveries.c
         with self.factory() as session, session.begin():
             if sent:
@@ -810,8 +828,6 @@ class Sender:
                 session.execute(insert(LearningEvent), events)
             if posts:
                 session.execute(insert(CohortPost), posts)
-        for outcome in outcomes.values():
-            result.add(outcome)
 
     @staticmethod
     def _row(
