@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.errors import BlendwiseError, NotFound, PermissionDenied
@@ -66,8 +67,19 @@ def person(
         roles="",
         created_at=ctx.clock.now(),
     )
-    session.add(new)
-    session.flush()
+    # Two first events from a new person can arrive at once (two web workers): the unique key decides, inside a
+    # savepoint so the loser's transaction survives, and the loser reads the winner's row.
+    try:
+        with session.begin_nested():
+            session.add(new)
+            session.flush()
+    except IntegrityError:
+        winner = session.scalar(
+            select(Person).where(Person.platform == platform, Person.workspace == workspace, Person.user_id == user_id)
+        )
+        if winner is None:
+            raise
+        return winner
     return new
 
 

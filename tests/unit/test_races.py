@@ -21,8 +21,17 @@ from sqlalchemy import select
 from bot.adapters.console import ConsoleAdapter
 from bot.app import Runtime
 from bot.clock import VirtualClock
-from bot.events import Actor, ButtonPressed, InboundEvent, ModalSubmitted, Response, ThreadReply
-from bot.storage.models import AgendaItem, Attendance, LearningEvent, QuizAnswer
+from bot.events import (
+    Actor,
+    ButtonPressed,
+    CommandInvoked,
+    InboundEvent,
+    ModalSubmitted,
+    Response,
+    ThreadReply,
+)
+from bot.ports import SORRY
+from bot.storage.models import AgendaItem, Attendance, LearningEvent, Person, QuizAnswer
 from tests.conftest import make_cohort
 from tests.unit.helpers import build_runtime, count, progress
 
@@ -253,3 +262,15 @@ def test_two_replies_at_once_complete_the_prompt_once(rt, console, errors):
     assert per_learner(rt, YS, "replied", "/step/hello") == [2] * PAIRS  # two messages are two facts
     assert per_learner(rt, YS, "completed", "/step/hello") == [1] * PAIRS
     assert errors() == []
+
+
+def test_two_first_events_from_a_new_person_create_one_person(rt, errors):
+    newcomers = [f"new{i:02d}" for i in range(PAIRS)]
+    responses = race(rt, [(CommandInvoked(actor(u), "help", dedupe_key=f"{u}-1"),
+                           CommandInvoked(actor(u), "help", dedupe_key=f"{u}-2")) for u in newcomers])
+    with rt.factory() as session:
+        rows = session.scalars(select(Person.user_id).where(Person.user_id.in_(newcomers))).all()
+    assert Counter(rows) == Counter({u: 1 for u in newcomers})
+    assert len(responses) == 2 * PAIRS
+    assert all(r.ephemeral is not None and r.ephemeral.text != SORRY for r in responses), "nobody gets the apology"
+    assert errors() == [], "the second first event must find the person, not log an IntegrityError"
