@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound
-from bot.journeys.context import FINAL_STATES, touch
+from bot.journeys.context import FINAL_STATES, hold_enrollment, touch
 from bot.journeys.quizzes import grade
 from bot.live.llm import LLMRejected, LLMUnavailable, RecapQuestion
 from bot.live.models import LiveCatchup
@@ -414,6 +414,10 @@ class Recaps:
             from bot.errors import PermissionDenied
 
             raise PermissionDenied("That catch-up belongs to someone else.")
+        # Every catch-up action (Done, a recap answer) changes the learner's state: serialise them per learner, so
+        # two presses at once record one fact.
+        if hold_enrollment(session, c.enrollment_id):
+            session.refresh(c)
         return c
 
     def _parts(

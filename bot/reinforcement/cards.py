@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot.errors import InvalidInput, PermissionDenied
 from bot.events import ButtonPressed, Response
 from bot.journeys.compose import Composer
+from bot.journeys.context import hold_enrollment
 from bot.journeys.engine import Engine
 from bot.journeys.model import Question, QuizStep
 from bot.journeys.quizzes import grade
@@ -325,6 +326,9 @@ def answer_reinforcement(
         raise InvalidInput("That question is no longer active.")
     if card.person_id != person.id:
         raise PermissionDenied("That button belongs to someone else's journey.")
+    # Two presses at once (two workers) run one after the other; the second sees the first's review and is stale.
+    if hold_enrollment(session, card.enrollment_id):
+        session.refresh(card)
     if card.reviews != review_no or card.asked_at is None:
         return card, False, True
     found = _question(engine, card.program_id, card.step_id, card.question_id)
