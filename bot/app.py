@@ -32,6 +32,7 @@ from bot.journeys.library import Library
 from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
 from bot.nudges.outbox import DrainResult, Sender
 from bot.nudges.tick import TickResult, tick
+from bot.platforms import PlatformParts, registered
 from bot.ports import Adapter, LiveSession, Profile
 from bot.registry import FeatureUnavailable, Registry, load_features
 from bot.storage.db import make_engine, session_factory, transaction, upgrade
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 
 #: What ``blendwise run --role`` accepts.
 ROLES = ("all", "web", "worker")
+
+#: The HTTP tier's port when neither ``web.port`` nor an adapter serving routes names one.
+DEFAULT_PORT = 3000
+
+#: The platform packages: each module registers its :class:`~bot.platforms.PlatformSpec` (settings section,
+#: variables, factory) when imported, without importing its SDK. A new platform is one more line here.
+PLATFORM_PACKAGES = ("bot.adapters.console", "bot.adapters.slack.settings", "bot.adapters.discord.settings")
 
 
 @dataclass
@@ -115,7 +123,8 @@ class Runtime:
             start=live.start_at,
             end=live.end_at,
             join_url=live.join_url,
-            channel=self.settings.discord.voice_channel if cohort.platform == "discord" else None,
+            # No channel: the platform's adapter picks its own (Discord's ``voice_channel``); the core knows none.
+            channel=None,
         )
 
     def mirror_sessions(self) -> int:
@@ -225,7 +234,9 @@ class Runtime:
             adapter.shared_web = True  # type: ignore[attr-defined]
         metrics.watch_outbox(self.db)
         web = self.settings.web
-        port = web.port if web.port is not None else self.settings.slack.port
+        # Earlier versions served HTTP on the adapter's own port (``slack.port``): keep it as the default.
+        served = [getattr(a, "port", None) for a in self.adapters.values() if getattr(a, "shared_web", False)]
+        port = web.port if web.port is not None else next((p for p in served if isinstance(p, int)), DEFAULT_PORT)
         self.web = WebServer(web.host, port, app)
         self.web.start()
         log.info("HTTP tier listening on %s (/healthz, /metrics%s)", self.web.url,
@@ -397,20 +408,11 @@ def build(
 
 
 def build_adapters(settings: Settings, db: DbEngine, clock: Clock | None = None) -> dict[str, Adapter]:
-    """Construct the configured platform adapters. Platform SDKs are imported here, lazily, and nowhere else in
-    the core."""
-    adapters: dict[str, Adapter] = {}
-    for platform in settings.platforms:
-        if platform == "console":
-            from bot.adapters.console import ConsoleAdapter
-
-            adapters["console"] = ConsoleAdapter()
-        elif platform == "slack":
-            from bot.adapters.slack import build_slack_adapter
-
-            adapters["slack"] = build_slack_adapter(settings, db)
-        elif platform == "discord":
-            from bot.adapters.discord import build_discord_adapter
-
-            adapters["discord"] = build_discord_adapter(settings, clock)
-    return adapters
+    """Construct the configured platform adapters through their registered factories, which import the platform
+    SDKs lazily (nowhere else in the core imports one)."""
+    platforms = registered()
+    parts = PlatformParts(settings, db, clock)
+    return {
+        name: platforms[name].factory(getattr(settings, name, None), parts)
+        for name in settings.platforms
+    }

@@ -5,6 +5,10 @@ This is the only module that reads ``os.environ``. Order of precedence (last win
 then command-line flags. ``${VAR}`` in the file is replaced from the environment. Secrets (tokens, signing
 secrets, API keys) may only come from the environment: a literal secret in the file is refused, because app.yaml is
 meant to be committed.
+
+Platform sections (``slack:``, ``discord:``...) are not defined here: each adapter package registers its model and
+its conventional variables with :mod:`bot.platforms`, and :func:`settings_model` adds one section per registered
+platform, so ``platforms:`` and those sections are validated against what is installed in the code base.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self, TypeVar, cast, get_origin
 
 import yaml
 from pydantic import (
@@ -23,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -30,13 +35,18 @@ from pydantic import (
 from bot.durations import parse_duration
 from bot.errors import ConfigError
 from bot.journeys.model import ClockTime, check_tz
+from bot.platforms import PlatformRegistry, registered
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SECRET_KEYS = {"bot_token", "signing_secret", "app_token", "client_secret", "token", "api_key", "password"}
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-
-
-Platform = Literal["console", "slack", "discord"]
+#: Conventional variables of the core's own sections; platforms declare theirs in their :class:`PlatformSpec`.
+CORE_ENV = {
+    ("llm", "api_key"): "OPENAI_API_KEY",
+    ("llm", "base_url"): "OPENAI_BASE_URL",
+    ("lrs", "password"): "BLENDWISE_LRS_PASSWORD",
+}
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -121,41 +131,17 @@ class Sender(_Section):
     grace_seconds: float = Field(default=10, ge=0, le=600)
 
 
-class SlackSettings(_Section):
-    bot_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
-    app_token: SecretStr | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    api_url: str | None = None
-    port: int = Field(default=3000, ge=1, le=65535)
-    workspace_rate: float = Field(default=5.0, gt=0)
-    per_channel_interval: float = Field(default=1.0, ge=0)
-
-
 class WebSettings(_Section):
     """The HTTP tier (``/healthz``, ``/metrics`` and the platforms' routes such as ``/slack/events``).
 
     ``host`` defaults to loopback: a fresh install exposes nothing until someone decides to (production runs behind
-    a TLS-terminating proxy on the same host, or sets ``host: 0.0.0.0`` deliberately). ``port`` defaults to
-    ``slack.port`` (3000), which earlier versions used for the Slack endpoint.
+    a TLS-terminating proxy on the same host, or sets ``host: 0.0.0.0`` deliberately). ``port`` defaults to the port
+    of the adapter that contributes routes (``slack.port``, which earlier versions used for the Slack endpoint), else
+    3000.
     """
 
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=0, le=65535)
-
-
-class DiscordSettings(_Section):
-    token: SecretStr | None = None
-    guild_ids: list[str] = Field(default_factory=list)
-    cohort_channels: dict[str, str] = Field(default_factory=dict)
-    lead_roles: list[str] = Field(default_factory=lambda: ["Cohort Lead"])
-    admin_roles: list[str] = Field(default_factory=lambda: ["Learning Admin"])
-    api_url: str | None = None
-    gateway_url: str | None = None
-    voice_min_minutes: float = Field(default=10, ge=0)
-    voice_channel: str | None = None
-    read_message_content: bool = False
 
 
 class LLMSettings(_Section):
@@ -177,6 +163,12 @@ class LRSSettings(_Section):
 
 
 class Settings(_Section):
+    """The core's settings. Loaded settings are an instance of the subclass :func:`settings_model` builds, which adds
+    one section per registered platform; adapters read theirs with :meth:`section`."""
+
+    #: The registered platform names ``platforms:`` may list (set on the subclass :func:`settings_model` builds).
+    platform_names: ClassVar[tuple[str, ...] | None] = None
+
     database_url: str = "sqlite:///blendwise.db"
     content_dir: Path = Path("content")
     timezone: str = "UTC"
@@ -186,10 +178,8 @@ class Settings(_Section):
     digest: Digest = Field(default_factory=Digest)
     sender: Sender = Field(default_factory=Sender)
     admins: list[str] = Field(default_factory=list)
-    platforms: list[Platform] = Field(default_factory=lambda: list[Platform](["console"]))
-    slack: SlackSettings = Field(default_factory=SlackSettings)
+    platforms: list[str] = Field(default_factory=lambda: ["console"])
     web: WebSettings = Field(default_factory=WebSettings)
-    discord: DiscordSettings = Field(default_factory=DiscordSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     lrs: LRSSettings = Field(default_factory=LRSSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -201,6 +191,35 @@ class Settings(_Section):
     def _tz(cls, value: str) -> str:
         return check_tz(value)
 
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, value: list[str]) -> list[str]:
+        names = cls.platform_names
+        if names is not None:
+            for name in value:
+                if name not in names:
+                    raise ValueError(f"'{name}' is not a known platform (known: {', '.join(names)})")
+        return value
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Validate ``obj``; on :class:`Settings` itself, with every registered platform's section (tests and tools
+        build settings from a mapping this way)."""
+        if cls is Settings:
+            return cast(Self, settings_model().model_validate(obj, *args, **kwargs))
+        return super().model_validate(obj, *args, **kwargs)
+
+    def section(self, name: str, model: type[_M]) -> _M:
+        """The ``name:`` section as its platform's registered ``model`` (typed access for the adapter that owns it).
+
+        Raises:
+            ConfigError: no platform registered a section ``name`` of that model.
+        """
+        value = getattr(self, name, None)
+        if not isinstance(value, model):
+            raise ConfigError(name, f"no platform registered a '{name}' section")
+        return value
+
     @field_validator("admins")
     @classmethod
     def _admins(cls, value: list[str]) -> list[str]:
@@ -208,6 +227,33 @@ class Settings(_Section):
             if ":" not in entry:
                 raise ValueError(f"admin '{entry}' must be written platform:user_id, e.g. slack:U024BE7LH")
         return value
+
+
+_MODELS: dict[tuple[int, tuple[str, ...]], type[Settings]] = {}
+
+
+def settings_model(platforms: PlatformRegistry | None = None) -> type[Settings]:
+    """:class:`Settings` plus one section per registered platform, with ``platforms:`` checked against them.
+
+    Args:
+        platforms: the registry (by default the one the composition root's platform packages registered into).
+
+    Raises:
+        ValueError: a platform's name is one of the core's own keys.
+    """
+    platforms = registered() if platforms is None else platforms
+    key = (id(platforms), platforms.names)
+    model = _MODELS.get(key)
+    if model is None:
+        sections: dict[str, Any] = {}
+        for spec in platforms:
+            if spec.name in Settings.model_fields:
+                raise ValueError(f"platform '{spec.name}' (from {spec.owner}) clashes with the core setting of that name")
+            sections[spec.name] = (spec.settings_model, Field(default_factory=spec.settings_model))
+        model = create_model("Settings", __base__=Settings, **sections)
+        model.platform_names = platforms.names
+        _MODELS[key] = model
+    return model
 
 
 def _substitute(value: Any, env: Mapping[str, str], path: str) -> Any:
@@ -243,19 +289,32 @@ def _refuse_literal_secrets(raw: Any, path: str = "") -> None:
             _refuse_literal_secrets(v, key_path)
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def _is_list(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether the setting at ``parts`` is a list, so its variable is read comma-separated."""
+    node: type[BaseModel] = model
+    for part in parts[:-1]:
+        info = node.model_fields.get(part)
+        sub = info.annotation if info is not None else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return False
+        node = sub
+    info = node.model_fields.get(parts[-1])
+    return info is not None and get_origin(info.annotation) is list
+
+
+def _env_overrides(env: Mapping[str, str], model: type[Settings]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in env.items():
         if not name.startswith("BLENDWISE_") or name.startswith("BLENDWISE_TEST_"):
             continue
         parts = name[len("BLENDWISE_") :].lower().split("__")
-        if parts[0] not in Settings.model_fields:
+        if parts[0] not in model.model_fields:
             continue  # e.g. BLENDWISE_CONFIG, or a ${BLENDWISE_...} variable that app.yaml substitutes itself
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         leaf: Any = value
-        if parts[-1] in ("platforms", "admins", "guild_ids", "days", "session_reminders"):
+        if _is_list(model, parts):
             leaf = [v.strip() for v in value.split(",") if v.strip()]
         node[parts[-1]] = leaf
     return out
@@ -270,22 +329,11 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _secret_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """Conventional platform variables, so a bare ``SLACK_BOT_TOKEN=... blendwise run`` works."""
-    mapping = {
-        ("slack", "bot_token"): "SLACK_BOT_TOKEN",
-        ("slack", "signing_secret"): "SLACK_SIGNING_SECRET",
-        ("slack", "app_token"): "SLACK_APP_TOKEN",
-        ("slack", "client_id"): "SLACK_CLIENT_ID",
-        ("slack", "client_secret"): "SLACK_CLIENT_SECRET",
-        ("slack", "api_url"): "SLACK_API_URL",
-        ("discord", "token"): "DISCORD_TOKEN",
-        ("discord", "api_url"): "DISCORD_API_URL",
-        ("discord", "gateway_url"): "DISCORD_GATEWAY_URL",
-        ("llm", "api_key"): "OPENAI_API_KEY",
-        ("llm", "base_url"): "OPENAI_BASE_URL",
-        ("lrs", "password"): "BLENDWISE_LRS_PASSWORD",
-    }
+def _secret_env(env: Mapping[str, str], platforms: PlatformRegistry) -> dict[str, Any]:
+    """Conventional variables, so a bare ``SLACK_BOT_TOKEN=... blendwise run`` works (platforms declare theirs)."""
+    mapping = dict(CORE_ENV)
+    for spec in platforms:
+        mapping.update({(spec.name, key): var for key, var in spec.env.items()})
     out: dict[str, Any] = {}
     for (section, key), var in mapping.items():
         if env.get(var):
@@ -307,6 +355,7 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    platforms: PlatformRegistry | None = None,
 ) -> Settings:
     """Load and validate settings.
 
@@ -314,11 +363,14 @@ def load_settings(
         path: app.yaml; ``None`` means ``./app.yaml`` if it exists, else defaults only.
         env: the environment (``os.environ`` by default; tests pass their own).
         overrides: values from command-line flags, which win over everything.
+        platforms: the platforms whose sections and variables are known (by default every registered one).
 
     Raises:
         ConfigError: naming the key at fault.
     """
     env = os.environ if env is None else env
+    platforms = registered() if platforms is None else platforms
+    model = settings_model(platforms)
     if path is None and env.get("BLENDWISE_CONFIG"):
         path = Path(env["BLENDWISE_CONFIG"])
     explicit = path is not None
@@ -341,9 +393,9 @@ def load_settings(
         raw = _substitute(loaded, env, "")
     elif explicit:
         raise ConfigError("--config", f"{path} does not exist")
-    raw = _merge(_merge(_merge(raw, _secret_env(env)), _env_overrides(env)), dict(overrides or {}))
+    raw = _merge(_merge(_merge(raw, _secret_env(env, platforms)), _env_overrides(env, model)), dict(overrides or {}))
     try:
-        settings = Settings.model_validate(raw)
+        settings = model.model_validate(raw)
     except ValidationError as exc:
         raise _format_error(exc) from None
     if not settings.content_dir.is_absolute() and path.exists():

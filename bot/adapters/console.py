@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
+from pydantic import BaseModel, ConfigDict
+
 from bot.errors import AdapterError
 from bot.events import Actor, ButtonPressed, CommandInvoked, ModalSubmitted, Response, ThreadReply
 from bot.markup import unescape
 from bot.messages import Button, Message, MessageRef, Modal
+from bot.platforms import PLATFORMS, PlatformParts, PlatformSpec
 from bot.ports import Adapter, ChannelTarget, Profile, Recipient
 
 if TYPE_CHECKING:
@@ -193,3 +196,18 @@ class ConsoleAdapter(Adapter):
         if m.context:
             lines.append(f"  · {unescape(m.context)}")
         self.out.write("\n".join(lines) + "\n")
+
+
+class ConsoleSettings(BaseModel):
+    """The console needs no settings; the (empty) section exists so every platform is registered the same way."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _build(section: ConsoleSettings, parts: PlatformParts) -> Adapter:
+    return ConsoleAdapter()
+
+
+SPEC = PLATFORMS.register(
+    PlatformSpec(name="console", settings_model=ConsoleSettings, factory=_build, owner=__name__)
+)

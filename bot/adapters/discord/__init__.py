@@ -18,13 +18,13 @@ For tests and demos, ``DISCORD_API_URL`` / ``DISCORD_GATEWAY_URL`` point discord
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from bot.adapters.discord.adapter import DiscordAdapter, intents_for
-from bot.adapters.discord.endpoints import configure_endpoints
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
+    from bot.adapters.discord.adapter import DiscordAdapter, intents_for
+    from bot.adapters.discord.endpoints import configure_endpoints
     from bot.clock import Clock
     from bot.config import Settings
 
@@ -33,7 +33,10 @@ __all__ = ["DiscordAdapter", "build_discord_adapter", "configure_endpoints", "in
 
 def build_discord_adapter(settings: Settings, clock: Clock | None = None) -> DiscordAdapter:
     """The adapter from the ``discord:`` section of app.yaml (the token comes from ``DISCORD_TOKEN``)."""
-    cfg = settings.discord
+    from bot.adapters.discord.adapter import DiscordAdapter
+    from bot.adapters.discord.settings import DiscordSettings
+
+    cfg = settings.section("discord", DiscordSettings)
     if cfg.token is None or not cfg.token.get_secret_value():
         raise ConfigError("discord.token", "set DISCORD_TOKEN to the bot token")
     if not cfg.guild_ids:
@@ -47,6 +50,20 @@ def build_discord_adapter(settings: Settings, clock: Clock | None = None) -> Dis
         api_url=cfg.api_url,
         gateway_url=cfg.gateway_url,
         voice_min_minutes=cfg.voice_min_minutes,
+        voice_channel=cfg.voice_channel,
         read_message_content=cfg.read_message_content,
         clock=clock,
     )
+
+
+def __getattr__(name: str) -> Any:
+    # The SDK is imported on first use, so ``bot.adapters.discord.settings`` (app.yaml validation) works without it.
+    if name in ("DiscordAdapter", "intents_for"):
+        from bot.adapters.discord import adapter
+
+        return getattr(adapter, name)
+    if name == "configure_endpoints":
+        from bot.adapters.discord.endpoints import configure_endpoints
+
+        return configure_endpoints
+    raise AttributeError(name)

@@ -237,6 +237,7 @@ class DiscordAdapter(Adapter):
         api_url: str | None = None,
         gateway_url: str | None = None,
         voice_min_minutes: float = 10.0,
+        voice_channel: str | None = None,
         read_message_content: bool = False,
         sync_commands: bool = True,
         clock: Clock | None = None,
@@ -259,6 +260,8 @@ class DiscordAdapter(Adapter):
         self.admin_roles = tuple(admin_roles)
         self.api_url = api_url
         self.gateway_url = gateway_url
+        #: The voice or stage channel of mirrored sessions that name none: the core knows no platform's channels.
+        self.voice_channel = voice_channel
         self.read_message_content = read_message_content
         self.sync_commands = sync_commands
         self.clock: Clock = clock or SystemClock()
@@ -671,7 +674,9 @@ class DiscordAdapter(Adapter):
         """Mirror a live session as a Guild Scheduled Event; returns the event id (the ``session_ref`` of the
         RSVP and presence events). A voice or stage ``session.channel`` (id or name) makes a VOICE/STAGE event
         whose attendance is tracked; otherwise it is EXTERNAL with the join URL as its location. Called again for
-        the same ``session.key``, it edits the event instead of creating another."""
+        the same ``session.key``, it edits the event instead of creating another. A session that names no channel
+        gets the configured ``voice_channel``."""
+        session = self._in_voice(session)
         guild_id = _snowflake(session.workspace or self.primary_guild, "guild id")
 
         async def go() -> str:
@@ -717,6 +722,11 @@ class DiscordAdapter(Adapter):
         with self._state_lock:
             self._session_events[session.key] = event_id
         return event_id
+
+    def _in_voice(self, session: LiveSession) -> LiveSession:
+        if session.channel or not self.voice_channel:
+            return session
+        return dataclasses.replace(session, channel=self.voice_channel)
 
     @staticmethod
     def _voice_channel(guild: discord.Guild, wanted: str) -> discord.VoiceChannel | discord.StageChannel:
@@ -782,6 +792,7 @@ class DiscordAdapter(Adapter):
     # ------------------------------------------------------------------------------------------- presence
     def track_session(self, session: LiveSession, ref: str) -> None:
         """Track voice attendance for a session mirrored earlier (e.g. by another process) as event ``ref``."""
+        session = self._in_voice(session)
         if not session.channel:
             return
 

@@ -24,8 +24,9 @@ def build_slack_adapter(settings: Settings, db: Engine) -> SlackAdapter:
     token per workspace) live in ``db``, in bolt's installation tables. Otherwise ``bot_token`` serves one workspace.
     """
     from bot.adapters.slack.adapter import SlackAdapter
+    from bot.adapters.slack.settings import SlackSettings
 
-    cfg = settings.slack
+    cfg = settings.section("slack", SlackSettings)
 
     def secret(value: Any) -> str | None:
         return value.get_secret_value() or None if value is not None else None

@@ -68,6 +68,20 @@ def test_a_session_in_a_voice_or_stage_channel_is_a_voice_or_stage_event(
     assert err.value.retryable is False
 
 
+def test_a_session_naming_no_channel_goes_to_the_configured_voice_channel(
+    make_adapter: Callable[..., DiscordAdapter], handler: RecordingHandler, fake: FakeDiscord
+) -> None:
+    # The core names no platform's channels: the adapter's ``voice_channel`` setting fills in, an explicit one wins.
+    w = fake.world
+    adapter = make_adapter(voice_channel="Live Room")
+    adapter.start(handler)
+    adapter.on_session_scheduled(live(fake))
+    adapter.on_session_scheduled(live(fake, channel=str(w.stage_channel_id), key="cohort-a:panel"))
+    voice, stage = (c.json for c in fake.calls_to("POST", r"/guilds/\d+/scheduled-events"))
+    assert (voice["entity_type"], int(voice["channel_id"])) == (2, w.voice_channel_id)
+    assert (stage["entity_type"], int(stage["channel_id"])) == (1, w.stage_channel_id)
+
+
 def test_rescheduling_the_same_session_edits_its_event(adapter: DiscordAdapter, fake: FakeDiscord) -> None:
     first = adapter.on_session_scheduled(live(fake))
     later = SESSION_START + timedelta(days=1)
