@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 #: What ``blendwise run --role`` accepts.
 ROLES = ("all", "web", "worker")
 
-#: The HTTP tier's port when neither ``web.port`` nor an adapter serving routes names one.
+#: The HTTP tier's port when neither ``web.port`` nor a configured platform's section names one.
 DEFAULT_PORT = 3000
 
 #: The platform packages: each module registers its :class:`~bot.platforms.PlatformSpec` (settings section,
@@ -234,9 +234,11 @@ class Runtime:
             adapter.shared_web = True  # type: ignore[attr-defined]
         metrics.watch_outbox(self.db)
         web = self.settings.web
-        # Earlier versions served HTTP on the adapter's own port (``slack.port``): keep it as the default.
-        served = [getattr(a, "port", None) for a in self.adapters.values() if getattr(a, "shared_web", False)]
-        port = web.port if web.port is not None else next((p for p in served if isinstance(p, int)), DEFAULT_PORT)
+        # Earlier versions served HTTP on the platform's own port (``slack.port``): a configured platform whose
+        # section has a ``port`` still sets the default.
+        sections = [getattr(self.settings, name, None) for name in self.settings.platforms]
+        ports = [p for p in (getattr(section, "port", None) for section in sections) if isinstance(p, int)]
+        port = web.port if web.port is not None else next(iter(ports), DEFAULT_PORT)
         self.web = WebServer(web.host, port, app)
         self.web.start()
         log.info("HTTP tier listening on %s (/healthz, /metrics%s)", self.web.url,

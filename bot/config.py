@@ -135,9 +135,9 @@ class WebSettings(_Section):
     """The HTTP tier (``/healthz``, ``/metrics`` and the platforms' routes such as ``/slack/events``).
 
     ``host`` defaults to loopback: a fresh install exposes nothing until someone decides to (production runs behind
-    a TLS-terminating proxy on the same host, or sets ``host: 0.0.0.0`` deliberately). ``port`` defaults to the port
-    of the adapter that contributes routes (``slack.port``, which earlier versions used for the Slack endpoint), else
-    3000.
+    a TLS-terminating proxy on the same host, or sets ``host: 0.0.0.0`` deliberately). ``port`` defaults to the ``port``
+    of the first configured platform's section that has one (``slack.port``, which earlier versions used for the
+    Slack endpoint), else 3000.
     """
 
     host: str = "127.0.0.1"
