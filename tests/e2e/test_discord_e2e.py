@@ -113,6 +113,8 @@ def world(db_url: str) -> Iterator[tuple[Runtime, VirtualClock, DiscordDriver]]:
     driver.adapter.presence_interval = 3600
     try:
         voice = str(driver.world.voice_channel_id)
+        # The driver builds the adapter by hand, and the voice channel is the Discord adapter's own setting now.
+        driver.adapter.voice_channel = voice
         settings = make_settings(
             db_url,
             admins=[f"discord:{driver.uid('UADMIN')}"],
