@@ -49,12 +49,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import func, insert, select, text
 
+from bot.adapters.slack.pacing import WORKSPACE_HEADROOM
 from bot.app import Runtime, build
 from bot.clock import VirtualClock
 from bot.config import Settings
 from bot.errors import AdapterError
 from bot.messages import Message, MessageRef
-from bot.ports import Adapter, Profile, Recipient
+from bot.ports import Adapter, ChannelTarget, Profile, Recipient
 from bot.storage.db import make_engine, transaction
 from bot.storage.models import AgendaItem, Cohort, Delivery, Person
 
@@ -113,6 +114,20 @@ class PacedAdapter(NullAdapter):
         super().__init__()
         self._channel_last: dict[str, float] = {}
         self._window: deque[float] = deque()
+        # Declare the limits as a real adapter does (the Slack adapter's pacer and headroom), so the outbox paces
+        # by scheduling: it shares the workspace budget and skips a channel whose slot is not free yet.
+        self.workspace_rate = self.PER_WORKSPACE / WORKSPACE_HEADROOM
+        self._next_slot: dict[str, float] = {}
+
+    def reserve(self, to: Recipient | ChannelTarget) -> float:
+        key = f"D-{to.user_id}" if isinstance(to, Recipient) else to.channel
+        with self._lock:
+            now = time.monotonic()
+            slot = self._next_slot.get(key, 0.0)
+            if slot > now:
+                return slot - now
+            self._next_slot[key] = now + self.PER_CHANNEL * WORKSPACE_HEADROOM
+            return 0.0
 
     def _record(self, channel: str, message: Message) -> MessageRef:
         time.sleep(self.CALL_SECONDS)
