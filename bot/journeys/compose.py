@@ -8,7 +8,6 @@ template. Escaping for each platform's markup is the adapter's job.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.durations import format_duration
 from bot.ics import session_invite
+from bot.journeys.chunks import split_markdown, truncate_markdown
 from bot.journeys.engine import Engine
 from bot.journeys.model import (
     AnyStep,
@@ -36,39 +36,6 @@ from bot.states import StepKind, StepState
 from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, StepProgress
 from bot.templating import template
 from bot.timewindow import zone
-
-MAX_CHUNK = 1200
-
-
-def split_markdown(text: str, limit: int = MAX_CHUNK) -> list[str]:
-    """Split at paragraph boundaries (then lines, then words) into chunks of at most ``limit`` characters."""
-    text = text.strip()
-    if len(text) <= limit:
-        return [text]
-    chunks: list[str] = []
-    current = ""
-    for para in re.split(r"\n\s*\n", text):
-        pieces = [para]
-        if len(para) > limit:
-            pieces = []
-            line_buf = ""
-            for word in para.split(" "):
-                if len(line_buf) + len(word) + 1 > limit:
-                    pieces.append(line_buf)
-                    line_buf = word
-                else:
-                    line_buf = f"{line_buf} {word}" if line_buf else word
-            if line_buf:
-                pieces.append(line_buf)
-        for piece in pieces:
-            if current and len(current) + 2 + len(piece) > limit:
-                chunks.append(current)
-                current = piece
-            else:
-                current = f"{current}\n\n{piece}" if current else piece
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 def fmt_local(instant: datetime, tz: str, *, with_zone: bool = True) -> str:
@@ -213,7 +180,7 @@ class Composer:
                 "\n\n" + body if body else ""
             )
         return Message(
-            text=f"{title}: {body[:150]}",
+            text=f"{title}: {truncate_markdown(body, 150)}",
             title=title,
             body=body,
             buttons=buttons,
@@ -235,8 +202,7 @@ class Composer:
         footer = template("lesson_footer", position=position, minutes=step.estimated_minutes, due=ctx["due"])
         if reminder:
             nudge = template("remind", learner=ctx["learner"], step=ctx["step"], due=ctx["due"], overdue=False)
-            first = split_markdown(body)[0]
-            teaser = first if len(first) < 400 else first[:400].rsplit(" ", 1)[0] + " ..."
+            teaser = truncate_markdown(split_markdown(body)[0], 400)
             return [
                 Message(
                     text=f"Reminder: {step.title}",
@@ -254,7 +220,7 @@ class Composer:
             title = step.title if i == 0 else f"{step.title} ({i + 1}/{len(chunks)})"
             messages.append(
                 Message(
-                    text=f"{title}: {chunk[:150]}",
+                    text=f"{title}: {truncate_markdown(chunk, 150)}",
                     title=title,
                     body=chunk,
                     buttons=buttons if last else [],
@@ -324,7 +290,7 @@ class Composer:
         body = "\n\n".join(p for p in parts if p)
         title = step.title
         return Message(
-            text=f"{title}: {body[:150]}",
+            text=f"{title}: {truncate_markdown(body, 150)}",
             title=title,
             body=body,
             buttons=buttons,

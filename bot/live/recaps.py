@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound
+from bot.journeys.chunks import MAX_CHUNK, truncate_markdown
 from bot.journeys.context import FINAL_STATES, hold_enrollment, touch
 from bot.journeys.quizzes import grade
 from bot.live.llm import LLMRejected, LLMUnavailable, RecapQuestion
@@ -438,16 +439,31 @@ class Recaps:
         questions = recap.get("questions", []) if row.recap_state == "released" else []
         if c.state == "done":
             return self.done_card(session, c)
-        body = template(
-            "catchup",
-            first_name=person.first_name,
-            title=row.title,
-            summary=recap.get("summary", "") if row.recap_state == "released" else "",
-            key_points=recap.get("key_points", []) if row.recap_state == "released" else [],
-            recording_url=Markdown(row.recording_url or ""),
-            questions=len(questions),
-            counts=self.counts_for_attendance(enrollment),
-        )
+        released = row.recap_state == "released"
+        summary = recap.get("summary", "") if released else ""
+        points = list(recap.get("key_points", [])) if released else []
+
+        def compose(summary: str, points: list[str]) -> str:
+            return template(
+                "catchup",
+                first_name=person.first_name,
+                title=row.title,
+                summary=summary,
+                key_points=points,
+                recording_url=Markdown(row.recording_url or ""),
+                questions=len(questions),
+                counts=self.counts_for_attendance(enrollment),
+            )
+
+        # One message, held to the size of every other message: the last key points give way first (the summary
+        # already covers the session), then the summary is shortened at a word.
+        body = compose(summary, points)
+        while len(body) > MAX_CHUNK and points:
+            points.pop()
+            body = compose(summary, points)
+        while len(body) > MAX_CHUNK and len(summary) > 80:
+            summary = truncate_markdown(summary, max(len(summary) - (len(body) - MAX_CHUNK) - 10, 80))
+            body = compose(summary, points)
         buttons = []
         if questions:
             buttons.append(Button("Start the recap quiz", "catchup.quiz", str(c.id), "primary"))
@@ -593,8 +609,7 @@ class Recaps:
             return None
         recap = recap_of(row)
         summary = recap.get("summary", "") if row.recap_state == "released" else ""
-        if len(summary) > 500:
-            summary = summary[:500].rsplit(" ", 1)[0] + " ..."
+        summary = truncate_markdown(summary, 500)
         return Message(
             text=f"Recording: {row.title}",
             title=f"Recording: {row.title}",

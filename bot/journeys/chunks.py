@@ -1,0 +1,112 @@
+"""Cutting Markdown into chat-sized messages without breaking what the reader sees.
+
+A lesson longer than one message is sent as several. Where it is cut matters: a list torn from the sentence that
+introduces it ("Three questions help:" at the bottom of one message, the questions at the top of the next) reads
+as two unrelated messages, and a cut inside ``**bold**`` or a ``[link](url)`` leaves stray asterisks or a broken
+link on both sides. So cuts fall, in order of preference, between paragraphs (a lead-in sentence ending with
+``:`` stays with the list it introduces), between list items, after a sentence, and last between words, and
+never inside an inline span.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: The longest message body we send. Slack shows longer text behind "Show more", Discord embeds cap at 4,096, and
+#: on a phone anything longer is a wall of text.
+MAX_CHUNK = 1200
+
+_SPANS = re.compile(
+    r"\*\*.+?\*\*"  # bold
+    r"|\[[^\]\n]*\]\([^)\n]*\)"  # link
+    r"|`[^`\n]*`"  # code
+    r"|~~.+?~~"  # strike
+    r"|(?<![\w\\])_(?!\s)[^_\n]+?(?<!\s)_(?!\w)"  # italic
+    r"|(?<![\w*\\])\*(?![\s*])[^*\n]+?(?<![\s*])\*(?![\w*])",  # italic with a star
+    re.S,
+)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_ITEM_START = re.compile(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s)")
+
+
+def _inside_span(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _SPANS.finditer(text)]
+
+
+def _safe(cut: int, spans: list[tuple[int, int]]) -> bool:
+    return not any(start < cut < end for start, end in spans)
+
+
+def _cut_point(text: str, limit: int) -> int:
+    """The best place at or before ``limit`` to cut ``text``: a line, a sentence end, a space, outside spans."""
+    spans = _inside_span(text)
+    window = text[: limit + 1]
+    lines = [m.start() for m in re.finditer(r"\n", window) if m.start() > 0]
+    sentences = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() <= limit]
+    spaces = [m.start() for m in re.finditer(r" ", window) if m.start() > 0]
+    for candidates in (lines, sentences, spaces):
+        fitting = [c for c in candidates if c <= limit and c >= limit // 3 and _safe(c, spans)]
+        if fitting:
+            return fitting[-1]
+    fallback = [c for c in spaces if _safe(c, spans)]
+    return fallback[-1] if fallback else limit
+
+
+def truncate_markdown(text: str, limit: int, ellipsis: str = " ...") -> str:
+    """``text`` shortened to at most ``limit`` characters (ellipsis included) at a word outside any span."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = _cut_point(text, max(limit - len(ellipsis), 1))
+    return text[:cut].rstrip() + ellipsis
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs, with a lead-in paragraph that ends with ``:`` kept together with the list that follows it."""
+    blocks: list[str] = []
+    for para in re.split(r"\n\s*\n", text.strip()):
+        previous = blocks[-1] if blocks else ""
+        if previous.rstrip().endswith(":") and _LIST_ITEM.match(para):
+            blocks[-1] = f"{previous}\n\n{para}"
+        else:
+            blocks.append(para)
+    return blocks
+
+
+def _pieces(block: str, limit: int) -> list[str]:
+    """A block that fits, or the block cut at list items, lines, sentences, then words (never inside a span)."""
+    pieces: list[str] = []
+    rest = block
+    while len(rest) > limit:
+        items = [m.start() for m in _ITEM_START.finditer(rest) if 0 < m.start() <= limit]
+        cut = items[-1] if items else _cut_point(rest, limit)
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def split_markdown(text: str, limit: int = MAX_CHUNK) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters at the most natural boundaries.
+
+    Paragraphs are packed greedily; a paragraph (or a lead-in plus its list) that is too long on its own is cut
+    between list items, then lines, sentences and words, never inside ``**bold**``, ``_italic_``, ``code`` or a
+    link.
+    """
+    text = text.strip()
+    if len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+    for block in _blocks(text):
+        for piece in _pieces(block, limit):
+            if current and len(current) + 2 + len(piece) > limit:
+                chunks.append(current)
+                current = piece
+            else:
+                current = f"{current}\n\n{piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks
