@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,16 @@ from bot.nudges.purposes import Purpose, enqueue
 from bot.states import EnrollmentStatus, StepState, Verb
 from bot.storage.db import transaction
 from bot.storage.events import object_id, record_for
-from bot.storage.models import Attendance, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
+from bot.storage.models import (
+    Attendance,
+    Cohort,
+    CohortLead,
+    Delivery,
+    Enrollment,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
 from bot.templating import add_search_path, template
 
 if TYPE_CHECKING:
@@ -146,6 +156,12 @@ class Recaps:
             if not row.transcript:
                 raise InvalidInput(f"'{row.title}' has no transcript yet; attach one first.")
             title, transcript = row.title, row.transcript
+            hosts = session.scalars(
+                select(Person.name)
+                .join(CohortLead, CohortLead.person_id == Person.id)
+                .where(CohortLead.cohort_id == row.cohort_id)
+                .order_by(Person.id)
+            ).all()
         draft: dict[str, Any]
         note = ""
         llm = self.live.llm
@@ -162,9 +178,9 @@ class Recaps:
             except (LLMRejected, LLMUnavailable) as exc:
                 log.warning("AI recap for session %s failed, using the offline summary: %s", session_id, exc)
                 note = f"The AI recap failed ({exc}); this is the offline summary, with no recap quiz."
-                draft = self._offline(transcript)
+                draft = self._offline(transcript, hosts)
         else:
-            draft = self._offline(transcript)
+            draft = self._offline(transcript, hosts)
         with transaction(self.live.factory) as session:
             row = session.get(LiveSessionRow, session_id)
             assert row is not None
@@ -193,8 +209,8 @@ class Recaps:
             return recap
 
     @staticmethod
-    def _offline(transcript: str) -> dict[str, Any]:
-        offline = extractive_recap(transcript)
+    def _offline(transcript: str, hosts: Sequence[str]) -> dict[str, Any]:
+        offline = extractive_recap(transcript, hosts=hosts)
         return {
             "summary": offline.summary,
             "key_points": offline.key_points,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.live.summarize import extractive_recap
 from bot.live.transcripts import TranscriptError, parse_transcript
 
 SAMPLES = Path(__file__).resolve().parents[2] / "bot" / "live" / "samples"
@@ -98,14 +97,3 @@ def test_bad_files_give_one_clear_line(data, name, message):
         parse_transcript(data, name)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
-
-
-def test_offline_summary_picks_the_sessions_own_sentences():
-    t = parse_transcript((SAMPLES / "kickoff.vtt").read_bytes(), "kickoff.vtt")
-    recap = extractive_recap(t.text)
-    assert recap.summary
-    assert 3 <= len(recap.key_points) <= 5
-    for sentence in [*recap.key_points]:
-        assert sentence in t.text  # extractive: nothing invented
-    assert not any(p.endswith("?") for p in recap.key_points)
-    assert "Good morning" not in recap.summary
