@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -249,6 +250,36 @@ def content_check(path: Annotated[Path | None, typer.Argument(help="Content dir,
     out.print(f"OK: {target} is valid.", markup=False)
 
 
+@content_app.command("guide")
+def content_guide(
+    program: Annotated[str, typer.Argument(help="Program id.")],
+    step: Annotated[str | None, typer.Argument(help="A session step id; every session when left out.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the pack to this Markdown file.")] = None,
+) -> None:
+    """Print the facilitator pack of a live session: objectives, agenda with timings, notes, rubric, references."""
+    from bot.journeys.loader import load_library
+    from bot.journeys.pack import facilitator_pack
+
+    library = load_library(load_settings(state.config).content_dir)
+    loaded = library.get(program)
+    if loaded is None:
+        raise BlendwiseError(f"unknown program '{program}' (programs: {', '.join(sorted(library)) or 'none'})")
+    sessions = loaded.program.sessions
+    chosen = [s for s in sessions if step is None or s.id == step]
+    if not chosen:
+        names = ", ".join(s.id for s in sessions) or "none"
+        raise BlendwiseError(f"'{step}' is not a live session of {program} (sessions: {names})")
+    text = "\n---\n\n".join(facilitator_pack(loaded.program, s, loaded.guides.get(s.id)) for s in chosen)
+    if output is None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BlendwiseError(f"{output}: cannot write the file ({exc.strerror})") from None
+    out.print(f"Wrote the facilitator pack for {len(chosen)} session(s) to {output}.", markup=False)
+
+
 # ---------------------------------------------------------------------- database
 @db_app.command("upgrade")
 def db_upgrade() -> None:
@@ -469,6 +500,10 @@ def cohort_create(
     tz: Annotated[str | None, typer.Option(help="Cohort time zone (default: the program's).")] = None,
     channel: Annotated[str | None, typer.Option(help="Cohort channel id.")] = None,
     lead: Annotated[list[str] | None, typer.Option(help="Lead user id (repeatable).")] = None,
+    join_url: Annotated[
+        list[str] | None,
+        typer.Option("--join-url", help="SESSION=URL: this cohort's video-call link for a live session (repeatable)."),
+    ] = None,
 ) -> None:
     """Create a cohort of a program."""
     from bot.errors import InvalidInput, NotFound
@@ -489,16 +524,34 @@ def cohort_create(
     if program not in rt.library:
         raise NotFound("program", program)
     ws = _workspace(rt, platform, workspace)
+    links = _join_urls(rt.library.program(program), join_url or [])
     with transaction(rt.factory) as session:
         leads = [rt.engine.person(session, platform, ws, u) for u in lead or []]
         try:
             cohort = rt.engine.create_cohort(
                 session, name=name, program_id=program, platform=platform, workspace=ws, start=start_date, tz=tz,
-                channel=channel, leads=leads,
+                channel=channel, leads=leads, join_urls=links,
             )
         except InvalidInput as exc:
             raise BlendwiseError(f"{exc} (workspace {ws}); choose another name") from None
         out.print(f"Created cohort {cohort.name} ({program}), starting {start_date} in {cohort.tz}.", markup=False)
+
+
+def _join_urls(program: Any, pairs: list[str]) -> dict[str, str]:
+    """``--join-url SESSION=URL`` pairs, each naming a live session of the program and an http(s) link."""
+    sessions = [s.id for s in program.sessions]
+    links: dict[str, str] = {}
+    for pair in pairs:
+        step, sep, url = pair.partition("=")
+        if not sep or step.strip() not in sessions:
+            raise BlendwiseError(
+                f"--join-url: '{pair}' must be SESSION=URL with a live session of {program.id} "
+                f"({', '.join(sessions) or 'it has none'})"
+            )
+        if not re.match(r"^https?://\S+$", url.strip()):
+            raise BlendwiseError(f"--join-url: '{url}' is not an http(s) link")
+        links[step.strip()] = url.strip()
+    return links
 
 
 @cohort_app.command("enroll")
@@ -613,6 +666,9 @@ def _print_report(rt: Any, **filters: Any) -> None:
         )
         for s in c.sessions:
             out.print(f"  {s['title']}: {s['attended']}/{s['invited']} attended ({s['rsvp_yes']} said yes)", markup=False)
+        for q in c.evaluation:
+            answers = ", ".join(f"{o['label']} {o['count']}" for o in q["options"])
+            out.print(f"  Evaluation L{q['level']} ({q['responses']} answers) {q['question']}: {answers}", markup=False)
 
 
 @app.command()

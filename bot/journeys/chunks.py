@@ -67,7 +67,7 @@ def _blocks(text: str) -> list[str]:
     blocks: list[str] = []
     for para in re.split(r"\n\s*\n", text.strip()):
         previous = blocks[-1] if blocks else ""
-        if previous.rstrip().endswith(":") and _LIST_ITEM.match(para):
+        if previous.rstrip().rstrip("*_").endswith(":") and _LIST_ITEM.match(para):
             blocks[-1] = f"{previous}\n\n{para}"
         else:
             blocks.append(para)

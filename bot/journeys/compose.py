@@ -198,6 +198,15 @@ class Composer:
         ]
         body = self.text(self.engine.library.body(scope.program.id, step.id), ctx)
         lessons = [s for s in scope.program.steps if s.kind == StepKind.LESSON]
+        program_objectives = scope.program.objectives if lessons.index(step) == 0 else []
+        if (program_objectives or step.objectives) and not reminder:
+            # Objectives are plain text: a line each, never Markdown of the author's making.
+            intro = template(
+                "lesson_objectives",
+                program_objectives=[inert_line(o) for o in program_objectives],
+                objectives=[inert_line(o) for o in step.objectives],
+            )
+            body = Markdown(f"{intro.strip()}\n\n{body}")
         position = f"Lesson {lessons.index(step) + 1} of {len(lessons)}"
         footer = template("lesson_footer", position=position, minutes=step.estimated_minutes, due=ctx["due"])
         if reminder:

@@ -18,7 +18,7 @@ many call sites need not know where each operation lives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -99,7 +99,9 @@ class Engine(Context):
         tz: str | None = None,
         channel: str | None = None,
         leads: Iterable[Person] = (),
+        join_urls: Mapping[str, str] | None = None,
     ) -> Cohort:
+        """A cohort and its live sessions; ``join_urls`` (session step id -> URL) replaces the program's links."""
         return timeline.create_cohort(
             self,
             session,
@@ -111,6 +113,7 @@ class Engine(Context):
             tz=tz,
             channel=channel,
             leads=leads,
+            join_urls=join_urls,
         )
 
     @staticmethod

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
@@ -30,6 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.errors import ContentError
 from bot.journeys.model import STEP_KINDS, LessonStep, Program
+from bot.journeys.pack import evaluation_problems, read_guides
 from bot.journeys.validate import BodySource, Loc, Problem, SourceMap, check_program
 
 __all__ = ["LoadedProgram", "check_path", "load_library", "load_program"]
@@ -47,12 +48,14 @@ class LoadedProgram:
         bodies: lesson step id -> Markdown body (the inline ``body`` or the ``body_file`` contents without
             front matter), so the engine never touches the file system while delivering.
         lines: step id -> line of the step in ``program.yaml``, for messages that point authors at a step.
+        guides: session step id -> its facilitator guide (Markdown), for ``content guide``.
     """
 
     program: Program
     path: Path
     bodies: dict[str, str]
     lines: dict[str, int]
+    guides: dict[str, str] = field(default_factory=dict)
 
 
 def load_program(path: Path) -> LoadedProgram:
@@ -207,17 +210,23 @@ def _load(path: Path) -> _Result:
         return _Result(None, _sorted(problems + _translate(exc, data, source)), source)
 
     problems += check_program(program, source, body_files)
+    guides, guide_problems = read_guides(program, path.parent, source)
+    problems += guide_problems + evaluation_problems(program, source)
     if problems:
         return _Result(None, _sorted(problems), source)
 
     bodies: dict[str, str] = {}
     lines: dict[str, int] = {}
+    authored = len(program.steps)
+    program = program.with_evaluation()
     for i, step in enumerate(program.steps):
-        lines.setdefault(step.id, source.line(("steps", i)))
+        where = ("steps", i) if i < authored else ("evaluation", "questions", i - authored)
+        lines.setdefault(step.id, source.line(where))
         if isinstance(step, LessonStep):
             body = body_files[i].text if i in body_files else step.body
             bodies.setdefault(step.id, body.strip())
-    return _Result(LoadedProgram(program=program, path=path, bodies=bodies, lines=lines), [], source)
+    loaded = LoadedProgram(program=program, path=path, bodies=bodies, lines=lines, guides=guides)
+    return _Result(loaded, [], source)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

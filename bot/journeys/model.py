@@ -114,9 +114,14 @@ class SessionStart(Strict):
         return None if value is None else check_tz(value)
 
 
+Objective = Annotated[str, Field(min_length=1, max_length=300)]
+
+
 class StepBase(Strict):
     id: str = Field(pattern=STEP_ID)
     title: str = Field(min_length=1, max_length=150)
+    #: What the learner will be able to do after this step; shown in a lesson's intro and the facilitator guide.
+    objectives: list[Objective] = Field(default_factory=list, max_length=8)
     unlock: Unlock = Field(default_factory=Unlock)
     due: Duration | None = None
     required: bool = True
@@ -147,8 +152,37 @@ class QuizStep(StepBase):
     retry: Retry = Field(default_factory=Retry)
 
 
+class RubricCriterion(Strict):
+    """One thing an observer looks for, described at each level of the rubric (same order as ``levels``)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    descriptors: list[str] = Field(min_length=2, max_length=5)
+
+
+class Rubric(Strict):
+    """A practice rubric (criteria x levels) for a session that practises a skill; printed in the facilitator
+    guide so observers score the same way."""
+
+    levels: list[str] = Field(min_length=2, max_length=5)
+    criteria: list[RubricCriterion] = Field(min_length=1, max_length=12)
+
+    @model_validator(mode="after")
+    def _square(self) -> Rubric:
+        for criterion in self.criteria:
+            if len(criterion.descriptors) != len(self.levels):
+                raise ValueError(
+                    f"criterion '{criterion.name}' describes {len(criterion.descriptors)} level(s) but the rubric "
+                    f"has {len(self.levels)} ({', '.join(self.levels)}); give one descriptor per level"
+                )
+        return self
+
+
 class SessionStep(StepBase):
     kind: Literal["session"]
+    #: Markdown facilitator guide (agenda with timings, talk notes, exercises, observer sheet), relative to
+    #: program.yaml; ``content check`` reads it and ``content guide`` prints it.
+    facilitator_file: str | None = None
+    rubric: Rubric | None = None
     description: str = ""
     start: SessionStart | datetime
     duration: Duration = timedelta(hours=1)
@@ -201,6 +235,9 @@ class PollStep(StepBase):
     options: list[str] = Field(min_length=2, max_length=10)
     anonymous: bool = False
     multi: bool = False
+    #: The Kirkpatrick level the question evaluates (1 reaction, 2 learning, 3 behaviour); set on the polls an
+    #: ``evaluation`` becomes, and recorded with every vote.
+    level: int | None = Field(default=None, ge=1, le=3)
 
 
 Step = Annotated[
@@ -220,6 +257,36 @@ class Completion(Strict):
     allow_catch_up: bool = True
 
 
+class EvaluationQuestion(Strict):
+    """One question of the end-of-program evaluation, at a Kirkpatrick level."""
+
+    id: str = Field(pattern=STEP_ID)
+    level: int = Field(ge=1, le=3)
+    text: str = Field(min_length=1, max_length=500)
+    options: list[str] = Field(min_length=2, max_length=10)
+
+
+class Evaluation(Strict):
+    """The end-of-program survey: reaction (level 1), learning (2) and intended behaviour change (3).
+
+    Each question becomes a poll step ``evaluation-<id>`` that waits for the one before it, so the survey arrives
+    one question at a time after the last step; every vote is a ``voted`` fact carrying the level.
+    """
+
+    title: str = Field(default="Program evaluation", min_length=1, max_length=120)
+    unlock: Unlock = Field(default_factory=Unlock)
+    due: Duration | None = None
+    required: bool = True
+    questions: list[EvaluationQuestion] = Field(min_length=1, max_length=12)
+
+
+class Reference(Strict):
+    """A source the program's claims rest on: a full citation, optionally with a link."""
+
+    citation: str = Field(min_length=1, max_length=500)
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
 class Defaults(Strict):
     reminders: Reminders = Field(default_factory=lambda: Reminders(after=[timedelta(days=1), timedelta(days=3)]))
     unlock_at: ClockTime = time(9, 30)
@@ -233,6 +300,10 @@ class Program(Strict):
     audience: str = ""
     tz: str = "UTC"
     length_days: int | None = Field(default=None, ge=1)
+    #: What a learner will be able to do after the program; shown in the first lesson and the facilitator guide.
+    objectives: list[Objective] = Field(default_factory=list, max_length=12)
+    references: list[Reference] = Field(default_factory=list, max_length=40)
+    evaluation: Evaluation | None = None
     completion: Completion = Field(default_factory=Completion)
     defaults: Defaults = Field(default_factory=Defaults)
     steps: list[Step] = Field(min_length=1)
@@ -253,6 +324,37 @@ class Program(Strict):
     @property
     def sessions(self) -> list[SessionStep]:
         return [s for s in self.steps if isinstance(s, SessionStep)]
+
+    def with_evaluation(self) -> Program:
+        """The program with its ``evaluation`` appended as poll steps (what the engine delivers)."""
+        if self.evaluation is None:
+            return self
+        return self.model_copy(update={"steps": [*self.steps, *evaluation_steps(self.evaluation)]})
+
+
+EVALUATION_PREFIX = "evaluation-"
+
+
+def evaluation_steps(evaluation: Evaluation) -> list[PollStep]:
+    """One poll a question, each waiting for the previous one, so the survey reads as one short conversation."""
+    steps: list[PollStep] = []
+    total = len(evaluation.questions)
+    for n, q in enumerate(evaluation.questions, start=1):
+        after = [steps[-1].id] if steps else list(evaluation.unlock.after)
+        steps.append(
+            PollStep(
+                kind="poll",
+                id=f"{EVALUATION_PREFIX}{q.id}",
+                title=f"{evaluation.title} ({n}/{total})",
+                unlock=evaluation.unlock.model_copy(update={"after": after}),
+                due=evaluation.due,
+                required=evaluation.required,
+                question=q.text,
+                options=list(q.options),
+                level=q.level,
+            )
+        )
+    return steps
 
 
 AnyStep = LessonStep | QuizStep | SessionStep | PromptStep | ReflectionStep | PollStep

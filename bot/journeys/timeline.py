@@ -7,7 +7,7 @@ per-learner Python scheduling work after enrolment happens when a prerequisite c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,7 @@ def create_cohort(
     tz: str | None = None,
     channel: str | None = None,
     leads: Iterable[Person] = (),
+    join_urls: Mapping[str, str] | None = None,
 ) -> Cohort:
     program = ctx.library.program(program_id)
     tz = tz or program.tz
@@ -76,7 +77,7 @@ def create_cohort(
                 end_at=begin + step.duration,
                 checkin_opens_at=begin - step.checkin.opens_before,
                 checkin_closes_at=begin + step.checkin.closes_after,
-                join_url=step.join_url,
+                join_url=(join_urls or {}).get(step.id) or step.join_url,
                 capacity=step.capacity,
             )
         )

@@ -141,6 +141,8 @@ def step_vote(ctx: Context, session: Session, sp: StepProgress, option: int, per
         object_id=object_id(program.id, step.id),
         # An anonymous poll's record says that someone voted, never what.
         result=None if poll.anonymous else {"response": str(option)},
+        # An evaluation question carries its Kirkpatrick level, so reports can group reaction and intent.
+        context={"extensions": {"kirkpatrick-level": step.level}} if step.level else None,
     )
     progress.complete(ctx, session, sp, source="poll")
     return poll

@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.journeys.engine import Engine
+from bot.journeys.model import PollStep, Program
 from bot.states import EnrollmentStatus, StepKind, StepState, Verb
+from bot.storage.events import object_id
 from bot.storage.models import (
     Attendance,
     Cohort,
@@ -104,6 +106,8 @@ class CohortSummary:
     funnel: list[tuple[str, int]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     weekly_active: list[tuple[str, int]] = field(default_factory=list)
+    #: The end-of-program evaluation: one entry a question (level, question, responses, counts per option).
+    evaluation: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -341,6 +345,40 @@ def _retention(session: Session, enrollment_ids: list[int]) -> dict[int, float]:
     return out
 
 
+def _evaluation(session: Session, program: Program, enrollment_ids: list[int]) -> list[dict[str, Any]]:
+    """Answers to the program's evaluation, from the ``voted`` facts of its evaluation polls (latest vote each)."""
+    questions = [s for s in program.steps if isinstance(s, PollStep) and s.level is not None]
+    if not questions or not enrollment_ids:
+        return []
+    wanted = {object_id(program.id, q.id): q for q in questions}
+    latest: dict[tuple[str, int], str] = {}
+    for ids in _chunks(enrollment_ids, 1000):
+        for oid, enrollment_id, result in session.execute(
+            select(LearningEvent.object_id, LearningEvent.enrollment_id, LearningEvent.result)
+            .where(
+                LearningEvent.enrollment_id.in_(ids),
+                LearningEvent.verb == Verb.VOTED,
+                LearningEvent.object_id.in_(list(wanted)),
+            )
+            .order_by(LearningEvent.id)
+        ):
+            if enrollment_id is not None and result and "response" in result:
+                latest[(oid, enrollment_id)] = str(result["response"])
+    out = []
+    for oid, q in wanted.items():
+        answers = Counter(v for (o, _), v in latest.items() if o == oid)
+        out.append(
+            {
+                "id": q.id,
+                "level": q.level,
+                "question": q.question,
+                "responses": sum(answers.values()),
+                "options": [{"label": label, "count": answers.get(str(i), 0)} for i, label in enumerate(q.options)],
+            }
+        )
+    return out
+
+
 def _int_type() -> Any:
     from sqlalchemy import Integer
 
@@ -416,6 +454,7 @@ def _cohort_summaries(
                 funnel=funnel,
                 sessions=sessions,
                 weekly_active=[(w.isoformat(), n) for w, n in sorted(weekly.items())],
+                evaluation=_evaluation(session, program, ids) if program else [],
             )
         )
     return out

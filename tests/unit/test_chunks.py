@@ -53,7 +53,7 @@ def test_a_teaser_never_cuts_bold_or_a_link() -> None:
         assert balanced(teaser), teaser
 
 
-def test_every_shipped_lesson_is_a_micro_lesson_and_every_part_fits() -> None:
+def test_every_part_of_every_shipped_lesson_fits_and_keeps_its_spans() -> None:
     ctx = {
         "learner": {"name": "Ana María Fernández-López", "first_name": "Ana María", "tz": "Pacific/Kiritimati"},
         "cohort": {"name": "spring-leads", "start_date": "2026-03-02", "channel": "spring"},
@@ -67,11 +67,9 @@ def test_every_shipped_lesson_is_a_micro_lesson_and_every_part_fits() -> None:
     counted = 0
     for loaded in load_library(CONTENT).values():
         for step_id, body in loaded.bodies.items():
-            words = len(body.split())
-            assert 100 <= words <= 250, f"{loaded.program.id}/{step_id}: {words} words"
             for part in split_markdown(render_text(body, ctx)):
                 assert len(part) <= MAX_CHUNK, f"{loaded.program.id}/{step_id}: {len(part)} characters"
                 assert balanced(part), f"{loaded.program.id}/{step_id}: a span is cut in {part[-80:]!r}"
-                assert not part.rstrip().endswith(":"), f"{loaded.program.id}/{step_id}: a lead-in is cut off its list"
+                assert not part.rstrip().rstrip("*_").endswith(":"), f"{loaded.program.id}/{step_id}: a lead-in is cut off its list"
             counted += 1
     assert counted >= 19
