@@ -63,8 +63,9 @@ app.add_typer(xapi_app, name="xapi")
 
 # Rich falls back to 80 columns when output is not a terminal (CI logs, `make demo | less`); the report table
 # needs more room than that to stay readable.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# ``emoji=False``: Rich would print ``program.yaml:100:`` as ``program.yaml💯``, breaking ``path:line:``.
+out = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 class State:
@@ -235,19 +236,44 @@ def run(
 
 
 # ---------------------------------------------------------------------- content
-@content_app.command("check")
-def content_check(path: Annotated[Path | None, typer.Argument(help="Content dir, program folder or file.")] = None) -> None:
-    """Validate programs; print every problem as path:line: message."""
-    from bot.journeys.loader import check_path
+#: Exit code of ``content check`` when the checker itself failed: never confused with "problems found" (1).
+INTERNAL_ERROR = 3
 
+
+@content_app.command("check")
+def content_check(
+    path: Annotated[Path | None, typer.Argument(help="Content dir, program folder or file.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text (path:line: message) or json.")] = "text",
+) -> None:
+    """Validate programs; print every problem as path:line: message (exit 1), OK otherwise (exit 0)."""
+    import json
+
+    from bot.journeys.loader import check_problems
+
+    if fmt not in ("text", "json"):
+        raise BlendwiseError(f"--format: '{fmt}' is not one of text, json")
     target = path or load_settings(state.config).content_dir
-    problems = check_path(target)
-    for problem in problems:
-        out.print(problem, markup=False, highlight=False, soft_wrap=True)
+    try:
+        problems = check_problems(target)
+    except Exception as exc:
+        if state.debug:
+            raise
+        err.print(
+            f"error: internal error in the content check ({type(exc).__name__}: {exc}); this is a bug in "
+            "Blendwise, not in your content: please report it with the file (run with --debug for details)",
+            markup=False,
+        )
+        raise typer.Exit(INTERNAL_ERROR) from None
+    # Plain writes, not Rich: a line such as ``path:100: ...`` must reach editors and CI exactly as written.
+    if fmt == "json":
+        rows = [{"file": p.file, "line": p.line, "message": p.message} for p in problems]
+        sys.stdout.write(json.dumps({"ok": not problems, "problems": rows}, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(f"{p}\n" for p in problems) or f"OK: {target} is valid.\n")
     if problems:
-        err.print(f"{len(problems)} problem(s) found.", markup=False)
+        if fmt == "text":
+            err.print(f"{len(problems)} problem(s) found.", markup=False)
         raise typer.Exit(1)
-    out.print(f"OK: {target} is valid.", markup=False)
 
 
 @content_app.command("guide")

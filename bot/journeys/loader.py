@@ -17,6 +17,7 @@ Layout::
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import os
 import re
@@ -25,17 +26,25 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.errors import ContentError
-from bot.journeys.model import STEP_KINDS, LessonStep, Program
+from bot.journeys.model import STEP_KINDS, AnyStep, Completion, Defaults, LessonStep, Program, Step
 from bot.journeys.pack import evaluation_problems, read_guides
-from bot.journeys.validate import BodySource, Loc, Problem, SourceMap, check_program
+from bot.journeys.validate import BodySource, Loc, Outline, Problem, SourceMap, check_outline
 
-__all__ = ["LoadedProgram", "check_path", "load_library", "load_program"]
+__all__ = ["LoadedProgram", "check_path", "check_problems", "load_library", "load_program"]
 
 PROGRAM_FILE = "program.yaml"
+
+#: Values a document may hold once its aliases are expanded. A shipped program holds about 1,500; YAML aliases
+#: can make a 350-byte file expand to millions (an "alias bomb"), which would hang the check and the bot's start.
+MAX_NODES = 50_000
+#: Nesting of lists and mappings. A program needs about 8 levels; PyYAML's composer recurses per level.
+MAX_DEPTH = 40
+#: Longest accepted file, in characters: a program is a few hundred lines.
+MAX_FILE_CHARS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -96,17 +105,25 @@ def check_path(path: Path) -> list[str]:
         Every problem as ``path:line: message`` (paths relative to the working directory when possible);
         an empty list means the content is fine.
     """
-    if not path.exists():
-        return [str(Problem(_display(path), None, "no such file or folder"))]
-    if path.is_file():
-        return [str(p) for p in _load(path).problems]
-    if (path / PROGRAM_FILE).is_file():
-        return [str(p) for p in _load(path / PROGRAM_FILE).problems]
+    return [str(p) for p in check_problems(path)]
+
+
+def check_problems(path: Path) -> list[Problem]:
+    """:func:`check_path` as :class:`Problem` records, for machine-readable output."""
+    try:
+        if not path.exists():
+            return [Problem(_display(path), None, "no such file or folder")]
+        if path.is_file():
+            return _load(path).problems
+        if (path / PROGRAM_FILE).is_file():
+            return _load(path / PROGRAM_FILE).problems
+    except (OSError, ValueError) as exc:  # an over-long or otherwise unusable path given on the command line
+        return [Problem(str(path), None, f"cannot be opened: {getattr(exc, 'strerror', None) or exc}")]
     programs, problems = _load_library(path)
     if not programs and not problems:
         message = f"no programs found; each program is a folder holding a {PROGRAM_FILE}"
         problems = [Problem(_display(path), None, message)]
-    return [str(p) for p in problems]
+    return problems
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -180,7 +197,13 @@ def _read_text(path: Path, shown: str) -> tuple[str | None, Problem | None]:
         return None, Problem(
             shown, line, f"the file is not UTF-8 text (byte 0x{bad}); save it with UTF-8 encoding"
         )
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n"), None
+    if len(text) > MAX_FILE_CHARS:
+        return None, Problem(shown, None, f"the file is over {MAX_FILE_CHARS:,} characters; split the program")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    found = _FORBIDDEN.search(text)
+    if found is not None:
+        return None, Problem(shown, text.count("\n", 0, found.start()) + 1, _forbidden_message(found.group()))
+    return text, None
 
 
 def _load(path: Path) -> _Result:
@@ -204,12 +227,18 @@ def _load(path: Path) -> _Result:
         return _Result(None, [Problem(shown, 1, message)])
 
     body_files, problems = _read_body_files(data, path.parent, source)
+    program: Program | None = None
     try:
         program = Program.model_validate(data)
+        outline = Outline.of(program)
     except ValidationError as exc:
-        return _Result(None, _sorted(problems + _translate(exc, data, source)), source)
-
-    problems += check_program(program, source, body_files)
+        # The relationship checks still run on the steps that are valid: one typo must not hide a dangling
+        # prerequisite, since an author fixes everything from one run.
+        problems += _translate(exc, data, source)
+        outline = _partial_outline(data)
+    problems += check_outline(outline, source, body_files)
+    if program is None:
+        return _Result(None, _sorted(problems), source)
     guides, guide_problems = read_guides(program, path.parent, source)
     problems += guide_problems + evaluation_problems(program, source)
     if problems:
@@ -227,6 +256,39 @@ def _load(path: Path) -> _Result:
             bodies.setdefault(step.id, body.strip())
     loaded = LoadedProgram(program=program, path=path, bodies=bodies, lines=lines, guides=guides)
     return _Result(loaded, [], source)
+
+
+_STEP: TypeAdapter[AnyStep] = TypeAdapter(Step)
+
+
+def _valid(model: type[BaseModel], value: Any) -> Any:
+    try:
+        return model.model_validate({} if value is None else value)
+    except ValidationError:
+        return None
+
+
+def _partial_outline(data: dict[str, Any]) -> Outline:
+    """The outline of a program that failed the schema: its valid steps, every id written, usable settings."""
+    raw = data.get("steps")
+    raw_steps = [(i, step) for i, step in enumerate(raw) if isinstance(step, dict)] if isinstance(raw, list) else []
+    steps: list[tuple[int, AnyStep]] = []
+    for i, step in raw_steps:
+        try:
+            steps.append((i, _STEP.validate_python(step)))
+        except ValidationError:
+            continue  # already reported by the whole program's validation
+    defaults = _valid(Defaults, data.get("defaults"))
+    completion = _valid(Completion, data.get("completion"))
+    sessions = sum(1 for _, step in raw_steps if step.get("kind") == "session")
+    return Outline(
+        steps=steps,
+        ids=[(i, step["id"]) for i, step in raw_steps if isinstance(step.get("id"), str)],
+        unlock_at=defaults.unlock_at if defaults is not None else Defaults().unlock_at,
+        has_sessions=sessions > 0,
+        min_sessions=completion.min_sessions_attended if completion is not None else None,
+        sessions=sessions,
+    )
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
@@ -249,6 +311,10 @@ _INT_NO_SEXAGESIMAL = re.compile(
 )
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """A document the loader will not build (too deep, aliases that expand too far); its message is final."""
+
+
 class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that builds plain data from the node tree and records the line of every key and item.
 
@@ -263,21 +329,47 @@ class _LineLoader(yaml.SafeLoader):
         self.source = source
         self.line_offset = line_offset
         self.problems: list[Problem] = []
+        self.newlines = _newlines(stream)
+        self.depth = 0
 
     def build(self) -> Any:
         node = self.get_single_node()
-        return None if node is None else self._build(node, (), frozenset())
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self._build(node, (), frozenset())
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        # PyYAML composes recursively, a few frames per level: 500 nested lists would end in RecursionError.
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                message = f"lists and mappings nested more than {MAX_DEPTH} levels deep; a program needs far fewer"
+                raise _Refused(None, None, message, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def _line(self, node: Node) -> int:
-        return int(node.start_mark.line) + 1 + self.line_offset
+        return _mark_line(node.start_mark, self.newlines) + self.line_offset
+
+    def _scalar(self, node: ScalarNode, loc: Loc) -> Any:
+        # A block scalar's text starts on the line after its ``|`` or ``>`` indicator.
+        self.source.texts[loc] = self._line(node) + (1 if node.style in ("|", ">") else 0)
+        value = self.construct_object(node, deep=True)
+        bad = _FORBIDDEN.search(value) if isinstance(value, str) else None
+        if bad is not None:
+            # Double-quoted escapes ("\0", "\ud800") can smuggle in what the file itself may not hold.
+            self.problems.append(Problem(self.source.file, self._line(node), _forbidden_message(bad.group())))
+            return _FORBIDDEN.sub("", value)
+        return value
 
     def _build(self, node: Node, loc: Loc, active: frozenset[int]) -> Any:
         if id(node) in active:
             raise yaml.constructor.ConstructorError(None, None, "an alias refers to itself", node.start_mark)
         if isinstance(node, ScalarNode):
-            # A block scalar's text starts on the line after its ``|`` or ``>`` indicator.
-            self.source.texts[loc] = self._line(node) + (1 if node.style in ("|", ">") else 0)
-            return self.construct_object(node, deep=True)
+            return self._scalar(node, loc)
         if node.tag not in (_SEQ, _MAP):
             # safe_load would build a set or ordered pairs here; the content model has no use for either.
             message = f"unsupported tag {node.tag}"
@@ -290,35 +382,36 @@ class _LineLoader(yaml.SafeLoader):
                 items.append(self._build(item, (*loc, i), active))
             return items
         if isinstance(node, MappingNode):
-            self.flatten_mapping(node)  # resolves ``<<: *anchor`` merge keys, as safe_load does
-            mapping: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    self.problems.append(
-                        Problem(
-                            self.source.file,
-                            self._line(key_node),
-                            "a key must be a plain word, not a list or mapping",
-                        )
-                    )
-                    continue
-                constructed = self.construct_object(key_node)
-                # Keep what the author typed: ``on:`` or ``1:`` is reported as written, not as True or 1.
-                key = constructed if isinstance(constructed, str) else str(key_node.value)
-                if key in mapping:
-                    first = self.source.keys[(*loc, key)]
-                    self.problems.append(
-                        Problem(
-                            self.source.file,
-                            self._line(key_node),
-                            f"duplicate key '{key}' (already set at line {first}); keep only one",
-                        )
-                    )
-                    continue
-                self.source.keys[(*loc, key)] = self._line(key_node)
-                mapping[key] = self._build(value_node, (*loc, key), active)
-            return mapping
+            return self._mapping(node, loc, active)
         raise yaml.constructor.ConstructorError(None, None, "unsupported YAML node", node.start_mark)
+
+    def _mapping(self, node: MappingNode, loc: Loc, active: frozenset[int]) -> dict[str, Any]:
+        self.flatten_mapping(node)  # resolves ``<<: *anchor`` merge keys, as safe_load does
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.problems.append(
+                    Problem(
+                        self.source.file, self._line(key_node), "a key must be a plain word, not a list or mapping"
+                    )
+                )
+                continue
+            constructed = self.construct_object(key_node)
+            # Keep what the author typed: ``on:`` or ``1:`` is reported as written, not as True or 1.
+            key = constructed if isinstance(constructed, str) else str(key_node.value)
+            if key in mapping:
+                first = self.source.keys[(*loc, key)]
+                self.problems.append(
+                    Problem(
+                        self.source.file,
+                        self._line(key_node),
+                        f"duplicate key '{key}' (already set at line {first}); keep only one",
+                    )
+                )
+                continue
+            self.source.keys[(*loc, key)] = self._line(key_node)
+            mapping[key] = self._build(value_node, (*loc, key), active)
+        return mapping
 
 
 _LineLoader.yaml_implicit_resolvers = {
@@ -326,20 +419,94 @@ _LineLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
+#: Characters no content file may hold: C0/C1 controls other than tab and newline, unpaired surrogates and the
+#: non-characters U+FFFE/U+FFFF. PyYAML refuses most of them with a puzzling message or, worse, an exception
+#: raised while its reader is still being built.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _forbidden_message(char: str) -> str:
+    if "\ud800" <= char <= "\udfff":
+        what = "an unpaired surrogate"
+    elif char in "\ufffe\uffff":
+        what = "a non-character"
+    else:
+        what = "a control character"
+    return f"{what} (U+{ord(char):04X}) is not allowed in content; remove it"
+
+
+def _newlines(text: str) -> list[int]:
+    return [m.start() for m in re.finditer("\n", text)]
+
+
+def _mark_line(mark: yaml.Mark, newlines: list[int]) -> int:
+    """The 1-based line of ``mark`` counting only ``\\n``.
+
+    PyYAML also counts U+0085, U+2028 and U+2029 as line breaks, so its own ``mark.line`` drifts after one of
+    them inside quoted text; editors show them as ordinary characters. The character index does not drift.
+    """
+    return bisect.bisect_left(newlines, mark.index) + 1
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(root: Node) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values, or refer to themselves.
+
+    Sizes are computed once per distinct node (memoised, iterative), so the check costs the size of the file,
+    not of its expansion.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = min(MAX_NODES + 1, 1 + sum(sizes[id(c)] for c in _children(node)))
+            if sizes[key] > MAX_NODES:
+                message = (
+                    f"aliases (*name) here expand to more than {MAX_NODES:,} values; "
+                    "write the repeated part out or use fewer nested aliases"
+                )
+                raise _Refused(None, None, message, node.start_mark)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _Refused(None, None, "an alias (*name) is used inside its own anchor (&name)", node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        stack += [(c, False) for c in _children(node) if id(c) not in sizes]
+
 
 def _parse_yaml(text: str, shown: str, line_offset: int = 0) -> tuple[Any, SourceMap, list[Problem]]:
     source = SourceMap(shown)
-    loader = _LineLoader(text, source, line_offset)
+    newlines = _newlines(text)
+    loader: _LineLoader | None = None
     try:
+        # Built inside the ``try``: PyYAML's reader checks the characters as soon as it is constructed.
+        loader = _LineLoader(text, source, line_offset)
         data = loader.build()
+    except _Refused as exc:
+        line = (_mark_line(exc.problem_mark, newlines) if exc.problem_mark else 1) + line_offset
+        return None, source, [Problem(shown, line, str(exc.problem))]
     except yaml.MarkedYAMLError as exc:
         mark = _yaml_mark(exc)
-        line = (mark.line + 1 if mark is not None else 1) + line_offset
+        line = (_mark_line(mark, newlines) if mark is not None else 1) + line_offset
         return None, source, [Problem(shown, line, _yaml_message(exc))]
     except yaml.YAMLError as exc:
         return None, source, [Problem(shown, 1 + line_offset, f"YAML error: {exc}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, source, loader.problems
 
 
@@ -447,16 +614,9 @@ def _read_body_files(
         relative = str(step["body_file"])
         where = source.line(("steps", i, "body_file"))
         label = f"'{step['id']}'" if isinstance(step.get("id"), str) else str(i + 1)
-        target = (folder / relative).resolve()
-        if Path(relative).is_absolute() or not target.is_relative_to(folder.resolve()):
-            message = f"step {label}: body_file '{relative}' must be inside the program folder (lessons/x.md)"
-            problems.append(Problem(source.file, where, message))
-            continue
-        if not target.is_file():
-            message = (
-                f"step {label}: body_file '{relative}' not found (looked for {_display(folder / relative)})"
-            )
-            problems.append(Problem(source.file, where, message))
+        target, refusal = _body_target(folder, relative)
+        if target is None:
+            problems.append(Problem(source.file, where, f"step {label}: body_file '{relative}' {refusal}"))
             continue
         shown = _display(folder / relative)
         text, problem = _read_text(target, shown)
@@ -472,6 +632,33 @@ def _read_body_files(
         if front is not None:
             problems += _apply_front_matter(front, shown, step)
     return bodies, problems
+
+
+#: Longest ``body_file`` path, and longest part of one, that any common file system accepts.
+MAX_PATH_CHARS = 1024
+MAX_NAME_CHARS = 255
+
+
+def _body_target(folder: Path, relative: str) -> tuple[Path | None, str]:
+    """The file a ``body_file`` names, or None and why not (the rest of a sentence starting with the path).
+
+    Every way a path can fail is an answer here, never an exception: NUL or unpaired surrogates (written as YAML
+    escapes), names too long for the file system, symlink loops, permissions.
+    """
+    if _FORBIDDEN.search(relative):
+        return None, "holds a control character or unpaired surrogate; use a plain path such as lessons/x.md"
+    if len(relative) > MAX_PATH_CHARS or any(len(part) > MAX_NAME_CHARS for part in relative.split("/")):
+        return None, f"is too long (at most {MAX_NAME_CHARS} characters a name, {MAX_PATH_CHARS} in all)"
+    try:
+        target = (folder / relative).resolve()
+        if Path(relative).is_absolute() or not target.is_relative_to(folder.resolve()):
+            return None, "must be inside the program folder (lessons/x.md)"
+        if not target.is_file():
+            return None, f"not found (looked for {_display(folder / relative)})"
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop (Python 3.11/3.12)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "a symlink loop or an unusable path"
+        return None, f"cannot be opened: {reason}"
+    return target, ""
 
 
 def _apply_front_matter(front: str, shown: str, step: dict[str, Any]) -> list[Problem]:

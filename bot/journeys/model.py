@@ -17,6 +17,10 @@ from bot.durations import parse_duration
 from bot.states import StepKind
 
 STEP_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+#: Steps a program may hold: a year of daily micro-lessons fits; a generated file with thousands does not.
+MAX_STEPS = 500
+#: The years an absolute session start may fall in.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def _duration(value: object) -> timedelta:
@@ -147,7 +151,7 @@ class QuizStep(StepBase):
     kind: Literal["quiz"]
     intro: str = ""
     questions: list[Question] = Field(min_length=1, max_length=20)
-    pass_mark: float = Field(default=0.7, ge=0, le=1)
+    pass_mark: float = Field(default=0.7, ge=0, le=1, allow_inf_nan=False)
     complete_on: Literal["pass", "attempt"] = "pass"
     retry: Retry = Field(default_factory=Retry)
 
@@ -188,7 +192,7 @@ class SessionStep(StepBase):
     duration: Duration = timedelta(hours=1)
     join_url: str | None = None
     location: str | None = None
-    capacity: int | None = Field(default=None, ge=1)
+    capacity: int | None = Field(default=None, ge=1, le=100_000)
     prework: list[str] = Field(default_factory=list)
     checkin: CheckIn = Field(default_factory=CheckIn)
     agenda: list[str] = Field(default_factory=list)
@@ -208,6 +212,12 @@ class SessionStep(StepBase):
     def _aware(cls, value: SessionStart | datetime) -> SessionStart | datetime:
         if isinstance(value, datetime) and value.tzinfo is None:
             raise ValueError("an absolute session start needs a UTC offset, e.g. 2026-03-02T15:00:00+00:00")
+        if isinstance(value, datetime) and not FIRST_YEAR <= value.year <= LAST_YEAR:
+            # Year 9999 overflows the moment reminders are planned; 1970 is a session that ended before anyone
+            # enrolled. Neither is what an author meant.
+            raise ValueError(
+                f"an absolute session start must fall in the years {FIRST_YEAR}-{LAST_YEAR}, not {value.year}"
+            )
         return value
 
     @field_validator("join_url")
@@ -253,7 +263,7 @@ class Completion(Strict):
 
     required_steps: Literal["all", "none"] = "all"
     quizzes_passed: bool = True
-    min_sessions_attended: int | None = Field(default=None, ge=0)
+    min_sessions_attended: int | None = Field(default=None, ge=0, le=MAX_STEPS)
     allow_catch_up: bool = True
 
 
@@ -299,14 +309,14 @@ class Program(Strict):
     pattern: str = ""
     audience: str = ""
     tz: str = "UTC"
-    length_days: int | None = Field(default=None, ge=1)
+    length_days: int | None = Field(default=None, ge=1, le=3650)
     #: What a learner will be able to do after the program; shown in the first lesson and the facilitator guide.
     objectives: list[Objective] = Field(default_factory=list, max_length=12)
     references: list[Reference] = Field(default_factory=list, max_length=40)
     evaluation: Evaluation | None = None
     completion: Completion = Field(default_factory=Completion)
     defaults: Defaults = Field(default_factory=Defaults)
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
     @field_validator("tz")
     @classmethod

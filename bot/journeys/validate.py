@@ -90,19 +90,57 @@ class BodySource:
     text: str
 
 
+@dataclass(frozen=True)
+class Outline:
+    """What the relationship checks need, available even when some steps fail the schema.
+
+    Attributes:
+        steps: every step that passed the schema, with its index in the file's ``steps`` list.
+        ids: every step id written in the file, valid step or not, with its index: a prerequisite naming a step
+            that has a schema error is not also "unknown", and a duplicate id is found either way.
+        unlock_at: ``defaults.unlock_at``.
+        has_sessions: whether any step is declared ``kind: session``.
+        min_sessions: ``completion.min_sessions_attended`` (None: default or unreadable).
+        sessions: the number of steps declared ``kind: session``.
+    """
+
+    steps: list[tuple[int, AnyStep]]
+    ids: list[tuple[int, str]]
+    unlock_at: time = time(9, 30)
+    has_sessions: bool = False
+    min_sessions: int | None = None
+    sessions: int = 0
+
+    @classmethod
+    def of(cls, program: Program) -> Outline:
+        return cls(
+            steps=list(enumerate(program.steps)),
+            ids=[(i, step.id) for i, step in enumerate(program.steps)],
+            unlock_at=program.defaults.unlock_at,
+            has_sessions=bool(program.sessions),
+            min_sessions=program.completion.min_sessions_attended,
+            sessions=len(program.sessions),
+        )
+
+
 def check_program(program: Program, source: SourceMap, body_files: dict[int, BodySource]) -> list[Problem]:
-    """Run every semantic check on ``program``.
+    """Run every semantic check on a valid ``program``; see :func:`check_outline`."""
+    return check_outline(Outline.of(program), source, body_files)
+
+
+def check_outline(outline: Outline, source: SourceMap, body_files: dict[int, BodySource]) -> list[Problem]:
+    """Run every semantic check on the steps that passed the schema.
 
     Args:
-        program: the validated program.
-        source: line map of ``program.yaml``; step ``i`` of ``program.steps`` is ``("steps", i)`` in it.
+        outline: the steps and program settings to check.
+        source: line map of ``program.yaml``; step ``i`` is ``("steps", i)`` in it.
         body_files: lesson bodies read from ``body_file``, by step index. A lesson with a ``body_file`` that
             is missing here could not be read; the loader has already reported why.
 
     Returns:
         Every problem found, in no particular order.
     """
-    checker = _Checker(program, source, body_files)
+    checker = _Checker(outline, source, body_files)
     return [
         *checker.duplicate_ids(),
         *checker.dangling_prerequisites(),
@@ -123,38 +161,49 @@ def _did_you_mean(name: str, known: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _canonical(loop: list[str], order: dict[str, int]) -> tuple[str, ...]:
+    start = min(range(len(loop)), key=lambda n: order[loop[n]])
+    return tuple(loop[start:] + loop[:start])
+
+
 class _Checker:
-    def __init__(self, program: Program, source: SourceMap, body_files: dict[int, BodySource]) -> None:
-        self.program = program
+    def __init__(self, outline: Outline, source: SourceMap, body_files: dict[int, BodySource]) -> None:
+        self.outline = outline
         self.source = source
         self.body_files = body_files
         # The first step with each id wins; later ones are reported as duplicates.
         self.index: dict[str, int] = {}
-        for i, step in enumerate(program.steps):
-            self.index.setdefault(step.id, i)
+        self.steps: dict[int, AnyStep] = dict(outline.steps)
+        for i, step_id in outline.ids:
+            self.index.setdefault(step_id, i)
         self._opens: dict[str, tuple[int, time, str] | None] = {}
 
     def _at(self, loc: Loc, message: str) -> Problem:
         return Problem(self.source.file, self.source.line(loc), message)
 
-    def _step(self, step_id: str) -> AnyStep:
-        return self.program.steps[self.index[step_id]]
+    def _step(self, step_id: str) -> AnyStep | None:
+        """The valid step behind an id, or None when the step with that id failed the schema."""
+        return self.steps.get(self.index[step_id])
 
-    def _prerequisites(self, step: AnyStep) -> list[str]:
+    def _prerequisites(self, step_id: str) -> list[str]:
+        step = self._step(step_id)
+        if step is None:
+            return []
         names = list(step.unlock.after)
         if isinstance(step, SessionStep):
             names += step.prework
         return [n for n in names if n in self.index]
 
     def duplicate_ids(self) -> Iterator[Problem]:
-        for i, step in enumerate(self.program.steps):
-            first = self.index[step.id]
+        for i, step_id in self.outline.ids:
+            first = self.index[step_id]
             if first != i:
                 first_line = self.source.line(("steps", first))
                 yield self._at(
                     ("steps", i, "id"),
-                    f"duplicate step id '{step.id}' (already used by the step at line {first_line})",
+                    f"duplicate step id '{step_id}' (already used by the step at line {first_line})",
                 )
+        for i, step in self.outline.steps:
             if isinstance(step, QuizStep):
                 seen: dict[str, int] = {}
                 for j, question in enumerate(step.questions):
@@ -169,7 +218,7 @@ class _Checker:
 
     def dangling_prerequisites(self) -> Iterator[Problem]:
         known = list(self.index)
-        for i, step in enumerate(self.program.steps):
+        for i, step in self.outline.steps:
             for k, name in enumerate(step.unlock.after):
                 if name not in self.index:
                     yield self._at(
@@ -188,72 +237,80 @@ class _Checker:
     def cycles(self) -> Iterator[Problem]:
         """Report each prerequisite cycle once, starting from its earliest step, as ``a -> b -> a``.
 
-        Read an arrow as "waits for": ``unlock.after`` and session ``prework`` both make a step wait.
+        Read an arrow as "waits for": ``unlock.after`` and session ``prework`` both make a step wait. The walk
+        is iterative (an explicit stack), so a chain of thousands of steps cannot exhaust Python's recursion.
         """
         white, grey, black = 0, 1, 2
         colour = dict.fromkeys(self.index, white)
-        stack: list[str] = []
-        found: set[tuple[str, ...]] = set()
-        reported: list[tuple[str, ...]] = []
-
-        def visit(node: str) -> None:
-            colour[node] = grey
-            stack.append(node)
-            for nxt in self._prerequisites(self._step(node)):
-                if colour[nxt] == grey:
-                    loop = stack[stack.index(nxt) :]
-                    start = min(range(len(loop)), key=lambda n: self.index[loop[n]])
-                    canonical = tuple(loop[start:] + loop[:start])
-                    if canonical not in found:
-                        found.add(canonical)
-                        reported.append(canonical)
+        found: dict[tuple[str, ...], None] = {}
+        for root in self.index:
+            if colour[root] != white:
+                continue
+            colour[root] = grey
+            path = [root]
+            pending = [iter(self._prerequisites(root))]
+            while pending:
+                nxt = next(pending[-1], None)
+                if nxt is None:
+                    colour[path.pop()] = black
+                    pending.pop()
+                elif colour[nxt] == grey:
+                    found.setdefault(_canonical(path[path.index(nxt) :], self.index))
                 elif colour[nxt] == white:
-                    visit(nxt)
-            stack.pop()
-            colour[node] = black
-
-        for step_id in self.index:
-            if colour[step_id] == white:
-                visit(step_id)
-        for loop in reported:
+                    colour[nxt] = grey
+                    path.append(nxt)
+                    pending.append(iter(self._prerequisites(nxt)))
+        for loop in found:
             chain = " -> ".join((*loop, loop[0]))
             yield self._at(
                 ("steps", self.index[loop[0]]),
                 f"prerequisite cycle: {chain} (each waits for the next), so none of them can ever unlock",
             )
 
+    def _own_opening(self, step_id: str) -> tuple[int, time, str] | None:
+        """When a step opens by its own ``unlock`` or ``start``, ignoring prerequisites (None: unknowable)."""
+        step = self._step(step_id)
+        if step is None:
+            return None
+        if isinstance(step, SessionStep):
+            return (step.start.day, step.start.at, step_id) if isinstance(step.start, SessionStart) else None
+        if step.unlock.from_ != "cohort":
+            return None
+        return (step.unlock.day, step.unlock.at or self.outline.unlock_at, step_id)
+
     def _earliest(self, step_id: str) -> tuple[int, time, str] | None:
         """The earliest cohort-relative (day, time) at which ``step_id`` can open, and the step that sets it.
 
         ``None`` when it cannot be known from the content alone: enrollment-relative unlocks, absolute session
-        starts, or a prerequisite loop (reported elsewhere). Results are memoised, so a lattice of shared
-        prerequisites costs one visit per step rather than one per path.
+        starts, a step with a schema error, or a prerequisite loop (reported elsewhere). Results are memoised and
+        computed with an explicit stack, so long chains and shared prerequisites cost one visit per step.
         """
-        if step_id in self._opens:
-            return self._opens[step_id]
-        self._opens[step_id] = None  # a loop back to this step finds None: unknowable
-        step = self._step(step_id)
-        best: tuple[int, time, str] | None
-        if isinstance(step, SessionStep):
-            best = (step.start.day, step.start.at, step_id) if isinstance(step.start, SessionStart) else None
-        elif step.unlock.from_ != "cohort":
-            best = None
-        else:
-            best = (step.unlock.day, step.unlock.at or self.program.defaults.unlock_at, step_id)
-            for name in step.unlock.after:
-                if name not in self.index:
-                    continue  # reported as a dangling prerequisite
-                before = self._earliest(name)
-                if before is None:
-                    best = None
-                    break
-                if before[:2] > best[:2]:
-                    best = before
-        self._opens[step_id] = best
-        return best
+        stack = [step_id]
+        while stack:
+            current = stack[-1]
+            if current in self._opens:
+                stack.pop()
+                continue
+            step = self._step(current)
+            after = [] if isinstance(step, SessionStep) or step is None else step.unlock.after
+            # One prerequisite at a time, so the stack is always the path from ``step_id``: a prerequisite
+            # already on it is a loop.
+            waiting = next((n for n in after if n in self.index and n not in self._opens and n not in stack), None)
+            if waiting is not None:
+                stack.append(waiting)
+                continue
+            stack.pop()
+            best = self._own_opening(current)
+            for name in after:
+                if best is None or name not in self.index:
+                    continue  # unknown prerequisites are reported as dangling
+                before = self._opens.get(name)  # absent: a loop back to a step on the stack, unknowable
+                best = None if before is None else max(best, before, key=lambda o: o[:2])
+            self._opens[current] = best
+        return self._opens[step_id]
 
     def sessions_before_prework(self) -> Iterator[Problem]:
-        for i, step in enumerate(self.program.steps):
+        for i, step in self.outline.steps:
             if not isinstance(step, SessionStep) or isinstance(step.start, datetime):
                 continue
             session_at = (step.start.day, step.start.at)
@@ -297,7 +354,7 @@ class _Checker:
 
     def _template_problems(self, text: str) -> list[TemplateProblem]:
         problems = check_template(text)
-        if problems or self.program.sessions or "session" not in text:
+        if problems or self.outline.has_sessions or "session" not in text:
             return problems
         # Without a session step the engine renders ``session`` as an empty mapping, and StrictUndefined would
         # fail at delivery time; catch it here instead.
@@ -311,7 +368,7 @@ class _Checker:
         ]
 
     def templates(self) -> Iterator[Problem]:
-        for i, step in enumerate(self.program.steps):
+        for i, step in self.outline.steps:
             for loc, label, text in self._texts(i, step):
                 start = self.source.text_line(loc)
                 for found in self._template_problems(text):
@@ -324,7 +381,7 @@ class _Checker:
                     yield Problem(body.file, line, f"step '{step.id}': {found.message}")
 
     def body_sizes(self) -> Iterator[Problem]:
-        for i, step in enumerate(self.program.steps):
+        for i, step in self.outline.steps:
             if not isinstance(step, LessonStep):
                 continue
             body = self.body_files.get(i)
@@ -341,8 +398,8 @@ class _Checker:
                 )
 
     def completion(self) -> Iterator[Problem]:
-        wanted = self.program.completion.min_sessions_attended
-        sessions = len(self.program.sessions)
+        wanted = self.outline.min_sessions
+        sessions = self.outline.sessions
         if wanted is not None and wanted > sessions:
             yield self._at(
                 ("completion", "min_sessions_attended"),

@@ -688,9 +688,11 @@ def test_load_program_raises_every_problem(tmp_path: Path) -> None:
     )
     with pytest.raises(ContentError) as caught:
         load_program(path)
-    assert [re.sub(r":\d+:.*", "", p) for p in caught.value.problems] == ["prog/program.yaml"] * 2
+    # The schema errors do not hide the duplicate id: every problem comes back from one run.
+    assert [re.sub(r":\d+:.*", "", p) for p in caught.value.problems] == ["prog/program.yaml"] * 3
     assert "'soon' is not a duration" in caught.value.problems[0]
-    assert "unknown key 'extra'" in caught.value.problems[1]
+    assert "duplicate step id 'intro'" in caught.value.problems[1]
+    assert "unknown key 'extra'" in caught.value.problems[2]
 
 
 def test_load_library_reports_problems_from_every_program(tmp_path: Path) -> None:
