@@ -252,32 +252,51 @@ def enroll_many(
         unique.setdefault(person.id, person)
     if not unique:
         return {}
-    ids = list(unique)
-    existing: dict[int, int] = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        existing.update(
-            session.execute(
-                select(Enrollment.person_id, Enrollment.id).where(
-                    Enrollment.cohort_id == cohort.id, Enrollment.person_id.in_(chunk)
-                )
-            ).all()
-        )
+    existing = _enrolment_ids(session, cohort, list(unique))
     todo = [p for pid, p in unique.items() if pid not in existing]
     for person in todo:
         if person.workspace != cohort.workspace:
             raise PermissionDenied("That person belongs to another workspace.")
     if not todo:
         return existing
-
     now = engine.clock.now()
-    t = to_ms(now)
     program = engine.library.program(cohort.program_id)
-    dialect = _dialect(session)
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    created = _insert_enrolments(session, cohort, program.id, todo, to_ms(now))
+    if len(created) < len(todo):
+        # Someone else enrolled a few of them between our look-up and our insert: theirs stand.
+        existing.update(_enrolment_ids(session, cohort, [p.id for p in todo if p.id not in created]))
+    if not created:
+        return existing
+    sessions = {
+        s.step_id: s for s in session.scalars(select(LiveSessionRow).where(LiveSessionRow.cohort_id == cohort.id))
+    }
+    _fill_scratch(engine, session, cohort, program, sessions, created, unique, now)
+    _materialise(session, cohort, program, bool(sessions), to_ms(now))
+    existing.update(created)
+    return existing
 
-    # 1. Enrolments. ON CONFLICT DO NOTHING keeps a concurrent enrolment of the same person a no-op; RETURNING
-    #    tells which rows this call created, and only those get a timeline below.
+
+def _enrolment_ids(session: Session, cohort: Cohort, person_ids: list[int]) -> dict[int, int]:
+    """``{person id: enrolment id}`` of those of ``person_ids`` already enrolled in ``cohort``."""
+    found: dict[int, int] = {}
+    for start in range(0, len(person_ids), CHUNK):
+        chunk = person_ids[start : start + CHUNK]
+        found.update(
+            session.execute(
+                select(Enrollment.person_id, Enrollment.id).where(
+                    Enrollment.cohort_id == cohort.id, Enrollment.person_id.in_(chunk)
+                )
+            ).all()
+        )
+    return found
+
+
+def _insert_enrolments(
+    session: Session, cohort: Cohort, program_id: str, todo: list[Enrollee], t: int
+) -> dict[int, int]:
+    """Insert the enrolments. ON CONFLICT DO NOTHING keeps a concurrent enrolment of the same person a no-op;
+    RETURNING tells which rows this call created, and only those get a timeline."""
+    dialect_insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     created: dict[int, int] = {}
     stmt = (
         dialect_insert(Enrollment)
@@ -290,7 +309,7 @@ def enroll_many(
                 "registration": str(uuid.uuid4()),
                 "person_id": p.id,
                 "cohort_id": cohort.id,
-                "program_id": program.id,
+                "program_id": program_id,
                 "enrolled_at": t,
                 "status": EnrollmentStatus.ACTIVE,
                 "nudges_ignored": 0,
@@ -300,23 +319,20 @@ def enroll_many(
             for p in todo[start : start + CHUNK]
         ]
         created.update(session.execute(stmt, rows).all())
-    if len(created) < len(todo):
-        # Someone else enrolled a few of them between our look-up and our insert: theirs stand.
-        missing = [p.id for p in todo if p.id not in created]
-        existing.update(
-            session.execute(
-                select(Enrollment.person_id, Enrollment.id).where(
-                    Enrollment.cohort_id == cohort.id, Enrollment.person_id.in_(missing)
-                )
-            ).all()
-        )
-    if not created:
-        return existing
+    return created
 
-    # 2. One template per time zone, copied to the learners by SQL.
-    sessions = {
-        s.step_id: s for s in session.scalars(select(LiveSessionRow).where(LiveSessionRow.cohort_id == cohort.id))
-    }
+
+def _fill_scratch(
+    engine: Context,
+    session: Session,
+    cohort: Cohort,
+    program: Program,
+    sessions: dict[str, LiveSessionRow],
+    created: dict[int, int],
+    unique: dict[int, Enrollee],
+    now: datetime,
+) -> None:
+    """One timeline template per time zone into the scratch tables, with the new enrolments grouped by zone."""
     groups: dict[str, int] = {}
     batch: list[dict[str, Any]] = []
     for person_id, enrollment_id in created.items():
@@ -342,14 +358,17 @@ def enroll_many(
     ]
     if agenda_rows:
         session.execute(insert(_AGENDA), agenda_rows)
-    if dialect == "postgresql":
+    if _dialect(session) == "postgresql":
         # Fresh temporary tables have no statistics; without them the joins below become nested loops.
         session.execute(text("ANALYZE enrol_batch"))
         session.execute(text("ANALYZE enrol_steps"))
         session.execute(text("ANALYZE enrol_agenda"))
 
+
+def _materialise(session: Session, cohort: Cohort, program: Program, has_sessions: bool, t: int) -> None:
+    """Copy the scratch templates to every new learner: progress, agenda, attendance rows and the record."""
     b, s, a = _BATCH.c, _STEPS.c, _AGENDA.c
-    # 3. step_progress, in learner order then program order (ids follow the program, as reports expect).
+    # step_progress, in learner order then program order (ids follow the program, as reports expect).
     session.execute(
         insert(StepProgress).from_select(
             ["enrollment_id", "step_id", "kind", "required", "state", "waiting_on", "unlock_at", "due_at",
@@ -360,7 +379,7 @@ def enroll_many(
             .order_by(b.enrollment_id, s.pos),
         )
     )
-    # 4. agenda, joined to the progress rows just written.
+    # agenda, joined to the progress rows just written.
     sp = StepProgress.__table__.c
     session.execute(
         insert(AgendaItem).from_select(
@@ -374,8 +393,8 @@ def enroll_many(
             .order_by(b.enrollment_id, a.pos),
         )
     )
-    # 5. an attendance row per live session, so RSVPs and check-ins are updates, never racing inserts.
-    if sessions:
+    # an attendance row per live session, so RSVPs and check-ins are updates, never racing inserts.
+    if has_sessions:
         session.execute(
             insert(Attendance).from_select(
                 ["session_id", "enrollment_id"],
@@ -384,7 +403,7 @@ def enroll_many(
                 .order_by(b.enrollment_id, LiveSessionRow.id),
             )
         )
-    # 6. the learning record: one 'registered' statement per new enrolment.
+    # the learning record: one 'registered' statement per new enrolment.
     e = Enrollment.__table__.c
     session.execute(
         insert(LearningEvent).from_select(
@@ -397,8 +416,6 @@ def enroll_many(
             .order_by(e.id),
         )
     )
-    existing.update(created)
-    return existing
 
 
 def resolve_people(

@@ -22,12 +22,24 @@ if TYPE_CHECKING:
 def register(cli: CliRegistry) -> None:
     """Add ``session attach|recap``, ``search`` and ``content draft-quiz`` (names claimed on the registry, so a
     clash with the core or another feature fails at start-up naming both)."""
-    app, content_app, runtime, out = cli.app, cli.group("content"), cli.runtime, cli.out
+    commands = LiveCommands(cli)
     session_app = typer.Typer(help="Live sessions: recordings, transcripts and recaps.", no_args_is_help=True)
     cli.add_typer(session_app, "session")
+    session_app.command("attach")(commands.attach)
+    session_app.command("recap")(commands.recap)
     cli.claim("search")
+    cli.app.command("search")(commands.search)
     cli.claim("content draft-quiz")
+    cli.group("content").command("draft-quiz")(commands.draft_quiz)
 
+
+class LiveCommands:
+    """The live features' command bodies; typer calls the bound methods (their signatures are the CLI)."""
+
+    def __init__(self, cli: CliRegistry) -> None:
+        self.runtime, self.out = cli.runtime, cli.out
+
+    @staticmethod
     def live_session(rt: Any, session: Any, step_id: str, cohort_name: str | None) -> Any:
         from sqlalchemy import select
 
@@ -51,8 +63,8 @@ def register(cli: CliRegistry) -> None:
             )
         return rt.engine.live_session(session, cohorts[0], step_id)
 
-    @session_app.command("attach")
     def attach(
+        self,
         session_id: Annotated[
             str, typer.Argument(metavar="SESSION", help="The session's step id, e.g. kickoff.")
         ],
@@ -69,10 +81,10 @@ def register(cli: CliRegistry) -> None:
         if transcript is not None and not transcript.is_file():
             raise BlendwiseError(f"{transcript}: no such file")
         data = transcript.read_bytes() if transcript is not None else None
-        rt = runtime(adapters={})
+        rt = self.runtime(adapters={})
         live = service(rt)
         with transaction(rt.factory) as session:
-            row = live_session(rt, session, session_id, cohort)
+            row = self.live_session(rt, session, session_id, cohort)
             attached = live.recaps.attach(
                 session,
                 row,
@@ -81,7 +93,7 @@ def register(cli: CliRegistry) -> None:
                 filename=transcript.name if transcript else "transcript.txt",
             )
             row_id, title = row.id, row.title
-        out.print(
+        self.out.print(
             f"Attached to '{title}'"
             + (
                 f" ({attached.format}, {len(attached.speakers)} speakers)."
@@ -94,14 +106,14 @@ def register(cli: CliRegistry) -> None:
             recap = live.recaps.generate(row_id)
             source = "AI draft" if recap.get("source") == "llm" else "offline summary (no AI configured)"
             if recap.get("note"):
-                out.print(recap["note"], markup=False)
-            out.print(
+                self.out.print(recap["note"], markup=False)
+            self.out.print(
                 f"Recap drafted ({source}). Review it: blendwise session recap {session_id} --show",
                 markup=False,
             )
 
-    @session_app.command("recap")
     def recap(
+        self,
         session_id: Annotated[str, typer.Argument(metavar="SESSION", help="The session's step id.")],
         cohort: Annotated[str | None, typer.Option(help="Cohort name.")] = None,
         show: Annotated[bool, typer.Option("--show", help="Print the draft as editable YAML.")] = False,
@@ -121,23 +133,23 @@ def register(cli: CliRegistry) -> None:
 
         if not (show or edit or release or regenerate):
             show = True
-        rt = runtime(adapters={})
+        rt = self.runtime(adapters={})
         live = service(rt)
         if edit is not None:
             if not edit.is_file():
                 raise BlendwiseError(f"{edit}: no such file")
             with transaction(rt.factory) as session:
-                row = live_session(rt, session, session_id, cohort)
+                row = self.live_session(rt, session, session_id, cohort)
                 live.recaps.edit(session, row, edit.read_text(encoding="utf-8-sig"), shown=str(edit))
-            out.print(f"Recap updated from {edit}.", markup=False)
+            self.out.print(f"Recap updated from {edit}.", markup=False)
         if regenerate:
             with rt.factory() as session:
-                row_id = live_session(rt, session, session_id, cohort).id
+                row_id = self.live_session(rt, session, session_id, cohort).id
             live.recaps.generate(row_id)
-            out.print("Recap drafted again.", markup=False)
+            self.out.print("Recap drafted again.", markup=False)
         if show:
             with rt.factory() as session:
-                row = live_session(rt, session, session_id, cohort)
+                row = self.live_session(rt, session, session_id, cohort)
                 if row.recap_state not in ("draft", "released"):
                     raise BlendwiseError(
                         f"'{row.title}' has no recap yet; run: blendwise session attach {session_id} "
@@ -145,20 +157,20 @@ def register(cli: CliRegistry) -> None:
                     )
                 state = row.recap_state
                 text = live.recaps.export_yaml(row)
-            out.print(f"# state: {state}", markup=False)
-            out.print(text, markup=False, highlight=False, soft_wrap=True)
+            self.out.print(f"# state: {state}", markup=False)
+            self.out.print(text, markup=False, highlight=False, soft_wrap=True)
         if release:
             with transaction(rt.factory) as session:
-                row = live_session(rt, session, session_id, cohort)
+                row = self.live_session(rt, session, session_id, cohort)
                 released = live.recaps.release(session, row)
-            out.print(
+            self.out.print(
                 f"Released: {released.catchups} catch-up lesson(s) and {released.recordings} recording "
                 "link(s) queued.",
                 markup=False,
             )
 
-    @app.command("search")
     def search(
+        self,
         terms: Annotated[list[str], typer.Argument(help="Words to look for.")],
         user: Annotated[
             str | None,
@@ -176,7 +188,7 @@ def register(cli: CliRegistry) -> None:
         from bot.live.search import Scope
         from bot.storage.models import Person
 
-        rt = runtime(adapters={})
+        rt = self.runtime(adapters={})
         live = service(rt)
         with rt.factory() as session:
             if user:
@@ -194,20 +206,20 @@ def register(cli: CliRegistry) -> None:
                 scope = Scope(everything=True)
             results = live.search.search(session, " ".join(terms), scope, limit=limit)
         if not results.hits:
-            out.print("No results.", markup=False)
+            self.out.print("No results.", markup=False)
             raise typer.Exit(1)
         if results.loose:
-            out.print("(no result has every word; these match some)", markup=False)
+            self.out.print("(no result has every word; these match some)", markup=False)
         for i, hit in enumerate(results.hits, start=1):
             where = f"program {hit.program_id}" + (f", cohort id {hit.cohort_id}" if hit.cohort_id else "")
-            out.print(
+            self.out.print(
                 f"{i}. {hit.title} [{KIND_LABEL.get(hit.kind, hit.kind)}; {where}; {hit.step_id}]",
                 markup=False,
             )
-            out.print(f"   {hit.snippet}", markup=False, soft_wrap=True)
+            self.out.print(f"   {hit.snippet}", markup=False, soft_wrap=True)
 
-    @content_app.command("draft-quiz")
     def draft_quiz(
+        self,
         lesson: Annotated[
             Path, typer.Argument(help="A lesson Markdown file, e.g. content/<program>/lessons/x.md")
         ],
@@ -245,7 +257,7 @@ def register(cli: CliRegistry) -> None:
         if problems:
             raise BlendwiseError(f"the drafted quiz failed the content check: {problems[0]}")
         target.write_text(out_text, encoding="utf-8")
-        out.print(
+        self.out.print(
             f"Wrote {target}: {len(draft.questions)} question(s), checked with `content check`. Review them, "
             "then copy the step into program.yaml yourself.",
             markup=False,
