@@ -27,6 +27,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
 from bot.errors import BlendwiseError, ConfigError
+from bot.journeys.compose import public_session_description
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
 from bot.nudges.digests import digest_purposes, plan_cohort_recaps, plan_digests
@@ -114,12 +115,13 @@ class Runtime:
     # ------------------------------------------------------------------ platform-native live sessions
     def _live(self, live: LiveSessionRow, cohort: Cohort) -> LiveSession:
         program = self.library.program(cohort.program_id) if cohort.program_id in self.library else None
-        step = program.step(live.step_id) if program else None
+        # Rendered like the invite: a native event must never show ``{{ session.start_local }}``.
+        description = public_session_description(program, cohort, live) if program else ""
         return LiveSession(
             key=f"{cohort.id}:{live.step_id}",
             workspace=cohort.workspace,
             title=live.title,
-            description=(getattr(step, "description", "") or "")[:900],
+            description=str(description)[:900],
             start=live.start_at,
             end=live.end_at,
             join_url=live.join_url,

@@ -208,10 +208,11 @@ def recording_saved(title: str, step_id: str) -> str:
     )
 
 
-def recording_and_transcript_saved(title: str, details: str, how: str) -> str:
+def recording_and_transcript_saved(title: str, details: str, how: str, *, released: bool = False) -> str:
     return (
         f"Recording and transcript saved for '{title}' ({details}). "
         f"I'm preparing {how}; I'll send it to you for review before anything goes to learners."
+        + (" Learners keep the released recap until you release the new one." if released else "")
     )
 
 

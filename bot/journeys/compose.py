@@ -55,6 +55,25 @@ class Scope:
     tz: str
 
 
+def public_session_description(program: Program, cohort: Cohort, live: LiveSessionRow) -> Markdown:
+    """A session step's authored description rendered for everyone at once (a platform-native event, such as a
+    chat platform's scheduled event), with the same variables as the invite: the session's own (in the cohort's zone),
+    the cohort, the program and the step. There is no single learner, so ``learner.name`` and
+    ``learner.first_name`` read "everyone" and ``learner.tz`` is the cohort's zone."""
+    step = next((s for s in program.sessions if s.id == live.step_id), None)
+    if step is None or not step.description:
+        return Markdown("")
+    ctx: dict[str, Any] = {
+        "learner": {"name": "everyone", "first_name": "everyone", "tz": cohort.tz},
+        "cohort": {"name": cohort.name, "start_date": cohort.start_date.isoformat(), "channel": cohort.channel or ""},
+        "program": {"title": program.title, "id": program.id},
+        "step": {"title": step.title, "id": step.id, "kind": step.kind},
+        "due": "",
+        "session": Composer.session_vars(live, cohort.tz, step),
+    }
+    return render_text(step.description, ctx)
+
+
 class Composer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

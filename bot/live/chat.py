@@ -21,6 +21,7 @@ from bot.journeys.model import LessonStep, PollStep
 from bot.live import polls as poll_view
 from bot.live.models import SearchDoc
 from bot.live.purposes import REOPEN
+from bot.live.recaps import keep_released, released_recap
 from bot.live.search import Hit
 from bot.markup import inert_line
 from bot.messages import Button, Message
@@ -213,7 +214,8 @@ class LiveChat:
         who = f"{len(attached.speakers)} speaker(s)" if attached.speakers else "no speaker names"
         length = f", about {attached.minutes} min" if attached.minutes else ""
         how = "an AI draft" if self.live.llm else "an offline summary (no AI is configured)"
-        return reply(replies.recording_and_transcript_saved(row.title, f"{attached.format}, {who}{length}", how))
+        details = f"{attached.format}, {who}{length}"
+        return reply(replies.recording_and_transcript_saved(row.title, details, how, released=bool(released_recap(row))))
 
     def recap(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if len(args) < 2 or args[0] not in ("review", "release", "edit", "generate"):
@@ -225,11 +227,11 @@ class LiveChat:
         if action == "generate":
             if not row.transcript:
                 raise InvalidInput(replies.no_transcript(row.title))
+            keep_released(row)
             recap = dict(row.recap or {})
             recap["requested_by"] = person.id
             row.recap = recap
-            if row.recap_state != "released":
-                row.recap_state = "pending"
+            row.recap_state = "pending"
             self.live.recaps.generate_later(session, row)
             return reply(replies.drafting_again(row.title))
         if action == "edit":
@@ -307,12 +309,12 @@ class LiveChat:
             row = session.get(LiveSessionRow, doc.session_id)
             if row is None:
                 raise InvalidInput(replies.SESSION_GONE)
-            recap = dict(row.recap or {})
+            recap = released_recap(row)
             points = "\n".join(f"- {p}" for p in recap.get("key_points", []))
             body = "\n\n".join(
                 p
                 for p in (
-                    recap.get("summary") or row.summary or "",
+                    recap.get("summary") or "",
                     points,
                     replies.watch_recording(row.recording_url) if row.recording_url else "",
                 )

@@ -76,6 +76,7 @@ class LiveCommands:
     ) -> None:
         """Attach a recording link and a transcript, then draft the recap (AI, or offline without one)."""
         from bot.live import service
+        from bot.live.recaps import released_recap
         from bot.storage.db import transaction
 
         if transcript is not None and not transcript.is_file():
@@ -107,9 +108,18 @@ class LiveCommands:
             source = "AI draft" if recap.get("source") == "llm" else "offline summary (no AI configured)"
             if recap.get("note"):
                 self.out.print(recap["note"], markup=False)
+            with rt.factory() as session:
+                again = bool(released_recap(self.live_session(rt, session, session_id, cohort)))
             self.out.print(
-                f"Recap drafted ({source}). Review it: blendwise session recap {session_id} --show",
+                (
+                    f"A new recap draft ({source}); learners keep the released recap until you release this one."
+                    if again
+                    else f"Recap drafted ({source})."
+                )
+                + f" The cohort's leads get it to review. Review it: blendwise session recap {session_id} --show,"
+                f" then --release",
                 markup=False,
+                soft_wrap=True,
             )
 
     def recap(

@@ -98,7 +98,30 @@ class Released:
 
 
 def recap_of(live: LiveSessionRow) -> dict[str, Any]:
+    """The recap as the lead works on it: the latest draft (or the released text, when nothing newer exists)."""
     return dict(live.recap or {})
+
+
+#: The parts of a recap that reach learners; a release copies them (with the transcript) into ``recap["released"]``.
+RELEASED_PARTS = ("summary", "key_points", "questions", "source", "model")
+
+
+def released_recap(live: LiveSessionRow) -> dict[str, Any]:
+    """What learners and search see: the version a lead released last, never a newer draft (empty before the
+    first release). A recap released before versions were kept has no snapshot: its top level is that version."""
+    recap = dict(live.recap or {})
+    if isinstance(recap.get("released"), dict):
+        return dict(recap["released"])
+    if live.recap_state == "released":
+        return {**{k: recap[k] for k in RELEASED_PARTS if k in recap}, "transcript": live.transcript}
+    return {}
+
+
+def keep_released(live: LiveSessionRow) -> None:
+    """Before anything new (a transcript, an AI or offline draft, an edit) touches a released recap, pin the
+    released version, so learners keep it until a lead releases the new draft."""
+    if live.recap_state == "released" and not isinstance((live.recap or {}).get("released"), dict):
+        live.recap = {**recap_of(live), "released": released_recap(live)}
 
 
 class Recaps:
@@ -128,6 +151,7 @@ class Recaps:
                 raise InvalidInput("Give a recording link, a transcript file, or both.")
             return Attached([], None, "", False)
         parsed = parse_transcript(transcript, filename)
+        keep_released(row)
         row.transcript = parsed.text
         recap = recap_of(row)
         recap.update(
@@ -141,8 +165,7 @@ class Recaps:
             }
         )
         row.recap = recap
-        if row.recap_state != "released":
-            row.recap_state = "pending"
+        row.recap_state = "pending"  # a new draft follows, even for a released recap: the lead reviews it first
         minutes = round(parsed.duration / 60) if parsed.duration else None
         return Attached(parsed.speakers, minutes, parsed.format, True)
 
@@ -184,29 +207,34 @@ class Recaps:
         with transaction(self.live.factory) as session:
             row = session.get(LiveSessionRow, session_id)
             assert row is not None
+            keep_released(row)
             recap = recap_of(row)
             recap.update(draft)
             recap["note"] = note
             recap["generated_at"] = self.live.clock.now().isoformat()
             row.recap = recap
-            row.summary = draft["summary"]
-            if row.recap_state != "released":
-                row.recap_state = "draft"
-            else:
-                self.live.search.index_session(session, row)
-            requested_by = recap.get("requested_by")
-            if requested_by and session.get(Person, requested_by) is not None and row.recap_state == "draft":
-                now = self.live.clock.now()
+            # Always a draft, also when a version is released: learners and search keep that one until a release.
+            row.recap_state = "draft"
+            now = self.live.clock.now()
+            for lead in self._reviewers(session, row, recap.get("requested_by")):
                 enqueue(
                     session,
                     RECAP_READY,
-                    (row.id, f"{now.timestamp():.0f}"),
+                    (row.id, f"{now.timestamp():.0f}.{lead}"),
                     now=now,
-                    person_id=requested_by,
+                    person_id=lead,
                     cohort_id=row.cohort_id,
                     payload={"session_id": row.id},
                 )
             return recap
+
+    @staticmethod
+    def _reviewers(session: Session, row: LiveSessionRow, requested_by: int | None) -> list[int]:
+        """Who reviews a new draft: the lead who asked for it, or (from the CLI, where nobody asked in chat) the
+        cohort's leads."""
+        if requested_by and session.get(Person, requested_by) is not None:
+            return [requested_by]
+        return list(session.scalars(select(CohortLead.person_id).where(CohortLead.cohort_id == row.cohort_id)))
 
     @staticmethod
     def _offline(transcript: str, hosts: Sequence[str]) -> dict[str, Any]:
@@ -275,6 +303,8 @@ class Recaps:
         }.get(recap.get("source", ""), "draft")
         if row.recap_state == "released":
             source += " · released"
+        elif released_recap(row):
+            source += " · a new version: learners still see the released one until you release this"
         return template(
             "recap_review",
             title=row.title,
@@ -316,6 +346,7 @@ class Recaps:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
             raise InvalidInput(f"{shown}: {loc}: {err['msg']}") from None
+        keep_released(row)
         recap = recap_of(row)
         recap.update(
             {
@@ -328,11 +359,7 @@ class Recaps:
             }
         )
         row.recap = recap
-        row.summary = edited.summary.strip()
-        if row.recap_state == "released":
-            self.live.search.index_session(session, row)
-        else:
-            row.recap_state = "draft"
+        row.recap_state = "draft"  # an edit of a released recap is a new version, released like the first
 
     # ------------------------------------------------------------------ release
     def release(self, session: Session, row: LiveSessionRow) -> Released:
@@ -347,6 +374,15 @@ class Recaps:
         now = self.live.clock.now()
         if now < row.end_at:
             raise InvalidInput(f"'{row.title}' has not finished yet; release its recap after the session.")
+        recap = recap_of(row)
+        if row.recap_state in ("draft", "released"):
+            recap["released"] = {
+                **{k: recap[k] for k in RELEASED_PARTS if k in recap},
+                "transcript": row.transcript,
+                "released_at": now.isoformat(),
+            }
+            row.recap = recap
+            row.summary = recap.get("summary")
         row.recap_state = "released"
         self.live.search.index_session(session, row)
         missed = {e.id: sp for e, sp in self.missed(session, row)}
@@ -445,19 +481,18 @@ class Recaps:
         assert row is not None and enrollment is not None
         person = session.get(Person, enrollment.person_id)
         assert person is not None
-        return row, enrollment, person, recap_of(row)
+        return row, enrollment, person, released_recap(row)
 
     def counts_for_attendance(self, enrollment: Enrollment) -> bool:
         return self.engine.library.program(enrollment.program_id).completion.allow_catch_up
 
     def card(self, session: Session, c: LiveCatchup) -> Message:
         row, enrollment, person, recap = self._parts(session, c)
-        questions = recap.get("questions", []) if row.recap_state == "released" else []
+        questions = recap.get("questions", [])
         if c.state == "done":
             return self.done_card(session, c)
-        released = row.recap_state == "released"
-        summary = recap.get("summary", "") if released else ""
-        points = list(recap.get("key_points", [])) if released else []
+        summary = recap.get("summary", "")  # the released version (see _parts): never a newer draft
+        points = list(recap.get("key_points", []))
 
         def compose(summary: str, points: list[str]) -> str:
             return template(
@@ -623,9 +658,7 @@ class Recaps:
         row = session.get(LiveSessionRow, (d.payload or {}).get("session_id"))
         if row is None or not row.recording_url:
             return None
-        recap = recap_of(row)
-        summary = recap.get("summary", "") if row.recap_state == "released" else ""
-        summary = truncate_markdown(summary, 500)
+        summary = truncate_markdown(released_recap(row).get("summary", ""), 500)
         return Message(
             text=f"Recording: {row.title}",
             title=f"Recording: {row.title}",

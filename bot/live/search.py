@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from bot.journeys.model import LessonStep
 from bot.live.models import LIVE_TABLES, SearchDoc, pg_document
+from bot.live.recaps import released_recap
 from bot.storage.models import Base, Cohort, CohortLead, Enrollment, LiveSessionRow, Person
 
 if TYPE_CHECKING:
@@ -173,8 +174,9 @@ class Search:
         """Index a released session's summary (with key points) and transcript for its cohort."""
         cohort = session.get(Cohort, row.cohort_id)
         assert cohort is not None
-        recap = dict(row.recap or {})
-        summary = "\n".join([recap.get("summary") or row.summary or "", *recap.get("key_points", [])]).strip()
+        recap = released_recap(row)  # never a newer draft: search shows what the lead released
+        summary = "\n".join([recap.get("summary") or "", *recap.get("key_points", [])]).strip()
+        transcript = recap.get("transcript")
         common: dict[str, Any] = {
             "program_id": cohort.program_id,
             "step_id": row.step_id,
@@ -190,13 +192,13 @@ class Search:
                 body=summary,
                 **common,
             )
-        if row.transcript:
+        if transcript:
             self._upsert(
                 session,
                 key=f"transcript:{row.id}",
                 kind="transcript",
                 title=f"{row.title} (transcript)",
-                body=row.transcript,
+                body=transcript,
                 **common,
             )
 

@@ -24,7 +24,7 @@ from bot.config import LRSSettings
 from bot.journeys.library import Library
 from bot.records.models import RecordsCursor
 from bot.states import Verb
-from bot.storage.models import Cohort, Enrollment, LearningEvent, Person
+from bot.storage.models import Cohort, Enrollment, LearningEvent, LiveSessionRow, Person
 
 XAPI_VERSION = "1.0.3"
 #: Namespace of statement ids; never change it, or every statement gets a new id and an LRS stores it twice.
@@ -103,6 +103,23 @@ def xapi_timestamp(value: datetime) -> str:
 
 
 # ---------------------------------------------------------------------- mapping
+@dataclass(frozen=True)
+class Interaction:
+    """What an LRS needs to decode a ``choice`` response: the question, its options in order, the correct ones."""
+
+    text: str
+    options: tuple[str, ...]
+    correct: tuple[int, ...]
+
+    def definition(self) -> dict[str, Any]:
+        """The xAPI ``choice`` fields: option ids are the indexes the ``response`` uses (``0[,]2``)."""
+        return {
+            "interactionType": "choice",
+            "choices": [{"id": str(i), "description": {"en-US": text}} for i, text in enumerate(self.options)],
+            "correctResponsesPattern": ["[,]".join(str(i) for i in self.correct)],
+        }
+
+
 @dataclass
 class StatementBuilder:
     """Maps events to statements, caching people, enrolments and cohorts across a batch (no query per event)."""
@@ -114,6 +131,7 @@ class StatementBuilder:
     _people: dict[int, Person] = field(default_factory=dict)
     _enrollments: dict[int, Enrollment] = field(default_factory=dict)
     _cohorts: dict[int, Cohort] = field(default_factory=dict)
+    _recaps: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -151,21 +169,24 @@ class StatementBuilder:
             "account": {"homePage": home.format(workspace=person.workspace), "name": person.user_id},
         }
 
-    def activity(self, object_id: str, kind: str, name: str | None = None) -> dict[str, Any]:
+    def activity(
+        self, object_id: str, kind: str, name: str | None = None, interaction: Interaction | None = None
+    ) -> dict[str, Any]:
         definition: dict[str, Any] = {"type": ACTIVITY_TYPES.get(kind, ACTIVITY_TYPES["step"])}
         if name:
             definition["name"] = {"en-US": name}
-        if kind == "question":
-            definition["interactionType"] = "choice"
+        if interaction is not None:  # a question that is no longer in the content is left undescribed
+            definition.update(interaction.definition())
         return {"objectType": "Activity", "id": f"{self.base}/{object_id}", "definition": definition}
 
     def cohort_activity(self, cohort: Cohort) -> dict[str, Any]:
         return self.activity(f"cohort/{cohort.id}", "cohort", cohort.name)
 
-    def _titles(self, object_id: str) -> tuple[str | None, str | None, str | None, str]:
-        """(program title, step title, question text, step kind) for a ``program/<p>/step/<s>/question/<q>`` id."""
+    def _titles(self, object_id: str) -> tuple[str | None, str | None, Any, str]:
+        """(program title, step title, authored question, step kind) for a ``program/<p>/step/<s>/question/<q>``
+        id."""
         parts = object_id.split("/")
-        program_title = step_title = question_text = None
+        program_title = step_title = question = None
         kind = "step"
         if len(parts) >= 2 and parts[0] == "program" and parts[1] in self.library:
             program = self.library.program(parts[1])
@@ -175,13 +196,46 @@ class StatementBuilder:
                 if step is not None:
                     step_title, kind = step.title, step.kind
                     if len(parts) >= 6 and parts[4] == "question":
-                        q = next((q for q in getattr(step, "questions", []) if q.id == parts[5]), None)
-                        question_text = q.text if q is not None else None
-        return program_title, step_title, question_text, kind
+                        question = next((q for q in getattr(step, "questions", []) if q.id == parts[5]), None)
+        return program_title, step_title, question, kind
+
+    def _recap_question(self, event: LearningEvent, step_id: str, question_id: str) -> Interaction | None:
+        """A catch-up recap quiz question lives in the cohort's session row, not in the program."""
+        if not event.cohort_id:
+            return None
+        key = (event.cohort_id, step_id)
+        if key not in self._recaps:
+            found = self.session.execute(
+                select(LiveSessionRow.recap, LiveSessionRow.recap_state).where(
+                    LiveSessionRow.cohort_id == event.cohort_id, LiveSessionRow.step_id == step_id
+                )
+            ).first()
+            recap = dict(found[0] or {}) if found else {}
+            # Learners answer the released version (a newer draft may sit at the top level); see bot/live/recaps.py.
+            self._recaps[key] = recap.get("released") or (recap if found and found[1] == "released" else {})
+        q = next((q for q in self._recaps[key].get("questions", []) if q.get("id") == question_id), None)
+        if q is None:
+            return None
+        options = q.get("options", [])
+        return Interaction(
+            str(q.get("text", "")),
+            tuple(str(o.get("text", "")) for o in options),
+            tuple(i for i, o in enumerate(options) if o.get("correct")),
+        )
+
+    def _interaction(self, event: LearningEvent, question: Any) -> Interaction | None:
+        if question is not None:
+            return Interaction(
+                question.text,
+                tuple(o.text for o in question.options),
+                tuple(i for i, o in enumerate(question.options) if o.correct),
+            )
+        parts = event.object_id.split("/")
+        return self._recap_question(event, parts[3], parts[5]) if len(parts) >= 6 else None
 
     def object(self, event: LearningEvent) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The statement object and its parents (step -> program, question -> step)."""
-        program_title, step_title, question_text, step_kind = self._titles(event.object_id)
+        program_title, step_title, question, step_kind = self._titles(event.object_id)
         parts = event.object_id.split("/")
         parents: list[dict[str, Any]] = []
         if event.object_type == "program":
@@ -191,7 +245,9 @@ class StatementBuilder:
             step_ref = "/".join(parts[:4])
             kind = "quiz" if step_kind == "quiz" else "step"
             parents.append(self.activity(step_ref, kind, step_title))
-            obj = self.activity(event.object_id, "question", question_text)
+            interaction = self._interaction(event, question)
+            text = interaction.text if interaction is not None else None
+            obj = self.activity(event.object_id, "question", text, interaction)
         elif event.object_type == "session":
             obj = self.activity(event.object_id, "session", step_title)
         elif event.object_type == "prompt":
@@ -397,6 +453,28 @@ def _check_object(obj: Any, need: _Need) -> None:
         need(isinstance(definition, dict), "object.definition must be an object")
         if isinstance(definition, dict) and "type" in definition:
             need(bool(_IRI.match(str(definition["type"]))), "object.definition.type must be an IRI")
+        if isinstance(definition, dict) and definition.get("interactionType") == "choice":
+            _check_choices(definition, need)
+
+
+def _check_choices(definition: dict[str, Any], need: _Need) -> None:
+    """A ``choice`` interaction lists its choices (id + language-map description) and the correct pattern, so an
+    LRS can decode a response such as ``1``."""
+    choices = definition.get("choices")
+    need(isinstance(choices, list) and bool(choices), "a choice interaction must list its choices")
+    ids: list[str] = []
+    for c in choices if isinstance(choices, list) else []:
+        ok = isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("description"), dict)
+        need(ok, "each choice needs an id and a description language map")
+        ids.append(c.get("id", "") if isinstance(c, dict) else "")
+    need(len(set(ids)) == len(ids), "choice ids must be unique")
+    pattern = definition.get("correctResponsesPattern")
+    need(
+        isinstance(pattern, list) and all(isinstance(p, str) for p in pattern),
+        "a choice interaction must carry correctResponsesPattern, a list of strings",
+    )
+    for p in pattern if isinstance(pattern, list) else []:
+        need(all(i in ids for i in str(p).split("[,]")), "correctResponsesPattern names a choice that is not listed")
 
 
 def _check_result(result: Any, need: _Need) -> None:
