@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.test_recap_versions import SECOND
 from tests.unit.test_cli import run, workdir  # noqa: F401  (the fixture)
+
+# Nine CLI start-ups (about a second each, several on a loaded machine).
+pytestmark = pytest.mark.timeout(600)
 
 FIRST = """WEBVTT
 
