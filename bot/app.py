@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import metrics
@@ -110,6 +110,7 @@ class Runtime:
     def step(self) -> tuple[TickResult, DrainResult]:
         """Tick, then drain: what the interval job does."""
         self.mirror_sessions()
+        self.sync_session_changes()
         return self.tick(), self.drain()
 
     # ------------------------------------------------------------------ platform-native live sessions
@@ -127,6 +128,7 @@ class Runtime:
             join_url=live.join_url,
             # No channel: the platform's adapter picks its own (Discord's ``voice_channel``); the core knows none.
             channel=None,
+            cancelled=live.cancelled_at is not None,
         )
 
     def mirror_sessions(self) -> int:
@@ -140,7 +142,11 @@ class Runtime:
             rows = session.execute(
                 select(LiveSessionRow, Cohort)
                 .join(Cohort, Cohort.id == LiveSessionRow.cohort_id)
-                .where(LiveSessionRow.platform_ref.is_(None), LiveSessionRow.end_at > now)
+                .where(
+                    LiveSessionRow.platform_ref.is_(None),
+                    LiveSessionRow.end_at > now,
+                    LiveSessionRow.cancelled_at.is_(None),
+                )
             ).all()
             todo = [(live.id, self._live(live, cohort), cohort.platform) for live, cohort in rows]
         done = 0
@@ -157,6 +163,44 @@ class Runtime:
                 row = session.get(LiveSessionRow, live_id)
                 if row is not None:
                     row.platform_ref = ref or "-"
+                    row.mirrored_sequence = row.sequence
+            done += 1
+        return done
+
+    def sync_session_changes(self) -> int:
+        """Bring native twins up to date after a move or a cancellation (``sequence`` ahead of
+        ``mirrored_sequence``). The CLI changes sessions without adapters, so the runtime does this on its next
+        tick; a failed platform call is retried on the next one."""
+        with self.factory() as session:
+            rows = session.execute(
+                select(LiveSessionRow, Cohort)
+                .join(Cohort, Cohort.id == LiveSessionRow.cohort_id)
+                .where(
+                    LiveSessionRow.mirrored_sequence < LiveSessionRow.sequence,
+                    LiveSessionRow.platform_ref.is_not(None),
+                    LiveSessionRow.platform_ref != "-",
+                )
+            ).all()
+            todo = [
+                (live.id, live.sequence, live.platform_ref or "", self._live(live, cohort), cohort.platform)
+                for live, cohort in rows
+            ]
+        done = 0
+        for live_id, sequence, ref, info, platform in todo:
+            adapter = self.adapters.get(platform)
+            if adapter is None:
+                continue
+            try:
+                adapter.on_session_changed(info, ref)
+            except BlendwiseError as exc:
+                log.warning("could not update the mirror of session %s on %s: %s", info.key, platform, exc)
+                continue
+            with transaction(self.factory) as session:
+                session.execute(
+                    update(LiveSessionRow)
+                    .where(LiveSessionRow.id == live_id, LiveSessionRow.mirrored_sequence < sequence)
+                    .values(mirrored_sequence=sequence)
+                )
             done += 1
         return done
 

@@ -162,6 +162,47 @@ class LRSSettings(_Section):
     timeout_seconds: float = Field(default=15, gt=0, le=300)
 
 
+_EMAIL = re.compile(r"^[^@\s<>\"(),:;\[\]]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+#: The UID domain of an installation that configured neither ``live.ics_domain`` nor ``live.organizer``.
+FALLBACK_ICS_DOMAIN = "blendwise.invalid"
+
+
+class LiveSettings(_Section):
+    """Live sessions as calendar events.
+
+    ``organizer`` is the ``ORGANIZER`` of every ``.ics`` invite when no lead of the cohort has an email address.
+    ``ics_domain`` is the right-hand side of every calendar UID (``<cohort>-<step>@<domain>``): RFC 5545 asks for
+    UIDs that are unique worldwide, so two installations must not share one. It defaults to the organizer's domain.
+    """
+
+    organizer: str | None = None
+    ics_domain: str | None = None
+
+    @field_validator("organizer")
+    @classmethod
+    def _organizer(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value.strip()):
+            raise ValueError(f"'{value}' is not an email address (e.g. live-sessions@example.com)")
+        return value.strip() if value else None
+
+    @field_validator("ics_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.match(value.strip()):
+            raise ValueError(f"'{value}' is not a domain name (e.g. learning.example.com)")
+        return value.strip().lower() if value else None
+
+    @property
+    def uid_domain(self) -> str:
+        """The domain calendar UIDs use: ``ics_domain``, else the organizer's domain, else ``blendwise.invalid``."""
+        if self.ics_domain:
+            return self.ics_domain
+        if self.organizer:
+            return self.organizer.rsplit("@", 1)[1].lower()
+        return FALLBACK_ICS_DOMAIN
+
+
 class Settings(_Section):
     """The core's settings. Loaded settings are an instance of the subclass :func:`settings_model` builds, which adds
     one section per registered platform; adapters read theirs with :meth:`section`."""
@@ -181,6 +222,7 @@ class Settings(_Section):
     platforms: list[str] = Field(default_factory=lambda: ["console"])
     web: WebSettings = Field(default_factory=WebSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     lrs: LRSSettings = Field(default_factory=LRSSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``json``: one JSON object a line (time, level, logger, message, exception), for log shippers.

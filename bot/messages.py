@@ -80,6 +80,8 @@ class Message:
         kind: what this message is (lesson, quiz, session, ...), for adapters that style kinds differently.
         opens_thread: a channel post that later posts and replies will thread under (prompts, the weekly-recap
             post). Slack threads exist implicitly; Discord must create one.
+        replaces: the outbox edits this message, sent earlier, in place (the adapter's ``update``) instead of
+            sending a new one: a moved session's invite. Attachments are not sent with an edit.
     """
 
     text: str
@@ -94,6 +96,7 @@ class Message:
     parts: int = 1
     kind: str = "notice"
     opens_thread: bool = False
+    replaces: MessageRef | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ The contract of :class:`Adapter` (tested for every adapter in ``tests/contract/`
   :meth:`Adapter.answer` wraps that call with the one shared "log it and apologise" policy.
 
 Platform-only features (Discord Scheduled Events, Slack App Home) live inside the adapter and hook in through
-``on_session_scheduled`` / ``refresh_session`` and the handler's read-only queries.
+``on_session_scheduled`` / ``on_session_changed`` / ``refresh_session`` and the handler's read-only queries.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class LiveSession:
     end: datetime
     join_url: str | None
     channel: str | None = None
+    #: The session was cancelled: a native twin should be cancelled too.
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,11 @@ class Adapter(ABC):
 
     def on_session_scheduled(self, session: LiveSession) -> str | None:
         """Mirror a live session natively; return the platform's id for it, or ``None``."""
+        return None
+
+    def on_session_changed(self, session: LiveSession, ref: str) -> None:
+        """A session mirrored as ``ref`` moved (``session`` has its new times) or was cancelled
+        (``session.cancelled``): bring the native twin up to date."""
         return None
 
     def refresh_session(self, session: LiveSession, ref: str) -> None:

@@ -272,3 +272,26 @@ def nothing_found(terms: str) -> str:
 
 def lesson_opens_on(when: str) -> str:
     return f"That lesson opens on {when}; it will come to you then."
+
+
+# ---------------------------------------------------------------------- moving and cancelling live sessions
+def not_a_session_time(text: str) -> str:
+    return f"'{text}' is not a date and time; write it as YYYY-MM-DD HH:MM, e.g. 2026-03-12 15:00."
+
+
+def unknown_time_zone(name: str) -> str:
+    return f"Unknown time zone '{name}'; use an IANA name such as Europe/Berlin."
+
+
+def session_moved(title: str, when: str, updated: int) -> str:
+    return (
+        f"'{title}' now starts {when}. Reminders and check-in follow the new time; {updated} invite(s) will be "
+        "updated with a new calendar file."
+    )
+
+
+def session_cancelled(title: str, updated: int) -> str:
+    return (
+        f"'{title}' is cancelled. Its reminders are dropped, it no longer counts toward completion, and {updated} "
+        "learner(s) will get the cancellation with a calendar file that removes it."
+    )

@@ -79,6 +79,7 @@ class PurposeName(StrEnum):
     ANNOUNCE = "announce"
     DIGEST = "digest"
     COHORT_RECAP = "cohort_recap"
+    SESSION_CHANGE = "session_change"
 
 
 class Verb(StrEnum):
@@ -98,3 +99,5 @@ class Verb(StrEnum):
     VOTED = "voted"
     REFLECTED = "reflected"
     CAUGHT_UP = "caught-up"
+    RESCHEDULED = "rescheduled"
+    CANCELLED = "cancelled"

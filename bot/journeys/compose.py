@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import ics
 from bot.durations import format_duration
-from bot.ics import session_invite
 from bot.journeys.chunks import split_markdown, truncate_markdown
 from bot.journeys.engine import Engine
 from bot.journeys.model import (
@@ -31,9 +31,17 @@ from bot.journeys.model import (
 )
 from bot.journeys.render import render_text
 from bot.markup import Markdown, inert_line
-from bot.messages import Attachment, Button, Field, Message
+from bot.messages import Attachment, Button, Field, Message, MessageRef
 from bot.states import StepKind, StepState
-from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, StepProgress
+from bot.storage.models import (
+    Attendance,
+    Cohort,
+    CohortLead,
+    Enrollment,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
 from bot.templating import template
 from bot.timewindow import zone
 
@@ -364,13 +372,16 @@ class Composer:
             )
         }
         prework = [{"title": scope.program.step(p).title, "done": p in done} for p in step.prework]
+        svars = ctx["session"]
         body = template(
             "session_invite",
             description=self.text(step.description, ctx),
             agenda=[self.text(a, ctx) for a in step.agenda],
             prework=prework,
+            moved=live.sequence > 0,
+            cancelled=live.cancelled_at is not None,
+            session=svars,
         )
-        svars = ctx["session"]
         fields = [Field("When", svars["start_local"]), Field("Duration", svars["duration"])]
         if live.join_url:
             fields.append(Field("Join", f"[{live.join_url}]({live.join_url})"))
@@ -378,13 +389,32 @@ class Composer:
             fields.append(Field("Where", step.location))
         if live.capacity:
             fields.append(Field("Places", str(live.capacity)))
-        buttons = [
+        buttons = [] if live.cancelled_at is not None else [
             Button("Going", "rsvp.yes", str(sp.id), "primary"),
             Button("Maybe", "rsvp.maybe", str(sp.id)),
             Button("Can't make it", "rsvp.no", str(sp.id)),
         ]
-        ics = session_invite(
-            uid=f"blendwise-{scope.cohort.id}-{step.id}@blendwise",
+        title = f"{'Cancelled' if live.cancelled_at is not None else 'Live session'}: {live.title}"
+        return Message(
+            text=f"{title} on {svars['start_local']}",
+            title=title,
+            body=body,
+            fields=fields,
+            buttons=buttons,
+            attachments=[self.calendar_file(session, scope, live, step)],
+            context=f"{scope.program.title} · times shown in {scope.tz}",
+            kind="session",
+        )
+
+    def calendar_file(self, session: Session, scope: Scope, live: LiveSessionRow, step: SessionStep) -> Attachment:
+        """The learner's own ``.ics`` for ``live`` at its current revision (see :mod:`bot.ics`)."""
+        rsvp = session.scalar(
+            select(Attendance.rsvp).where(
+                Attendance.session_id == live.id, Attendance.enrollment_id == scope.enrollment.id
+            )
+        )
+        data = ics.session_invite(
+            uid=ics.uid(scope.cohort.id, step.id, self.engine.settings.live.uid_domain),
             title=live.title,
             description=f"{scope.program.title} · {scope.cohort.name}",
             start=live.start_at,
@@ -392,18 +422,51 @@ class Composer:
             url=live.join_url,
             location=step.location,
             stamp=self.engine.clock.now(),
+            organizer=self.organizer(session, scope.cohort),
+            attendee=ics.Party.of(
+                scope.person.email, scope.person.name, f"urn:uuid:{scope.enrollment.registration}"
+            ),
+            rsvp=rsvp,
+            sequence=live.sequence,
+            cancelled=live.cancelled_at is not None,
         )
-        title = f"Live session: {live.title}"
-        return Message(
-            text=f"{title} on {svars['start_local']}",
-            title=title,
-            body=body,
-            fields=fields,
-            buttons=buttons,
-            attachments=[Attachment(f"{step.id}.ics", ics, "text/calendar", title=live.title)],
-            context=f"{scope.program.title} · times shown in {scope.tz}",
-            kind="session",
-        )
+        return Attachment(f"{step.id}.ics", data, "text/calendar", title=live.title)
+
+    def organizer(self, session: Session, cohort: Cohort) -> ics.Party:
+        """The invite's organizer: a lead of the cohort with a known email, else ``live.organizer``, else the
+        installation's ``live-sessions@<ics domain>`` (RFC 5546 requires an organizer on every request)."""
+        lead = session.execute(
+            select(Person.email, Person.name)
+            .join(CohortLead, CohortLead.person_id == Person.id)
+            .where(CohortLead.cohort_id == cohort.id, Person.email.is_not(None), Person.email != "")
+            .order_by(Person.id)
+            .limit(1)
+        ).first()
+        live = self.engine.settings.live
+        if lead is not None:
+            return ics.Party.of(lead.email, lead.name, "")
+        return ics.Party(f"mailto:{live.organizer or 'live-sessions@' + live.uid_domain}", "Blendwise")
+
+    def session_change(self, session: Session, sp: StepProgress) -> list[Message] | None:
+        """After a move or a cancellation: the invite the learner already has, updated in place (its ``replaces``
+        names it), then a short notice carrying the new calendar file (same UID, higher SEQUENCE)."""
+        enrollment, live = self.engine.session_for_progress(session, sp)
+        scope = self.scope(session, enrollment)
+        step = scope.program.step(sp.step_id)
+        assert isinstance(step, SessionStep)
+        ctx = self.template_context(session, scope, step, sp)
+        card = self.invite(session, scope, step, sp, ctx)
+        calendar = card.attachments
+        cancelled = live.cancelled_at is not None
+        body = template("session_change", session=ctx["session"], cancelled=cancelled)
+        title = f"{'Cancelled' if cancelled else 'Moved'}: {live.title}"
+        notice = Message(text=f"{title} ({ctx['session']['start_local']})", title=title, body=body,
+                         attachments=calendar, context=scope.program.title, kind="session")
+        if not sp.message_ref:
+            return [notice]
+        card.attachments = []
+        card.replaces = MessageRef.decode(sp.message_ref)
+        return [card, notice]
 
     def session_reminder(self, session: Session, sp: StepProgress, *, checkin: bool) -> Message:
         enrollment, live = self.engine.session_for_progress(session, sp)

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.journeys import enrolment, people, progress, quizzes, sessions, timeline
+from bot.journeys import enrolment, people, progress, quizzes, reschedule, sessions, timeline
 from bot.journeys.context import FINAL_STATES, Context
 from bot.journeys.model import SessionStep
 from bot.journeys.quizzes import QuizOutcome
@@ -230,3 +230,9 @@ class Engine(Context):
 
     def mark_missed(self, session: Session, progress_ids: list[int]) -> int:
         return sessions.mark_missed(self, session, progress_ids)
+
+    def move_session(self, session: Session, live: LiveSessionRow, start: datetime) -> reschedule.Change:
+        return reschedule.move(self, session, live, start)
+
+    def cancel_session(self, session: Session, live: LiveSessionRow) -> reschedule.Change:
+        return reschedule.cancel(self, session, live)

@@ -111,7 +111,8 @@ def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dic
     rows = session.scalars(select(StepProgress).where(StepProgress.enrollment_id == enrollment.id)).all()
     by_id = {r.step_id: r for r in rows}
     required = [s for s in program.steps if s.required and s.kind != StepKind.SESSION]
-    sessions = [s for s in program.steps if s.kind == StepKind.SESSION]
+    # A cancelled session is ``skipped`` for everyone: it leaves the attendance rule (nobody can attend it).
+    sessions = [s for s in program.steps if s.kind == StepKind.SESSION and by_id[s.id].state != StepState.SKIPPED]
     attended = session.scalar(
         select(func.count())
         .select_from(Attendance)
@@ -122,6 +123,7 @@ def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dic
         "required_total": len(required),
         "required_done": sum(1 for s in required if by_id[s.id].state == StepState.DONE),
         "sessions_total": len(sessions),
+        "sessions_required": sum(1 for s in sessions if s.required),
         "sessions_attended": int(attended or 0),
         "quizzes_total": len(quizzes),
         "quizzes_passed": sum(1 for s in quizzes if by_id[s.id].passed),
@@ -137,9 +139,9 @@ def check_program_completion(ctx: Context, session: Session, enrollment: Enrollm
     rules = program.completion
     c = status_counts(ctx, session, enrollment)
     needed_sessions = (
-        rules.min_sessions_attended
+        min(rules.min_sessions_attended, c["sessions_total"])
         if rules.min_sessions_attended is not None
-        else sum(1 for s in program.sessions if s.required)
+        else c["sessions_required"]
     )
     ok = (
         (rules.required_steps == "none" or c["required_done"] >= c["required_total"])

@@ -35,6 +35,7 @@ def setup(registry: Registry) -> None:
     from bot.live.demo import plan_catch_up
     from bot.live.llm import LLMClient
     from bot.live.purposes import CATCHUP, LIVE_POLL, RECAP_READY, RECORDING, REOPEN
+    from bot.live.schedule import ScheduleChat
     from bot.live.search import ensure_schema
     from bot.storage.models import StepProgress
 
@@ -49,7 +50,9 @@ def setup(registry: Registry) -> None:
         # Under a virtual clock (the demo, tests) nothing may happen behind the simulation's back.
         run_later=inline if isinstance(runtime.clock, VirtualClock) else background(),
     )
-    LiveChat(live, runtime.dispatcher.commands).install(registry)
+    chat = LiveChat(live, runtime.dispatcher.commands)
+    chat.install(registry)
+    ScheduleChat(chat).install(registry)
     composer = runtime.sender.composer
 
     def reopen(session: Any, d: Any) -> Any:

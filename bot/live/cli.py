@@ -27,6 +27,9 @@ def register(cli: CliRegistry) -> None:
     cli.add_typer(session_app, "session")
     session_app.command("attach")(commands.attach)
     session_app.command("recap")(commands.recap)
+    from bot.live.schedule import register_cli as register_schedule
+
+    register_schedule(cli, session_app)
     cli.claim("search")
     cli.app.command("search")(commands.search)
     cli.claim("content draft-quiz")

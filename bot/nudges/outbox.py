@@ -62,6 +62,7 @@ from bot.nudges.purposes import (
     COHORT_PROMPT,
     LEAD_PROMPT,
     REMIND,
+    SESSION_CHANGE,
     SESSION_REMIND,
     STEP_PURPOSES,
     ChannelPost,
@@ -636,7 +637,9 @@ class Sender:
                 # Parts go out in order: once one is missing, none after it was sent.
                 plan.unsure = False
             started = time.perf_counter()
-            if plan.to is not None:
+            if message.replaces is not None:
+                plan.ref = self._edit(plan, message.replaces, message)
+            elif plan.to is not None:
                 plan.ref = plan.adapter.send_direct(plan.to, message)
             else:
                 assert plan.target is not None
@@ -654,6 +657,19 @@ class Sender:
         except Exception as exc:  # a bug: keep the row, log it, try again later
             log.exception("unexpected error sending delivery %s", plan.delivery_id)
             plan.error = AdapterError(f"internal error: {type(exc).__name__}", retryable=True)
+
+    @staticmethod
+    def _edit(plan: Plan, ref: MessageRef, message: Message) -> MessageRef:
+        """Edit an earlier message in place (a moved session's invite). Editing twice is harmless, so an unsure
+        retry simply edits again; a message the platform no longer has (deleted by the learner) is logged and the
+        delivery goes on with its next part."""
+        try:
+            plan.adapter.update(ref, message)
+        except AdapterError as exc:
+            if exc.retryable:
+                raise
+            log.warning("delivery %s could not edit %s in place: %s", plan.delivery_id, ref.encode(), exc)
+        return ref
 
     def _after_part(
         self,
@@ -887,9 +903,12 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
 
     def session_reminder(session: Session, d: Delivery) -> Message | None:
         sp = progress(session, d)
-        if sp.state in (StepState.DONE, StepState.MISSED):
+        if sp.state in (StepState.DONE, StepState.MISSED, StepState.SKIPPED):
             return None
         return composer.session_reminder(session, sp, checkin=d.purpose == CHECKIN.name)
+
+    def session_change(session: Session, d: Delivery) -> list[Message] | None:
+        return composer.session_change(session, progress(session, d))
 
     def autopause(session: Session, d: Delivery) -> Message:
         enrollment = session.get(Enrollment, d.enrollment_id)
@@ -919,6 +938,7 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
         REMIND.bind(reminder),
         SESSION_REMIND.bind(session_reminder),
         CHECKIN.bind(session_reminder),
+        SESSION_CHANGE.bind(session_change),
         AUTOPAUSE.bind(autopause),
         COHORT_PROMPT.bind(cohort_prompt),
         LEAD_PROMPT.bind(lead_post),

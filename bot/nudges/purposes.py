@@ -178,8 +178,17 @@ COHORT_PROMPT = Purpose(
     PurposeName.COHORT_PROMPT, priority=1, key_prefix="prompt", key_parts=("cohort", "step"), windowed=False,
     channel=True,
 )
-CHECKIN = Purpose(PurposeName.CHECKIN, priority=2, key_parts=("progress", "seq"), windowed=False)
-SESSION_REMIND = Purpose(PurposeName.SESSION_REMIND, priority=3, key_parts=("progress", "seq"), windowed=False)
+#: Session nudges are keyed by the session's revision too: after a move, the nudges for the new time are new rows
+#: even where the old time's were already sent.
+CHECKIN = Purpose(PurposeName.CHECKIN, priority=2, key_parts=("progress", "seq", "revision"), windowed=False)
+SESSION_REMIND = Purpose(
+    PurposeName.SESSION_REMIND, priority=3, key_parts=("progress", "seq", "revision"), windowed=False
+)
+#: A moved or cancelled session: the learner's invite edited in place, and the new calendar file.
+SESSION_CHANGE = Purpose(
+    PurposeName.SESSION_CHANGE, priority=2, key_prefix="session-change", key_parts=("progress", "revision"),
+    windowed=False,
+)
 REMIND = Purpose(PurposeName.REMIND, priority=7, key_parts=("progress", "seq"))
 #: The polite notice that reminders are paused after too many ignored nudges.
 AUTOPAUSE = Purpose(PurposeName.AUTOPAUSE, priority=8, key_parts=("enrollment", "ignored"))
@@ -365,6 +374,7 @@ __all__ = [
     "LEAD_PROMPT",
     "PLANNED_COLUMNS",
     "REMIND",
+    "SESSION_CHANGE",
     "SESSION_REMIND",
     "STEP_CARD",
     "STEP_PURPOSES",

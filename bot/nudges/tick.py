@@ -316,7 +316,7 @@ def _plan_session_nudges(tp: _TickPass) -> None:
             session_base.add_columns(
                 *planned_columns(
                     purpose,
-                    (a.progress_id, a.seq),
+                    (a.progress_id, a.seq, ls.sequence),
                     person_id=e.person_id,
                     enrollment_id=e.id,
                     progress_id=sp.id,
@@ -330,7 +330,8 @@ def _plan_session_nudges(tp: _TickPass) -> None:
                 tp.active(),
                 or_(p.paused_until.is_(None), p.paused_until <= t),
                 not_declined,
-                sp.state.not_in((StepState.DONE, StepState.MISSED)),
+                sp.state.not_in((StepState.DONE, StepState.MISSED, StepState.SKIPPED)),
+                ls.cancelled_at.is_(None),
                 att.attended_at.is_(None),
             ),
         )

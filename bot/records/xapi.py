@@ -48,12 +48,16 @@ VERB_IRIS: dict[str, str] = {
     "missed": f"{VOCAB}/verbs/missed",
     "reflected": f"{VOCAB}/verbs/reflected",
     "caught-up": f"{VOCAB}/verbs/caught-up",
+    "rescheduled": f"{VOCAB}/verbs/rescheduled",
+    "cancelled": "http://activitystrea.ms/schema/1.0/cancel",
 }
 
 VERB_DISPLAY: dict[str, str] = {
     "caught-up": "caught up",
     "voted": "responded",
     "delivered": "was delivered",
+    "rescheduled": "was rescheduled for",
+    "cancelled": "was cancelled for",
 }
 
 ACTIVITY_TYPES: dict[str, str] = {

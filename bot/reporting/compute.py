@@ -245,7 +245,12 @@ def _load_facts(session: Session, enrollment_ids: list[int]) -> _Facts:
     for chunk in _chunks(enrollment_ids, 500):
         for sp in session.scalars(select(StepProgress).where(StepProgress.enrollment_id.in_(chunk))):
             facts.progress[sp.enrollment_id].append(sp)
-        for a in session.scalars(select(Attendance).where(Attendance.enrollment_id.in_(chunk))):
+        # A cancelled session is nobody's to attend: it leaves every learner's attendance figures.
+        for a in session.scalars(
+            select(Attendance)
+            .join(LiveSessionRow, LiveSessionRow.id == Attendance.session_id)
+            .where(Attendance.enrollment_id.in_(chunk), LiveSessionRow.cancelled_at.is_(None))
+        ):
             facts.attendance[a.enrollment_id].append(a)
         for eid, verb, n, last in session.execute(
             select(LearningEvent.enrollment_id, LearningEvent.verb, func.count(), func.max(LearningEvent.ts))
@@ -412,7 +417,9 @@ def _cohort_summaries(
         sessions = []
         att_total = att_yes = 0
         for live in session.scalars(
-            select(LiveSessionRow).where(LiveSessionRow.cohort_id == cid).order_by(LiveSessionRow.start_at)
+            select(LiveSessionRow)
+            .where(LiveSessionRow.cohort_id == cid, LiveSessionRow.cancelled_at.is_(None))
+            .order_by(LiveSessionRow.start_at)
         ):
             rows_for = [a for e in enrollments for a in attendance[e.id] if a.session_id == live.id]
             attended = sum(1 for a in rows_for if a.attended_at is not None and a.source != "catch_up")

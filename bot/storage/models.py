@@ -108,6 +108,13 @@ class LiveSessionRow(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     recap: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     recap_state: Mapped[str | None] = mapped_column(String(20))  # draft | released
+    #: The calendar revision (iCalendar ``SEQUENCE``): 0 when scheduled, +1 on every move or cancellation.
+    #: Outbox keys of its reminders and check-in prompts include it, so a moved session's nudges are new rows.
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    cancelled_at: Mapped[datetime | None]
+    #: The revision the platform's native twin (a Discord Scheduled Event) last showed; behind ``sequence`` means
+    #: the runtime still has to update (or cancel) it.
+    mirrored_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Enrollment(Base):

@@ -237,6 +237,14 @@ class DiscordDriver:
         (learn,) = sync.json
         return [option["name"] for option in learn["options"]]
 
+    def calendar_files(self, user_id: str) -> list[bytes]:
+        out = []
+        for raw in self.dm_messages(user_id):
+            for attachment in raw.get("attachments") or []:
+                if attachment["filename"].endswith(".ics"):
+                    out.append(self.fake.cdn[attachment["url"].split("/cdn/", 1)[1]])
+        return out
+
     def command(self, user_id: str, text: str) -> str:
         """``/learn <subcommand> <text>``; returns the text of the (ephemeral) reply.
 

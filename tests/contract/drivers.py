@@ -72,6 +72,10 @@ class Driver(Protocol):
         text (Slack, the console) and every subcommand reaches the core as typed."""
         ...
 
+    def calendar_files(self, user_id: str) -> list[bytes]:
+        """The ``.ics`` files the user holds in their direct messages with the bot, oldest first."""
+        ...
+
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Bounded polling for work that happens on another thread (after an ack)."""
@@ -129,6 +133,14 @@ class ConsoleDriver:
 
     def declared_subcommands(self) -> list[str] | None:
         return None
+
+    def calendar_files(self, user_id: str) -> list[bytes]:
+        return [
+            a.content
+            for s in self.adapter.messages_to(user_id)
+            for a in s.message.attachments
+            if a.filename.endswith(".ics")
+        ]
 
     def command(self, user_id: str, text: str) -> str:
         self.adapter.command(user_id, text)
@@ -248,6 +260,14 @@ class SlackDriver:
 
     def declared_subcommands(self) -> list[str] | None:
         return None
+
+    def calendar_files(self, user_id: str) -> list[bytes]:
+        channel = self.fake.dm_channel(user_id)
+        return [
+            u["content"]
+            for u in self.fake.uploads()
+            if u["channel"] == channel and u["filename"].endswith(".ics") and u["content"] is not None
+        ]
 
     def command(self, user_id: str, text: str) -> str:
         before = len(self.fake.calls())

@@ -333,3 +333,119 @@ def test_recap_works_on_every_adapter(driver: Driver, runtime: tuple[Runtime, Vi
     released = driver.command("ULEAD", "recap release feedback-workshop contract")
     # The session is next week: the feature itself answers, on every platform, that it is too early to release.
     assert "has not finished yet; release its recap after the session" in released, released
+
+
+# ------------------------------------------------------------------------------ moving and cancelling a session
+SESSION = "feedback-workshop"  # Monday 9 March 2026, 14:00-15:30 London (GMT = UTC); invites go out 2 March
+INVITES_OUT = datetime(2026, 3, 2, 14, 5, tzinfo=UTC)
+
+
+def _invites(driver: Driver, user: str) -> list[Msg]:
+    return [m for m in driver.inbox(user) if "Live workshop" in m.title and "Moved" not in m.title]
+
+
+def _count(driver: Driver, user: str, title: str) -> int:
+    return sum(1 for m in driver.inbox(user) if m.title.startswith(title))
+
+
+def _event(data: bytes) -> tuple[Any, Any]:
+    from icalendar import Calendar
+
+    cal = Calendar.from_ical(data)
+    (event,) = cal.walk("VEVENT")
+    return cal, event
+
+
+def test_moving_a_session_updates_invites_in_place_and_replans(
+    driver: Driver, runtime: tuple[Runtime, VirtualClock]
+) -> None:
+    """``/learn session move``: the invite message is edited (same ref, no second invite), a new .ics keeps the UID
+    with a higher SEQUENCE (RFC 5546 REQUEST), the RSVP stays, reminders and check-in follow the new time only,
+    and a Discord Scheduled Event is PATCHed to it."""
+    rt, clock = runtime
+    setup_cohort(driver, rt)
+    ana, ben = "UANA", "UBEN"
+    clock.set(INVITES_OUT)
+    rt.step()
+    (invite,) = _invites(driver, ana)
+    (first_ics,) = driver.calendar_files(ana)
+    yes = invite.button("rsvp.yes")
+    assert yes is not None
+    driver.press(ana, invite, yes)
+    _, first = _event(first_ics)
+
+    reply = driver.command("ULEAD", f"session move contract {SESSION} 2026-03-12 15:00")
+    assert "now starts Thu 12 Mar 2026, 15:00 GMT" in reply, reply
+    rt.step()
+
+    invites = _invites(driver, ana)
+    assert [m.ref for m in invites] == [invite.ref], "the same message, edited in place"
+    assert "Thu 12 Mar, 15:00 GMT" in invites[0].text and "Moved to a new time" in invites[0].text
+    assert invites[0].button("rsvp.yes") is not None
+    cal, moved = _event(driver.calendar_files(ana)[-1])
+    assert str(cal["METHOD"]) == "REQUEST"
+    assert str(moved["UID"]) == str(first["UID"]) and int(moved["SEQUENCE"]) > int(first["SEQUENCE"])
+    assert moved.decoded("DTSTART") == datetime(2026, 3, 12, 15, 0, tzinfo=UTC)
+    assert moved["ATTENDEE"].params["PARTSTAT"] == "ACCEPTED", "the RSVP stays"
+    if driver.platform == "discord":
+        patches = driver.fake.calls_to("PATCH", r"/guilds/\d+/scheduled-events/\d+")  # type: ignore[attr-defined]
+        assert patches and patches[-1].json["scheduled_start_time"].startswith("2026-03-12T15:00:00")
+
+    for when in (datetime(2026, 3, 8, 14, 0), datetime(2026, 3, 9, 13, 50), datetime(2026, 3, 9, 15, 31)):
+        clock.set(when.replace(tzinfo=UTC))  # the old 1-day reminder, the old check-in, the old end
+        rt.step()
+    assert _count(driver, ben, "Coming up") == 0 and _count(driver, ben, "Check in") == 0
+    clock.set(datetime(2026, 3, 11, 15, 0, tzinfo=UTC))
+    rt.step()
+    assert _count(driver, ben, "Coming up") == 1
+    clock.set(datetime(2026, 3, 12, 14, 50, tzinfo=UTC))
+    rt.step()
+    assert _count(driver, ben, "Check in") == 1
+    checkin = next(m for m in driver.inbox(ben) if m.title.startswith("Check in"))
+    button = checkin.button("session.checkin")
+    assert button is not None
+    driver.press(ben, checkin, button)
+    with rt.factory() as session:
+        attended = session.scalars(select(LearningEvent).where(LearningEvent.verb == "attended")).all()
+    assert len(attended) == 1, "check-in is open at the new time"
+
+
+def test_cancelling_a_session_drops_it_everywhere(driver: Driver, runtime: tuple[Runtime, VirtualClock]) -> None:
+    """``/learn session cancel``: the invite is edited to say so (no RSVP buttons), the .ics is a METHOD:CANCEL
+    with STATUS:CANCELLED and a higher SEQUENCE (RFC 5546 §3.2.5), the Discord event is cancelled, no reminder or
+    check-in follows, and the program completes without it."""
+    rt, clock = runtime
+    setup_cohort(driver, rt)
+    learners = [Learner(driver, u) for u, _, _ in LEARNERS]
+    clock.set(INVITES_OUT)
+    rt.step()
+    (invite,) = _invites(driver, "UANA")
+    (first_ics,) = driver.calendar_files("UANA")
+    reply = driver.command("ULEAD", f"session cancel contract {SESSION}")
+    assert "is cancelled" in reply, reply
+    rt.step()
+    (card,) = [m for m in driver.inbox("UANA") if m.ref == invite.ref]
+    assert card.title.startswith("Cancelled") and card.button("rsvp.yes") is None
+    assert "This session has been cancelled" in card.text
+    assert sum(1 for m in driver.inbox("UANA") if "Live workshop" in m.title) == 2, "the card and one notice"
+    cal, cancelled = _event(driver.calendar_files("UANA")[-1])
+    _, first = _event(first_ics)
+    assert str(cal["METHOD"]) == "CANCEL" and str(cancelled["STATUS"]) == "CANCELLED"
+    assert str(cancelled["UID"]) == str(first["UID"]) and int(cancelled["SEQUENCE"]) > int(first["SEQUENCE"])
+    if driver.platform == "discord":
+        patches = driver.fake.calls_to("PATCH", r"/guilds/\d+/scheduled-events/\d+")  # type: ignore[attr-defined]
+        assert patches and patches[-1].json.get("status") == 4, "Discord's CANCELED"
+
+    end = clock.now() + timedelta(days=14)
+    while clock.now() < end:
+        rt.step()
+        for learner in learners:
+            learner.act()
+        clock.advance(timedelta(minutes=20))
+    for user, _, _ in LEARNERS:
+        assert _count(driver, user, "Coming up") == 0 and _count(driver, user, "Check in") == 0
+    with rt.factory() as session:
+        report = build_report(session, rt.engine)
+    for row in report.learners:
+        assert row.status == "done", row
+        assert row.sessions_attended == 0 and row.sessions_missed == 0 and row.sessions_total == 0

@@ -99,6 +99,8 @@ def test_literal_secrets_are_refused_naming_the_key(tmp_path, text, key):
         ("digest: {day: someday}\n", "digest.day", "'someday' is not a day name"),
         ("nudges: {auto_pause_after: 0}\n", "nudges.auto_pause_after", "greater than or equal to 1"),
         ("admins: [alice]\n", "admins", "must be written platform:user_id"),
+        ("live: {organizer: not an address}\n", "live.organizer", "'not an address' is not an email address"),
+        ("live: {ics_domain: 'bad domain!'}\n", "live.ics_domain", "'bad domain!' is not a domain name"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, key, problem):

@@ -680,27 +680,8 @@ class DiscordAdapter(Adapter):
         guild_id = _snowflake(session.workspace or self.primary_guild, "guild id")
 
         async def go() -> str:
-            client = self.client
-            guild = client.get_guild(guild_id)
-            if guild is None:
-                raise AdapterError(f"the bot is not in Discord guild {guild_id}", retryable=False)
-            name = render.truncate(session.title, 100) or "Live session"
-            description = session.description or ""
-            channel = self._voice_channel(guild, session.channel) if session.channel else None
-            kwargs: dict[str, Any] = {"name": name, "start_time": session.start, "end_time": session.end}
-            if channel is not None:
-                if session.join_url:
-                    description = f"{description}\n\n{session.join_url}".strip()
-                kwargs["channel"] = channel
-                kwargs["entity_type"] = (
-                    discord.EntityType.stage_instance
-                    if isinstance(channel, discord.StageChannel)
-                    else discord.EntityType.voice
-                )
-            else:
-                kwargs["entity_type"] = discord.EntityType.external
-                kwargs["location"] = render.truncate(session.join_url or "Online", 100)
-            kwargs["description"] = render.truncate(render.neutralise(description), 1000)
+            guild = self._guild(guild_id)
+            kwargs, channel = self._event_kwargs(guild, session)
             with self._state_lock:
                 existing = self._session_events.get(session.key)
             if existing is not None:
@@ -722,6 +703,56 @@ class DiscordAdapter(Adapter):
         with self._state_lock:
             self._session_events[session.key] = event_id
         return event_id
+
+    def on_session_changed(self, session: LiveSession, ref: str) -> None:
+        """A mirrored session moved (PATCH the Scheduled Event's times) or was cancelled (its status becomes
+        CANCELED, which Discord shows to everyone who marked themselves interested)."""
+        session = self._in_voice(session)
+        guild_id = _snowflake(session.workspace or self.primary_guild, "guild id")
+        event_id = _snowflake(ref, "scheduled event id")
+
+        async def go() -> None:
+            guild = self._guild(guild_id)
+            event = guild.get_scheduled_event(event_id) or await guild.fetch_scheduled_event(event_id)
+            if session.cancelled:
+                if event.status in (discord.EventStatus.scheduled, discord.EventStatus.active):
+                    await event.cancel()
+                return
+            kwargs, channel = self._event_kwargs(guild, session)
+            await event.edit(**kwargs)
+            if channel is not None:
+                self._track(TrackedSession(str(event.id), str(guild.id), str(channel.id), session.start, session.end))
+
+        self._call("on_session_changed", go)
+
+    def _guild(self, guild_id: int) -> discord.Guild:
+        guild = self.client.get_guild(guild_id)
+        if guild is None:
+            raise AdapterError(f"the bot is not in Discord guild {guild_id}", retryable=False)
+        return guild
+
+    def _event_kwargs(
+        self, guild: discord.Guild, session: LiveSession
+    ) -> tuple[dict[str, Any], discord.VoiceChannel | discord.StageChannel | None]:
+        """A Scheduled Event's fields for ``session``: VOICE/STAGE in its channel, else EXTERNAL at the join URL."""
+        name = render.truncate(session.title, 100) or "Live session"
+        description = session.description or ""
+        channel = self._voice_channel(guild, session.channel) if session.channel else None
+        kwargs: dict[str, Any] = {"name": name, "start_time": session.start, "end_time": session.end}
+        if channel is not None:
+            if session.join_url:
+                description = f"{description}\n\n{session.join_url}".strip()
+            kwargs["channel"] = channel
+            kwargs["entity_type"] = (
+                discord.EntityType.stage_instance
+                if isinstance(channel, discord.StageChannel)
+                else discord.EntityType.voice
+            )
+        else:
+            kwargs["entity_type"] = discord.EntityType.external
+            kwargs["location"] = render.truncate(session.join_url or "Online", 100)
+        kwargs["description"] = render.truncate(render.neutralise(description), 1000)
+        return kwargs, channel
 
     def _in_voice(self, session: LiveSession) -> LiveSession:
         if session.channel or not self.voice_channel:
