@@ -301,8 +301,6 @@ class Runtime:
         A stop stops claiming, gives in-flight sends ``sender.grace_seconds`` to finish and releases every claim
         this worker still holds without counting an attempt, so restarts never burn retries.
         """
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         self.role = role
@@ -324,8 +322,28 @@ class Runtime:
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         sender = self.settings.sender
         self.start_adapters()
+        scheduler = self._scheduler()
+        if role != "web":  # a web process schedules nothing: workers own the jobs
+            scheduler.start()
+        log.info(
+            "Blendwise is running as %s (tick every %ss, drain every %ss, worker %s)",
+            role,
+            sender.tick_seconds,
+            sender.drain_seconds,
+            self.sender.worker,
+        )
+        try:
+            self._stop.wait()
+        finally:
+            self._shut_down(scheduler, worker_lock)
+
+    def _scheduler(self) -> Any:
+        """The clock: tick and drain are separate jobs on the scheduler's thread pool, so a long drain never
+        delays planning; cron-like jobs run on one worker at a time."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        sender = self.settings.sender
         scheduler = BackgroundScheduler(timezone="UTC")
-        # Tick and drain are separate jobs on the scheduler's thread pool: a long drain never delays planning.
         scheduler.add_job(
             self._safe(self._exclusive("tick", self.plan)),
             "interval",
@@ -362,31 +380,23 @@ class Runtime:
                 max_instances=1,
                 coalesce=True,
             )
-        if role != "web":  # a web process schedules nothing: workers own the jobs
-            scheduler.start()
-        log.info(
-            "Blendwise is running as %s (tick every %ss, drain every %ss, worker %s)",
-            role,
-            sender.tick_seconds,
-            sender.drain_seconds,
-            self.sender.worker,
-        )
-        try:
-            self._stop.wait()
-        finally:
-            self.sender.request_stop()
-            if scheduler.running:
-                scheduler.shutdown(wait=True)
-            released = self.sender.release()
-            if released:
-                log.info("released %d claimed deliveries for another worker", released)
-            if self.web is not None:
-                self.web.stop()
-            for adapter in self.adapters.values():
-                adapter.stop()
-            if worker_lock is not None:
-                worker_lock.close()
-            log.info("Blendwise stopped")
+        return scheduler
+
+    def _shut_down(self, scheduler: Any, worker_lock: Any) -> None:
+        """Stop claiming, let in-flight sends finish, release claims, then stop the HTTP tier and adapters."""
+        self.sender.request_stop()
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        released = self.sender.release()
+        if released:
+            log.info("released %d claimed deliveries for another worker", released)
+        if self.web is not None:
+            self.web.stop()
+        for adapter in self.adapters.values():
+            adapter.stop()
+        if worker_lock is not None:
+            worker_lock.close()
+        log.info("Blendwise stopped")
 
     def _exclusive(self, name: str, job: Any) -> Any:
         """Run ``job`` only if no other worker is running it (PostgreSQL advisory lock; always on SQLite)."""

@@ -370,17 +370,49 @@ def people_import(
     the one configured Discord guild); with several, the column is required.
     """
 
-    from bot.journeys.model import check_tz
     from bot.storage.db import transaction
-    from bot.storage.models import Person
 
     if not roster.exists():
         raise BlendwiseError(f"{roster}: no such file")
     rows = _read_roster(roster)
     rt = runtime(adapters={})
+    keyed, problems = _roster_rows(rt, rows)
+    wanted = set(keyed) | {
+        (platform, workspace, row["manager"]) for (platform, workspace, _), (_, row) in keyed.items() if row.get("manager")
+    }
+    with rt.factory() as session:
+        known = {(p.platform, p.workspace, p.user_id) for p in _people(session, wanted)} | set(keyed)
+    for (platform, workspace, _), (line, row) in keyed.items():
+        manager_id = row.get("manager", "")
+        if manager_id and (platform, workspace, manager_id) not in known:
+            problems.append((line, f"unknown manager '{manager_id}' (add them as a row of the roster)"))
+    if problems:
+        for line, problem in sorted(problems):
+            err.print(f"{roster}:{line}: {problem}", markup=False)
+        raise typer.Exit(1)
+    with transaction(rt.factory) as session:
+        people, created = _upsert_people(session, keyed, wanted, rt.clock.now())
+        if enroll is not None:
+            rt.engine.enroll_many(session, _cohort(session, enroll, None), [people[key] for key in keyed])
+    out.print(
+        f"Imported {len(keyed)} people from {roster} ({created} new, {len(keyed) - created} updated).", markup=False
+    )
+    if enroll is not None:
+        out.print(f"Enrolled {len(keyed)} in {enroll}.", markup=False)
+
+
+RosterKey = tuple[str, str, str]
+
+
+def _roster_rows(
+    rt: Any, rows: list[tuple[int, dict[str, str]]]
+) -> tuple[dict[RosterKey, tuple[int, dict[str, str]]], list[tuple[int, str]]]:
+    """The roster's rows by (platform, workspace, user id), and the problems of the rows that cannot be read."""
+    from bot.journeys.model import check_tz
+
     configured = rt.settings.platforms
     problems: list[tuple[int, str]] = []
-    keyed: dict[tuple[str, str, str], tuple[int, dict[str, str]]] = {}
+    keyed: dict[RosterKey, tuple[int, dict[str, str]]] = {}
     for line, row in rows:
         platform, user_id = row.get("platform", ""), row.get("user_id", "")
         if not platform or not user_id:
@@ -405,47 +437,35 @@ def people_import(
             problems.append((line, f"duplicate of line {keyed[key][0]} ({platform} user {user_id})"))
             continue
         keyed[key] = (line, row)
-    wanted = set(keyed) | {
-        (platform, workspace, row["manager"]) for (platform, workspace, _), (_, row) in keyed.items() if row.get("manager")
-    }
-    with rt.factory() as session:
-        known = {(p.platform, p.workspace, p.user_id) for p in _people(session, wanted)} | set(keyed)
-    for (platform, workspace, _), (line, row) in keyed.items():
-        manager_id = row.get("manager", "")
-        if manager_id and (platform, workspace, manager_id) not in known:
-            problems.append((line, f"unknown manager '{manager_id}' (add them as a row of the roster)"))
-    if problems:
-        for line, problem in sorted(problems):
-            err.print(f"{roster}:{line}: {problem}", markup=False)
-        raise typer.Exit(1)
-    with transaction(rt.factory) as session:
-        people = {(p.platform, p.workspace, p.user_id): p for p in _people(session, wanted)}
-        created = 0
-        now = rt.clock.now()
-        for key, (_, row) in keyed.items():
-            person = people.get(key)
-            if person is None:
-                platform, workspace, user_id = key
-                person = Person(platform=platform, workspace=workspace, user_id=user_id, roles="", created_at=now)
-                session.add(person)
-                people[key] = person
-                created += 1
-            person.name = row.get("name") or person.name or key[2]
-            person.email = row.get("email") or person.email
-            if row.get("tz"):
-                person.tz = row["tz"]
-                person.tz_locked = True  # the roster wins over the platform profile
-        session.flush()  # one batched INSERT for the new people, so managers have ids
-        for (platform, workspace, user_id), (_, row) in keyed.items():
-            if row.get("manager"):
-                people[(platform, workspace, user_id)].manager_id = people[(platform, workspace, row["manager"])].id
-        if enroll is not None:
-            rt.engine.enroll_many(session, _cohort(session, enroll, None), [people[key] for key in keyed])
-    out.print(
-        f"Imported {len(keyed)} people from {roster} ({created} new, {len(keyed) - created} updated).", markup=False
-    )
-    if enroll is not None:
-        out.print(f"Enrolled {len(keyed)} in {enroll}.", markup=False)
+    return keyed, problems
+
+
+def _upsert_people(
+    session: Any, keyed: dict[RosterKey, tuple[int, dict[str, str]]], wanted: set[RosterKey], now: Any
+) -> tuple[dict[RosterKey, Any], int]:
+    """Create or update the roster's people (one batched INSERT for the new ones), then link their managers."""
+    from bot.storage.models import Person
+
+    people = {(p.platform, p.workspace, p.user_id): p for p in _people(session, wanted)}
+    created = 0
+    for key, (_, row) in keyed.items():
+        person = people.get(key)
+        if person is None:
+            platform, workspace, user_id = key
+            person = Person(platform=platform, workspace=workspace, user_id=user_id, roles="", created_at=now)
+            session.add(person)
+            people[key] = person
+            created += 1
+        person.name = row.get("name") or person.name or key[2]
+        person.email = row.get("email") or person.email
+        if row.get("tz"):
+            person.tz = row["tz"]
+            person.tz_locked = True  # the roster wins over the platform profile
+    session.flush()  # one batched INSERT for the new people, so managers have ids
+    for (platform, workspace, user_id), (_, row) in keyed.items():
+        if row.get("manager"):
+            people[(platform, workspace, user_id)].manager_id = people[(platform, workspace, row["manager"])].id
+    return people, created
 
 
 def _people(session: Any, keys: set[tuple[str, str, str]]) -> list[Any]:

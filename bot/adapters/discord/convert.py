@@ -305,6 +305,12 @@ def interaction_problem(payload: object) -> str | None:
     type the shape of ``data`` (slash command options, a button's custom_id, a modal's components)."""
     if not isinstance(payload, dict):
         return "interaction is not an object"
+    kind = payload.get("type")
+    return _envelope_problem(payload) or _actor_problem(payload) or (None if kind == 1 else _data_problem(payload))
+
+
+def _envelope_problem(payload: dict[str, Any]) -> str | None:
+    """The interaction's ids, type, token, version and context fields."""
     if (problem := _text_problem(payload)) is not None:
         return problem
     for key in ("id", "application_id"):
@@ -335,6 +341,11 @@ def interaction_problem(payload: object) -> str | None:
         not isinstance(channel, dict) or not _snowflake(channel.get("id")) or not isinstance(channel.get("type"), int)
     ):
         return "channel is malformed"
+    return None
+
+
+def _actor_problem(payload: dict[str, Any]) -> str | None:
+    """The member (in a guild) or the user (elsewhere) who acted."""
     member = payload.get("member")
     # discord.py reads the member in a guild and the user elsewhere, and leaves the interaction without a user if
     # the one it looks for is missing.
@@ -360,8 +371,12 @@ def interaction_problem(payload: object) -> str | None:
             return "member flags are malformed"
     elif (problem := _user_problem(payload.get("user"), "user")) is not None:
         return problem
-    if kind == 1:
-        return None
+    return None
+
+
+def _data_problem(payload: dict[str, Any]) -> str | None:
+    """Per interaction type, the shape of ``data``: command options, a component's custom_id, modal components."""
+    kind = payload.get("type")
     data = payload.get("data")
     if not isinstance(data, dict):
         return "interaction has no data"

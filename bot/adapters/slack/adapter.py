@@ -237,19 +237,7 @@ class SlackAdapter(Adapter):
         workers: int = 8,
         history_limit: int = 100,
     ) -> None:
-        oauth = bool(client_id or client_secret or oauth_engine)
-        if oauth and not (client_id and client_secret and oauth_engine is not None):
-            raise ConfigError(
-                "slack.client_id", "multi-workspace mode needs client_id, client_secret and a database"
-            )
-        if not oauth and not bot_token:
-            raise ConfigError(
-                "slack.bot_token", "is required (or configure OAuth for multi-workspace installs)"
-            )
-        if not app_token and not signing_secret:
-            raise ConfigError(
-                "slack.signing_secret", "is required in HTTP mode (or set slack.app_token for Socket Mode)"
-            )
+        oauth = _check_credentials(bot_token, signing_secret, app_token, client_id, client_secret, oauth_engine)
         if workers < 1:
             raise ConfigError("slack.workers", "must be at least 1")
         self._bot_token = bot_token
@@ -288,19 +276,8 @@ class SlackAdapter(Adapter):
         self._installation_store: SQLAlchemyInstallationStore | None = None
         self._state_store: SQLAlchemyOAuthStateStore | None = None
         if oauth:
-            try:
-                from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-                from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-            except ImportError as exc:
-                # slack_sdk's store imports sqlalchemy.ext.asyncio, which needs greenlet since SQLAlchemy 2.1.
-                raise ConfigError(
-                    "slack.client_id",
-                    f"multi-workspace installs need SQLAlchemy's asyncio extra ({exc.name or exc})",
-                ) from exc
-
             assert client_id is not None and oauth_engine is not None
-            self._installation_store = SQLAlchemyInstallationStore(client_id=client_id, engine=oauth_engine)
-            self._state_store = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=oauth_engine)
+            self._installation_store, self._state_store = _oauth_stores(client_id, oauth_engine)
 
         self._handler: InboundHandler | None = None
         self._app: App | None = None
@@ -1047,3 +1024,40 @@ def _parse_body(raw: str, content_type: str) -> dict[str, Any] | None:
     except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         return None
     return parsed if isinstance(parsed, dict) and parsed else None
+
+
+def _check_credentials(
+    bot_token: str | None,
+    signing_secret: str | None,
+    app_token: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    oauth_engine: Engine | None,
+) -> bool:
+    """Refuse an incomplete set of credentials naming the setting; returns whether OAuth (multi-workspace) is on."""
+    oauth = bool(client_id or client_secret or oauth_engine)
+    if oauth and not (client_id and client_secret and oauth_engine is not None):
+        raise ConfigError("slack.client_id", "multi-workspace mode needs client_id, client_secret and a database")
+    if not oauth and not bot_token:
+        raise ConfigError("slack.bot_token", "is required (or configure OAuth for multi-workspace installs)")
+    if not app_token and not signing_secret:
+        raise ConfigError(
+            "slack.signing_secret", "is required in HTTP mode (or set slack.app_token for Socket Mode)"
+        )
+    return oauth
+
+
+def _oauth_stores(client_id: str, engine: Engine) -> tuple[SQLAlchemyInstallationStore, SQLAlchemyOAuthStateStore]:
+    """The installation and OAuth state stores of multi-workspace mode, in our database."""
+    try:
+        from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+        from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+    except ImportError as exc:
+        # slack_sdk's store imports sqlalchemy.ext.asyncio, which needs greenlet since SQLAlchemy 2.1.
+        raise ConfigError(
+            "slack.client_id", f"multi-workspace installs need SQLAlchemy's asyncio extra ({exc.name or exc})"
+        ) from exc
+    return (
+        SQLAlchemyInstallationStore(client_id=client_id, engine=engine),
+        SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
+    )
