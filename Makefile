@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-EXTRAS := dev,slack,discord,ai,postgres,reports
+EXTRAS := dev,slack,discord,teams,ai,postgres,reports
 
 .PHONY: demo test lint typecheck bench bench-pipeline report clean install
 

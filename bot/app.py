@@ -49,9 +49,31 @@ ROLES = ("all", "web", "worker")
 #: The HTTP tier's port when neither ``web.port`` nor a configured platform's section names one.
 DEFAULT_PORT = 3000
 
+
+
+def _platform_packages() -> tuple[str, ...]:
+    """The console's module and the ``settings`` module of every package under ``bot/adapters/``.
+
+    A platform is one folder: dropping a package with a ``settings`` module into ``bot/adapters/`` registers it, so
+    adding a platform changes no line of the core.
+    """
+    import pkgutil
+
+    import bot.adapters
+
+    found = []
+    for package in pkgutil.iter_modules(bot.adapters.__path__):
+        if not package.ispkg:
+            continue
+        inside = pkgutil.iter_modules([f"{bot.adapters.__path__[0]}/{package.name}"])
+        if any(module.name == "settings" for module in inside):
+            found.append(f"bot.adapters.{package.name}.settings")
+    return ("bot.adapters.console", *sorted(found))
+
+
 #: The platform packages: each module registers its :class:`~bot.platforms.PlatformSpec` (settings section,
-#: variables, factory) when imported, without importing its SDK. A new platform is one more line here.
-PLATFORM_PACKAGES = ("bot.adapters.console", "bot.adapters.slack.settings", "bot.adapters.discord.settings")
+#: variables, factory) when imported, without importing its SDK. Found on disk, so a new platform is a new folder.
+PLATFORM_PACKAGES = _platform_packages()
 
 
 @dataclass

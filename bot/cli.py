@@ -23,7 +23,8 @@ from rich.text import Text
 from bot.config import Settings, load_settings
 from bot.errors import BlendwiseError, ConfigError
 from bot.markup import unescape
-from bot.registry import CliRegistry, load_cli
+from bot.platforms import registered
+from bot.registry import FEATURES, CliRegistry, load_cli
 
 
 def _hide_flag_types() -> None:
@@ -852,8 +853,12 @@ def slack_manifest() -> None:
     sys.stdout.write(manifest_text())
 
 
-# Optional features add their commands (live sessions, search, quiz drafting...) through the registry.
-load_cli(CliRegistry(app, {"content": content_app, "cohort": cohort_app, "people": people_app}, runtime, out))
+# Optional features add their commands (live sessions, search, quiz drafting...) through the registry, and so do
+# platforms that declare a command-line module in their PlatformSpec.
+load_cli(
+    CliRegistry(app, {"content": content_app, "cohort": cohort_app, "people": people_app}, runtime, out),
+    FEATURES + tuple(spec.cli for spec in registered() if spec.cli),
+)
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

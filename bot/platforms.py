@@ -47,6 +47,8 @@ class PlatformSpec:
         factory: ``factory(section, parts) -> Adapter``; imports the SDK, so only called for configured platforms.
         env: section field -> conventional environment variable (``{"bot_token": "SLACK_BOT_TOKEN"}``).
         owner: the module that registered it, named when another module registers the same name.
+        cli: the import path of a module whose ``setup_cli(cli)`` adds the platform's command-line commands
+            (``blendwise <platform> ...``), as a feature's does; it must import no SDK at module level.
     """
 
     name: str
@@ -54,6 +56,7 @@ class PlatformSpec:
     factory: Callable[[Any, PlatformParts], Adapter]
     env: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
+    cli: str | None = None
 
 
 class PlatformRegistry:

@@ -358,3 +358,25 @@ class InboundSeen(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     seen_at: Mapped[datetime]
+
+
+class ConversationRef(Base):
+    """How to reach a person or a channel proactively, on platforms that need a stored address for that.
+
+    Some platforms let a bot message a person only inside a conversation the platform created when the person (or
+    an admin, for them) installed the app; the bot learns its id and the regional service that hosts it from the
+    install event and must keep them. ``kind`` is ``person`` (``key`` is the person's user id) or ``channel``
+    (``key`` is the channel id). ``reference`` holds the platform's whole reference, for the adapter only.
+    """
+
+    __tablename__ = "conversation_refs"
+    __table_args__ = (Index("ix_conversation_refs_conversation", "platform", "conversation_id"),)
+
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(300))
+    service_url: Mapped[str] = mapped_column(String(300))
+    reference: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
