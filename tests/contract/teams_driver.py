@@ -122,6 +122,17 @@ class TeamsDriver:
     def raw_channel_texts(self) -> list[str]:
         return [self._msg(p).text for p in self.fake.in_channel(self.channel)]
 
+    def calendar_files(self, user_id: str) -> list[bytes]:
+        """The ``.ics`` invites linked from the user's cards, fetched from the adapter as Teams' browser would."""
+        out = []
+        for posted in self.fake.in_conversation(self.fake.personal(user_id)):
+            for action in (posted.card or {}).get("actions", []):
+                url = action.get("url", "") if action.get("type") == "Action.OpenUrl" else ""
+                if "/api/files?" in url and url.endswith(".ics"):
+                    with urllib.request.urlopen(url, timeout=30) as answer:
+                        out.append(answer.read())
+        return out
+
     def declared_subcommands(self) -> list[str] | None:
         return None
 

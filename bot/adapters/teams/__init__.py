@@ -45,5 +45,6 @@ def build_teams_adapter(cfg: TeamsSettings, parts: PlatformParts) -> TeamsAdapte
         meeting_min_minutes=cfg.meeting_min_minutes,
         host=web.host,
         port=web.port or cfg.port,
+        public_url=cfg.public_url,
         clock=parts.clock,
     )

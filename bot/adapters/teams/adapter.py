@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 import threading
 import time
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,13 +37,16 @@ from bot.adapters.teams.settings import DEFAULT_SERVICE_URL
 from bot.clock import Clock, SystemClock
 from bot.errors import AdapterError
 from bot.events import ModalSubmitted, Response
-from bot.messages import Message, MessageRef
+from bot.messages import Attachment, Message, MessageRef
 from bot.ports import Adapter, ChannelTarget, InboundHandler, LiveSession, Profile, Recipient
 from bot.web import Handler, HttpRequest, HttpResult, WebApp, WebServer
 
 log = logging.getLogger(__name__)
 PLATFORM = "teams"
 MESSAGES_PATH = "/api/messages"
+#: Attachments (calendar invites) are links to this path with an unguessable token: ``?t=<token>&name=<file>``.
+FILES_PATH = "/api/files"
+MAX_FILES = 20_000
 NOT_INSTALLED = (
     "{user} has not installed the Blendwise app in Teams yet (no conversation reference); install it for them "
     "(Teams admin centre, app setup policy) and the delivery will go out on its next try"
@@ -80,6 +87,7 @@ class TeamsAdapter(Adapter):
         meeting_min_minutes: float = 10.0,
         host: str = "127.0.0.1",
         port: int = 3978,
+        public_url: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.app_id = app_id
@@ -99,6 +107,8 @@ class TeamsAdapter(Adapter):
         self._handler: InboundHandler | None = None
         #: (delivery id, part) -> where it went, for reconciliation within this process's lifetime.
         self._sent: dict[tuple[int, int], MessageRef] = {}
+        self.public_url = public_url
+        self._files: OrderedDict[str, Attachment] = OrderedDict()
         self._upns: dict[str, str] = {}
         self._zones: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -127,16 +137,40 @@ class TeamsAdapter(Adapter):
         return self._server.url if self._server is not None else ""
 
     def web_routes(self) -> dict[str, Handler]:
-        return {MESSAGES_PATH: self._serve}
+        return {MESSAGES_PATH: self._serve, FILES_PATH: self._serve_file}
+
+    def _link(self, attachment: Attachment) -> tuple[str, str]:
+        """Keep ``attachment`` behind an unguessable token; its title and URL. Kept in this process's memory (the
+        newest 20,000), so the web role must be the process that sends (``blendwise run`` with ``--role all``)."""
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._files[token] = attachment
+            while len(self._files) > MAX_FILES:
+                self._files.popitem(last=False)
+        base = (self.public_url or self.url).rstrip("/")
+        query = urllib.parse.urlencode({"t": token, "name": attachment.filename})
+        return attachment.title or attachment.filename, f"{base}{FILES_PATH}?{query}"
+
+    def _serve_file(self, request: HttpRequest) -> HttpResult:
+        if request.method not in ("GET", "HEAD"):
+            return HttpResult(405, b"method not allowed", headers={"Allow": ["GET"]})
+        token = urllib.parse.parse_qs(request.query).get("t", [""])[0]
+        with self._lock:
+            found = self._files.get(token)
+        if found is None:
+            return HttpResult(404, b"not found")
+        disposition = f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", found.filename)}"'
+        return HttpResult(200, found.content, content_type=found.mimetype,
+                          headers={"Content-Disposition": [disposition], "Cache-Control": ["private, no-store"]})
 
     # ------------------------------------------------------------------ outbound
     def _service_url(self, workspace: str, conversation_id: str | None = None) -> str:
         found = self.refs.service_url_of(conversation_id) if conversation_id else None
         return found or self.service_url or self.refs.any_service_url(workspace) or DEFAULT_SERVICE_URL
 
-    @staticmethod
-    def _activity(message: Message) -> dict[str, Any]:
-        return {"type": "message", "summary": message.text[:200], "attachments": [cards.attachment(cards.render(message))]}
+    def _activity(self, message: Message) -> dict[str, Any]:
+        card = cards.render(message, [self._link(a) for a in message.attachments])
+        return {"type": "message", "summary": message.text[:200], "attachments": [cards.attachment(card)]}
 
     def _remember(self, message: Message, ref: MessageRef) -> MessageRef:
         if message.delivery_id is not None:
@@ -308,7 +342,7 @@ class TeamsAdapter(Adapter):
         if response.modal is not None:
             card = cards.form(response.modal)
         elif response.replace is not None:
-            card = cards.render(response.replace)
+            card = cards.render(response.replace, [self._link(a) for a in response.replace.attachments])
             if convert.conversation_type(activity) != "personal" and activity.get("replyToId"):
                 # The invoke's answer refreshes the card for the presser only; everyone in a channel sees counts.
                 ref = MessageRef(PLATFORM, convert.channel_of(activity), str(activity["replyToId"]))

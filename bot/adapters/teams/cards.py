@@ -72,8 +72,9 @@ def _envelope(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict
     return card
 
 
-def render(message: Message) -> dict[str, Any]:
-    """The Adaptive Card of ``message``."""
+def render(message: Message, files: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The Adaptive Card of ``message``; ``files`` are (title, URL) of its attachments (an ``.ics`` invite), each an
+    ``Action.OpenUrl`` (a bot cannot attach a file to a personal chat without asking consent first)."""
     body: list[dict[str, Any]] = []
     if message.title:
         body.append({"type": "TextBlock", "text": plain(message.title), "weight": "Bolder", "size": "Medium",
@@ -85,15 +86,13 @@ def render(message: Message) -> dict[str, Any]:
     if message.fields:
         facts = [{"title": plain(f.label, 100), "value": card_markdown(f.value)} for f in message.fields]
         body.append({"type": "FactSet", "facts": facts})
-    for attachment in message.attachments:
-        body.append({"type": "TextBlock", "text": plain(f"📎 {attachment.title or attachment.filename}"),
-                     "isSubtle": True, "wrap": True})
     if message.context:
         body.append({"type": "TextBlock", "text": card_markdown(message.context), "isSubtle": True,
                      "size": "Small", "wrap": True})
     if message.delivery_id is not None and body:
         body[0]["id"] = marker(message.delivery_id, message.part)
-    return _envelope(body, [action(b) for b in message.buttons[:MAX_BUTTONS]] + _overflow(message.buttons))
+    links = [{"type": "Action.OpenUrl", "title": title[:80], "url": url} for title, url in files or []]
+    return _envelope(body, [action(b) for b in message.buttons[:MAX_BUTTONS]] + links + _overflow(message.buttons))
 
 
 def _overflow(buttons: list[Button]) -> list[dict[str, Any]]:
