@@ -56,6 +56,9 @@ class Sub:
     usage: str
     summary: str = ""
     arg_help: str = ""
+    #: The file the subcommand takes (a roster, a transcript, a report); platforms that declare options up front
+    #: offer a file option for it.
+    file_help: str = ""
 
 
 class Commands:

@@ -100,7 +100,7 @@ class Dispatcher:
     def subcommands(self) -> list[Subcommand]:
         """The ``/learn`` subcommands, core and features alike (see :meth:`bot.ports.InboundHandler.subcommands`)."""
         return [
-            Subcommand(name, (sub.summary or sub.usage)[:100], (sub.arg_help or sub.usage)[:100])
+            Subcommand(name, (sub.summary or sub.usage)[:100], (sub.arg_help or sub.usage)[:100], sub.file_help[:100])
             for name, sub in self.commands.subs.items()
         ]
 

@@ -90,11 +90,14 @@ class Subcommand:
         name: what follows ``/learn``.
         summary: one line saying what it does (at most 100 characters).
         arg_help: what to type after the name (at most 100 characters).
+        file_help: what file the subcommand takes, if any (at most 100 characters); a platform whose commands
+            declare options (Discord) then offers a file option, and the file arrives as the event's attachment.
     """
 
     name: str
     summary: str
     arg_help: str
+    file_help: str = ""
 
 
 class InboundHandler(Protocol):

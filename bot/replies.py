@@ -193,6 +193,7 @@ def your_vote(picked: str) -> str:
 
 # ---------------------------------------------------------------------- live feature: recordings and recaps
 ONE_TRANSCRIPT = "Attach one transcript file (.vtt, .srt or .txt)."
+ATTACH_ONE_REPORT = "Attach one participant report (the CSV Zoom, Google Meet or Teams exports) to the command."
 RECAP_UPDATED_TITLE = "Recap updated"
 
 
@@ -295,3 +296,37 @@ def session_cancelled(title: str, updated: int) -> str:
         f"'{title}' is cancelled. Its reminders are dropped, it no longer counts toward completion, and {updated} "
         "learner(s) will get the cancellation with a calendar file that removes it."
     )
+
+
+# ---------------------------------------------------------------------- attendance imported from a meeting tool
+def session_not_started(title: str) -> str:
+    return f"'{title}' has not started yet; import its attendance report after the session."
+
+
+def attendance_imported(
+    *,
+    title: str,
+    cohort: str,
+    tool: str,
+    filename: str,
+    minimum: str,
+    recorded: list[str],
+    already: list[str],
+    below: list[str],
+    unmatched: list[str],
+    ambiguous: list[str],
+    leads: list[str],
+) -> str:
+    lines = [f"Attendance for '{title}' ({cohort}) from the {tool} report {filename}, minimum {minimum} min:"]
+    parts = [
+        ("Recorded", recorded),
+        ("Already recorded, unchanged", already),
+        (f"Under {minimum} min, not recorded", below),
+        ("Not matched to a learner, not recorded", unmatched),
+        ("Matches several learners, not recorded", ambiguous),
+        ("Leads of the cohort, not recorded", leads),
+    ]
+    lines += [f"• {label} ({len(items)}): {', '.join(items)}" for label, items in parts if items]
+    if not recorded:
+        lines.append("No new attendance was recorded.")
+    return "\n".join(lines)

@@ -221,9 +221,15 @@ class Engine(Context):
         return sessions.checkin_open(live, now)
 
     def check_in(
-        self, session: Session, sp: StepProgress, *, source: str = "checkin", minutes: float | None = None
+        self,
+        session: Session,
+        sp: StepProgress,
+        *,
+        source: str = "checkin",
+        minutes: float | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> bool:
-        return sessions.check_in(self, session, sp, source=source, minutes=minutes)
+        return sessions.check_in(self, session, sp, source=source, minutes=minutes, extensions=extensions)
 
     def set_checkin(self, session: Session, live: LiveSessionRow, state: str) -> None:
         sessions.set_checkin(live, state)

@@ -103,6 +103,8 @@ class Retry(Strict):
 class CheckIn(Strict):
     opens_before: Duration = timedelta(minutes=10)
     closes_after: Duration = timedelta(minutes=30)
+    #: Minutes in the meeting that count as attending, for attendance imported from a meeting tool's report.
+    min_minutes: float | None = Field(default=None, ge=0, le=1440)
 
 
 class SessionStart(Strict):

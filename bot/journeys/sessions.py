@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -113,10 +114,16 @@ def checkin_open(live: LiveSessionRow, now: datetime) -> bool:
 
 
 def check_in(
-    ctx: Context, session: Session, sp: StepProgress, *, source: str = "checkin", minutes: float | None = None
+    ctx: Context,
+    session: Session,
+    sp: StepProgress,
+    *,
+    source: str = "checkin",
+    minutes: float | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> bool:
     """Record attendance. Returns False if already recorded (also by a check-in that arrived at the same moment).
-    Raises InvalidInput outside the window."""
+    Raises InvalidInput outside the window. ``extensions`` join the event's context (e.g. the imported report)."""
     hold(session, sp)
     enrollment, live = session_for_progress(session, sp)
     now = ctx.clock.now()
@@ -141,7 +148,7 @@ def check_in(
         object_type="session",
         object_id=object_id(enrollment.program_id, sp.step_id),
         result={"extensions": {"source": source, "minutes": minutes}},
-        context={"extensions": {"session_id": live.id}},
+        context={"extensions": {**(extensions or {}), "session_id": live.id}},
     )
     if sp.state == StepState.MISSED:
         # Late attendance recorded by a lead overrides the automatic "missed".

@@ -19,6 +19,7 @@ from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.events import ButtonPressed, CommandInvoked, Response
 from bot.journeys.model import LessonStep, PollStep
 from bot.live import polls as poll_view
+from bot.live.attendance import import_report, parse_report
 from bot.live.models import SearchDoc
 from bot.live.purposes import REOPEN
 from bot.live.recaps import keep_released, released_recap
@@ -37,6 +38,7 @@ POLL_USAGE = 'poll <cohort> "Question?" "A" "B" ... [--anonymous] [--hide-result
 RECORDING_USAGE = "recording <session> <url> [cohort]  (attach the transcript file: .vtt, .srt or .txt)"
 RECAP_USAGE = "recap review|release|edit|generate <session> [cohort]"
 SEARCH_USAGE = "search <words>"
+ATTENDANCE_USAGE = "attendance <session> [cohort]  (attach the Zoom, Google Meet or Teams participant report)"
 
 
 class LiveChat:
@@ -49,10 +51,15 @@ class LiveChat:
         registry.add_command("poll", Sub(self.poll, "lead", POLL_USAGE, "Leads: post a poll to a cohort",
                                          "<cohort> <question> <options...>"))
         registry.add_command("recording", Sub(self.recording, "lead", RECORDING_USAGE,
-                                              "Leads: share a session's recording", "<session> <recording URL>"))
+                                              "Leads: share a session's recording", "<session> <recording URL>",
+                                              "The transcript (.vtt, .srt or .txt), optional"))
         registry.add_command("recap", Sub(self.recap, "lead", RECAP_USAGE,
                                           "Leads: review, edit or release a session's recap",
-                                          "review|release|edit|generate <session> [cohort]"))
+                                          "review|release|edit|generate <session> [cohort]",
+                                          "For recap edit: the edited recap (YAML)"))
+        registry.add_command("attendance", Sub(self.attendance, "lead", ATTENDANCE_USAGE,
+                                               "Leads: record attendance from a Zoom, Meet or Teams report",
+                                               "<session> [cohort]", "The meeting tool's participant report"))
         registry.add_command("search", Sub(self.search, "learner", SEARCH_USAGE,
                                            "Search the lessons of your programs", "What to look for"))
         registry.add_button("poll.vote", self.vote)
@@ -216,6 +223,17 @@ class LiveChat:
         how = "an AI draft" if self.live.llm else "an offline summary (no AI is configured)"
         details = f"{attached.format}, {who}{length}"
         return reply(replies.recording_and_transcript_saved(row.title, details, how, released=bool(released_recap(row))))
+
+    def attendance(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
+        """Attendance from a meeting tool's report attached to the command, as ``session attendance import``."""
+        if not args or len(args) > 2:
+            raise InvalidInput(replies.usage(ATTENDANCE_USAGE))
+        row = self._lead_session(session, person, event, args[0], args[1] if len(args) > 1 else None)
+        if len(event.attachments) != 1:
+            raise InvalidInput(replies.ATTACH_ONE_REPORT)
+        filename, data = event.attachments[0]
+        result = import_report(self.engine, session, row, parse_report(data, filename))
+        return reply(result.text(inert_line))
 
     def recap(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         if len(args) < 2 or args[0] not in ("review", "release", "edit", "generate"):

@@ -30,6 +30,11 @@ def register(cli: CliRegistry) -> None:
     from bot.live.schedule import register_cli as register_schedule
 
     register_schedule(cli, session_app)
+    attendance_app = typer.Typer(
+        help="Attendance from a meeting tool's participant report.", no_args_is_help=True
+    )
+    session_app.add_typer(attendance_app, name="attendance")
+    attendance_app.command("import")(commands.attendance_import)
     cli.claim("search")
     cli.app.command("search")(commands.search)
     cli.claim("content draft-quiz")
@@ -124,6 +129,37 @@ class LiveCommands:
                 markup=False,
                 soft_wrap=True,
             )
+
+    def attendance_import(
+        self,
+        cohort: Annotated[str, typer.Argument(metavar="COHORT", help="The cohort's name.")],
+        step_id: Annotated[str, typer.Argument(metavar="STEP", help="The session's step id, e.g. kickoff.")],
+        report: Annotated[
+            Path, typer.Argument(metavar="REPORT", help="The participants report (CSV or TSV).")
+        ],
+        fmt: Annotated[
+            str, typer.Option("--format", help="auto, zoom, meet or teams (auto: recognised by the columns).")
+        ] = "auto",
+        min_minutes: Annotated[
+            float | None,
+            typer.Option(
+                min=0,
+                help="Minutes that count as attending (default: the step's checkin.min_minutes, else 10).",
+            ),
+        ] = None,
+    ) -> None:
+        """Record attendance from a Zoom, Google Meet or Teams participant report; unmatched rows are listed."""
+        from bot.live.attendance import import_report, parse_report
+        from bot.storage.db import transaction
+
+        if not report.is_file():
+            raise BlendwiseError(f"{report}: no such file")
+        parsed = parse_report(report.read_bytes(), report.name, fmt)
+        rt = self.runtime(adapters={})
+        with transaction(rt.factory) as session:
+            row = self.live_session(rt, session, step_id, cohort)
+            result = import_report(rt.engine, session, row, parsed, min_minutes=min_minutes)
+        self.out.print(result.text(), markup=False, highlight=False, soft_wrap=True)
 
     def recap(
         self,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from bot.errors import InvalidInput
+from bot.live.textfiles import decode_upload
 
 #: Transcripts are text; a few megabytes is hours of speech. Anything bigger is almost surely the recording.
 MAX_BYTES = 5_000_000
@@ -107,20 +108,13 @@ def _decode(data: bytes | str, name: str) -> str:
             raise TranscriptError(
                 f"{name}: the file is {len(data) // 1_000_000} MB; a transcript is text, under 5 MB"
             )
-        if b"\x00" in data[:4096]:
-            raise TranscriptError(
-                f"{name}: this looks like a binary file (audio, video or a document), not a transcript"
-            )
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raw_text = data.decode("utf-16")
-        else:
-            try:
-                raw_text = data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                line = data[: exc.start].count(b"\n") + 1
-                raise TranscriptError(
-                    f"{name}: line {line}: the file is not UTF-8 text; export the transcript as UTF-8 (.vtt, .srt or .txt)"
-                ) from None
+        raw_text = decode_upload(
+            data,
+            name,
+            error=TranscriptError,
+            binary="this looks like a binary file (audio, video or a document), not a transcript",
+            not_utf8="export the transcript as UTF-8 (.vtt, .srt or .txt)",
+        )
     text = raw_text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     control = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\n\t")
     if control > 8:

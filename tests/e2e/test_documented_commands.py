@@ -51,6 +51,8 @@ FIXTURE_COHORTS = {
         "blendwise session attach kickoff --cohort C --transcript kickoff.vtt",
     ],
 }
+#: The meeting-tool reports the attendance examples import (the fixtures of tests/unit/test_attendance_import.py).
+ATTENDANCE_REPORTS = {"zoom-participants.csv": "zoom.csv", "teams-attendance.csv": "teams.csv"}
 MAKE_RUN = {"demo", "report"}  # recipes cheap enough to run; test and bench would run this suite / minutes of load
 TRANSCRIPT = """WEBVTT
 
@@ -117,6 +119,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     )
     (home / "content").symlink_to(CONTENT)
     (home / "kickoff.vtt").write_text(TRANSCRIPT, encoding="utf-8")
+    for name, fixture in ATTENDANCE_REPORTS.items():
+        shutil.copyfile(ROOT / "tests" / "data" / "attendance" / fixture, home / name)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -131,7 +135,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 def add_fixture_cohorts(lines: list[Line], workdir: Path, env: dict[str, str]) -> None:
     """The cohorts a document's examples name. Created per document, after the demo: the demo refuses to replace
     a database holding real cohorts, and a document may run ``make demo`` itself."""
-    named = {m for line in lines for m in re.findall(r"--cohort\s+(\S+)", line.text)}
+    named = {m for line in lines for m in re.findall(r"(?:--cohort|attendance import)\s+(\S+)", line.text)}
     for name in sorted(named & set(FIXTURE_COHORTS)):
         for command in FIXTURE_COHORTS[name]:
             done = shell(command, workdir, env)

@@ -28,7 +28,9 @@ def said(text: str) -> dict[str, str]:
     return {sentence: speaker for speaker, sentence in sentences(text) if speaker}
 
 
-@pytest.mark.parametrize(("path", "host"), [(SAMPLE, "Rui Costa"), (WORKSHOP, "Priya Natarajan"), (LAB, "Marta Nowak")])
+@pytest.mark.parametrize(
+    ("path", "host"), [(SAMPLE, "Rui Costa"), (WORKSHOP, "Priya Natarajan"), (LAB, "Marta Nowak")]
+)
 def test_key_points_say_who_said_them_and_quote_the_session(path, host):
     text, recap = recap_of(path)
     assert recap.host == host  # nobody configured: the first speaker runs the session
@@ -47,9 +49,19 @@ def test_greetings_and_logistics_never_reach_the_recap(path):
     _, recap = recap_of(path)
     everything = recap.summary + "\n" + "\n".join(recap.key_points)
     for small_talk in (
-        "Good morning", "Welcome back", "Can you hear me", "wait a minute", "take a short break", "not on mute",
-        "see my screen", "Thank you all", "Thanks everyone", "That's all for today", "Hello everyone",
-        "Now, how the next three weeks work", "Last part",
+        "Good morning",
+        "Welcome back",
+        "Can you hear me",
+        "wait a minute",
+        "take a short break",
+        "not on mute",
+        "see my screen",
+        "Thank you all",
+        "Thanks everyone",
+        "That's all for today",
+        "Hello everyone",
+        "Now, how the next three weeks work",
+        "Last part",
     ):
         assert small_talk not in everything
 

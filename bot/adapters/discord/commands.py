@@ -48,6 +48,16 @@ def _text_callback(name: str, text_help: str) -> Any:
     return app_commands.describe(text=text_help)(callback)
 
 
+def _file_callback(name: str, text_help: str, file_help: str) -> Any:
+    async def callback(
+        interaction: discord.Interaction, text: str | None = None, file: discord.Attachment | None = None
+    ) -> None:
+        await _sink(interaction).on_command(interaction, name, text, attachment=file)
+
+    callback.__name__ = f"learn_{name}"
+    return app_commands.describe(text=text_help, file=file_help)(callback)
+
+
 def _enroll_callback(text_help: str) -> Any:
     async def callback(
         interaction: discord.Interaction,
@@ -73,7 +83,12 @@ def learn_group(subcommands: Sequence[Subcommand]) -> app_commands.Group:
     group = app_commands.Group(name=GROUP_NAME, description=GROUP_DESCRIPTION, guild_only=True)
     for sub in subcommands:
         description, text_help = sub.summary[:100] or sub.name, sub.arg_help[:100] or "Details (optional)"
-        callback = _enroll_callback(text_help) if sub.name == "enroll" else _text_callback(sub.name, text_help)
+        if sub.name == "enroll":
+            callback = _enroll_callback(text_help)
+        elif sub.file_help:
+            callback = _file_callback(sub.name, text_help, sub.file_help)
+        else:
+            callback = _text_callback(sub.name, text_help)
         group.add_command(
             app_commands.Command(name=sub.name, description=description, callback=callback, parent=group)
         )

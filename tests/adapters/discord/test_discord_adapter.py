@@ -12,7 +12,7 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.discord.render import ZWSP
 from bot.events import ButtonPressed, CommandInvoked, InboundEvent, ModalSubmitted, Response
 from bot.messages import Attachment, Button, Field, Message, Modal
-from bot.ports import Recipient
+from bot.ports import Recipient, Subcommand
 from tests.adapters.discord.conftest import CORE_SUBCOMMANDS, RecordingHandler
 from tests.fakes.discord_server import GUILD_MEMBERS, GUILDS, MESSAGE_CONTENT, FakeDiscord
 
@@ -271,6 +271,40 @@ def test_learn_enroll_with_a_user_and_a_csv(
     assert event.actor.platform_roles == (w.admin_role,)
     assert event.actor.roles == ("admin",)
     assert fake.wait_for_ack(interaction)["type"] == 5  # deferred before downloading the file
+
+
+class FileTakingHandler(RecordingHandler):
+    """The core's list plus a feature subcommand that takes a file (``/learn attendance`` with its report)."""
+
+    def subcommands(self) -> list[Subcommand]:
+        return [
+            *super().subcommands(),
+            Subcommand("attendance", "Leads: attendance", "<session> [cohort]", "The participant report"),
+        ]
+
+
+def test_a_subcommand_declaring_a_file_gets_a_file_option(
+    make_adapter: Callable[..., DiscordAdapter], fake: FakeDiscord
+) -> None:
+    handler = FileTakingHandler()
+    adapter = make_adapter()
+    adapter.start(handler)
+    report = b"Name (Original Name),User Email,Join Time,Leave Time,Duration (Minutes)\n"
+    interaction = fake.invoke_command(
+        fake.world.lead_id,
+        "learn",
+        "attendance",
+        {"text": "kickoff cohort-a", "file": "report"},
+        attachment=("zoom.csv", report),
+    )
+    (event,) = handler.wait_for(CommandInvoked)
+    assert event.args == "attendance kickoff cohort-a"
+    assert event.attachments == (("zoom.csv", report),)
+    assert fake.wait_for_ack(interaction)["type"] == 5  # deferred before downloading the file
+    learn = next(c for c in fake.commands[next(iter(fake.commands))] if c["name"] == "learn")
+    options = {o["name"]: [x["name"] for x in o.get("options", [])] for o in learn["options"]}
+    assert options["attendance"] == ["text", "file"]
+    assert options["help"] == ["text"]  # subcommands without a file keep one text option
 
 
 def test_a_public_command_response_is_posted_in_the_channel(
