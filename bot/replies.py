@@ -299,6 +299,10 @@ def session_cancelled(title: str, updated: int) -> str:
 
 
 # ---------------------------------------------------------------------- attendance imported from a meeting tool
+def session_was_cancelled(title: str) -> str:
+    return f"'{title}' was cancelled, so it has no attendance to import."
+
+
 def session_not_started(title: str) -> str:
     return f"'{title}' has not started yet; import its attendance report after the session."
 

@@ -462,6 +462,8 @@ def import_report(
     now = engine.clock.now()
     cohort = session.get(Cohort, live.cohort_id)
     assert cohort is not None
+    if live.cancelled_at is not None:
+        raise InvalidInput(replies.session_was_cancelled(live.title))
     if now < live.start_at:
         raise InvalidInput(replies.session_not_started(live.title))
     if min_minutes is None:

@@ -180,6 +180,17 @@ def test_not_before_the_session(rt: Runtime, clock: VirtualClock):
     assert attendance(rt) == {}
 
 
+def test_not_for_a_cancelled_session(rt: Runtime):
+    from bot.journeys.reschedule import cancel
+
+    with transaction(rt.factory) as session:
+        cohort = session.scalar(select(Cohort).where(Cohort.name == "c1"))
+        cancel(rt.engine, session, rt.engine.live_session(session, cohort, "workshop"))
+    with pytest.raises(InvalidInput, match=r"^'Workshop' was cancelled"):
+        run_import(rt, "zoom.csv")
+    assert attendance(rt) == {}
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
