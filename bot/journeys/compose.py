@@ -9,14 +9,12 @@ template. Escaping for each platform's markup is the adapter's job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import ics
-from bot.durations import format_duration
 from bot.journeys.chunks import split_markdown, truncate_markdown
 from bot.journeys.engine import Engine
 from bot.journeys.model import (
@@ -29,7 +27,7 @@ from bot.journeys.model import (
     ReflectionStep,
     SessionStep,
 )
-from bot.journeys.render import render_text
+from bot.journeys.render import fmt_local, render_text, session_variables
 from bot.markup import Markdown, inert_line
 from bot.messages import Attachment, Button, Field, Message, MessageRef
 from bot.states import StepKind, StepState
@@ -43,13 +41,6 @@ from bot.storage.models import (
     StepProgress,
 )
 from bot.templating import template
-from bot.timewindow import zone
-
-
-def fmt_local(instant: datetime, tz: str, *, with_zone: bool = True) -> str:
-    local = instant.astimezone(zone(tz))
-    out = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
-    return f"{out} {local:%Z}" if with_zone else out
 
 
 @dataclass
@@ -145,16 +136,8 @@ class Composer:
 
     @staticmethod
     def session_vars(live: LiveSessionRow, tz: str, step: AnyStep | None = None) -> dict[str, Any]:
-        local = live.start_at.astimezone(zone(tz))
-        return {
-            "title": live.title,
-            "start_local": fmt_local(live.start_at, tz),
-            "start_date": f"{local:%A} {local.day} {local:%B}",
-            "start_time": f"{local:%H:%M} {local:%Z}",
-            "duration": format_duration(live.end_at - live.start_at),
-            "join_url": Markdown(live.join_url or ""),
-            "location": (step.location if isinstance(step, SessionStep) else None) or "",
-        }
+        location = step.location if isinstance(step, SessionStep) else None
+        return session_variables(live.title, live.start_at, live.end_at, live.join_url, location, tz)
 
     def text(self, source: str, ctx: dict[str, Any]) -> Markdown:
         return render_text(source, ctx)

@@ -15,9 +15,11 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from typing import Any
 
 from jinja2 import nodes
 
+from bot.journeys.chunks import MAX_CHUNK, split_markdown
 from bot.journeys.model import (
     AnyStep,
     LessonStep,
@@ -29,7 +31,7 @@ from bot.journeys.model import (
     SessionStart,
     SessionStep,
 )
-from bot.journeys.render import TemplateProblem, check_template, environment
+from bot.journeys.render import TemplateProblem, check_template, environment, render_problems, sample_contexts
 
 #: Lesson bodies are split into ~1,200-character chat messages. Past this size a lesson is a chapter, not
 #: micro-learning, and a learner scrolling through five or more messages in a row stops reading.
@@ -110,6 +112,7 @@ class Outline:
     has_sessions: bool = False
     min_sessions: int | None = None
     sessions: int = 0
+    program: Program | None = None
 
     @classmethod
     def of(cls, program: Program) -> Outline:
@@ -120,6 +123,7 @@ class Outline:
             has_sessions=bool(program.sessions),
             min_sessions=program.completion.min_sessions_attended,
             sessions=len(program.sessions),
+            program=program,
         )
 
 
@@ -150,6 +154,45 @@ def check_outline(outline: Outline, source: SourceMap, body_files: dict[int, Bod
         *checker.body_sizes(),
         *checker.completion(),
     ]
+
+
+#: Fields a learner must see something in; an empty prompt or question is a message with nothing to answer.
+_REQUIRED_TEXT = frozenset({"text", "question"})
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One template as the check sees it: where its text starts, how to name it, and its key."""
+
+    file: str
+    start: int
+    label: str
+    text: str
+    key: str
+
+
+def _too_long(step_id: str, size: int) -> str:
+    return (
+        f"lesson '{step_id}' is {size:,} characters long; keep a lesson under {MAX_BODY_CHARS:,} "
+        "characters (about five chat messages) and split longer material into several lessons"
+    )
+
+
+def _lesson_size(step_id: str, rendered: list[str], longest: str) -> Iterator[str]:
+    """Problems with a lesson's rendered size: empty, over the lesson limit, or a part over one message."""
+    if any(not text.strip() for text in rendered):
+        yield f"lesson '{step_id}' has no text to show (empty, or a template that renders nothing)"
+        return
+    if len(longest.strip()) > MAX_BODY_CHARS:
+        yield _too_long(step_id, len(longest.strip()))
+        return
+    parts = split_markdown(longest)
+    over = [len(part) for part in parts if len(part) > MAX_CHUNK]
+    if over:
+        yield (
+            f"lesson '{step_id}' has a part of {max(over):,} characters after splitting into messages (at most "
+            f"{MAX_CHUNK:,}); break a long line or paragraph"
+        )
 
 
 def _hhmm(value: time) -> str:
@@ -368,19 +411,50 @@ class _Checker:
         ]
 
     def templates(self) -> Iterator[Problem]:
+        """Every template field checked statically, then rendered for the sample learners as delivery would.
+
+        Rendering is what makes "passes the check" mean "renders at delivery": a subscript with a typo, an
+        attribute of a string, a division by zero or a text that renders to nothing only show when rendered.
+        """
+        program = self.outline.program
         for i, step in self.outline.steps:
-            for loc, label, text in self._texts(i, step):
-                start = self.source.text_line(loc)
-                for found in self._template_problems(text):
-                    line = start + found.line - 1
-                    yield Problem(self.source.file, line, f"step '{step.id}', {label}: {found.message}")
+            contexts = sample_contexts(program, step) if program is not None else []
+            fields = [
+                _Field(self.source.file, self.source.text_line(loc), f"step '{step.id}', {label}", text, str(loc[-1]))
+                for loc, label, text in self._texts(i, step)
+            ]
             body = self.body_files.get(i)
             if body is not None:
-                for found in self._template_problems(body.text):
-                    line = body.first_line + found.line - 1
-                    yield Problem(body.file, line, f"step '{step.id}': {found.message}")
+                fields.append(_Field(body.file, body.first_line, f"step '{step.id}'", body.text, "body"))
+            for found in fields:
+                yield from self._field_problems(found, step, contexts)
+
+    def _field_problems(
+        self, field: _Field, step: AnyStep, contexts: list[tuple[str, dict[str, Any]]]
+    ) -> Iterator[Problem]:
+        def at(line: int, message: str) -> Problem:
+            return Problem(field.file, field.start + line - 1, f"{field.label}: {message}")
+
+        static = self._template_problems(field.text)
+        yield from (at(p.line, p.message) for p in static)
+        if static or not contexts:
+            return
+        failures, rendered = render_problems(field.text, contexts)
+        yield from (at(p.line, p.message) for p in failures)
+        if not rendered:
+            return
+        longest = max(rendered, key=len)
+        if isinstance(step, LessonStep) and field.key == "body":
+            yield from (Problem(field.file, field.start, m) for m in _lesson_size(step.id, rendered, longest))
+        elif len(longest) > MAX_CHUNK:
+            yield at(1, f"renders to {len(longest):,} characters; one chat message holds at most {MAX_CHUNK:,}")
+        if field.key in _REQUIRED_TEXT and any(not text.strip() for text in rendered):
+            yield at(1, "is empty (only spaces, or a template that renders nothing); write the text to show")
 
     def body_sizes(self) -> Iterator[Problem]:
+        """Lesson source sizes, for a program whose schema errors prevent rendering its texts."""
+        if self.outline.program is not None:
+            return
         for i, step in self.outline.steps:
             if not isinstance(step, LessonStep):
                 continue
@@ -390,12 +464,7 @@ class _Checker:
             else:
                 size, where = len(step.body.strip()), self._at(("steps", i, "body"), "")
             if size > MAX_BODY_CHARS:
-                yield Problem(
-                    where.file,
-                    where.line,
-                    f"lesson '{step.id}' is {size:,} characters long; keep a lesson under {MAX_BODY_CHARS:,} "
-                    "characters (about five chat messages) and split longer material into several lessons",
-                )
+                yield Problem(where.file, where.line, _too_long(step.id, size))
 
     def completion(self) -> Iterator[Problem]:
         wanted = self.outline.min_sessions

@@ -279,3 +279,86 @@ def test_json_format() -> None:
     assert (done.returncode, json.loads(done.stdout)) == (0, {"ok": True, "problems": []})
     done = run("content", "check", "--format", "yaml", str(path))
     assert (done.returncode, done.stderr.strip()) == (1, "error: --format: 'yaml' is not one of text, json")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Validate by rendering: what passes the check renders at delivery
+
+
+def _markdown_lesson(body: str) -> Path:
+    text = HEADER + "  - id: intro\n    title: Intro\n    kind: lesson\n    body_file: lessons/intro.md\n"
+    return write(text, {"lessons/intro.md": "---\ntitle: Intro\n---\n\nFirst line.\n" + body})
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ learner.name | nosuchfilter }}", "unknown filter 'nosuchfilter' (allowed: abs, capitalize,"),
+        (
+            "{{ learner['nmae'] }}",
+            "cannot be rendered for a sample learner: 'dict object' has no attribute 'nmae'",
+        ),
+        ("{% include 'other.md' %}", "'{% include %}' is not allowed in program text"),
+        ("{% import 'm.j2' as m %}", "'{% import %}' is not allowed in program text"),
+        (
+            "{{ learner.first_name.foo }}",
+            "cannot be rendered for a sample learner: 'str object' has no attribute",
+        ),
+        ("{{ 1/0 }}", "cannot be rendered for a sample learner: ZeroDivisionError: division by zero"),
+        (
+            "{{ learner.first_name[0] }}",
+            "cannot be rendered for a learner with an empty name: str object has no",
+        ),
+        ("{{ 'ab' * 100000 }}", "repeating text or a list makes more than 10,000 items"),
+        ("{{ 2 ** 100000 }}", "the exponent 100000 is too large"),
+        ("{{ center }}{{ range(3) }}", "unknown template variable 'center'"),
+    ],
+)
+def test_templates_that_fail_at_delivery_fail_the_check(template: str, message: str) -> None:
+    _markdown_lesson(f"Second line.\n{template}\n")
+    problems = problems_of(Path("prog/program.yaml"))
+    assert problems and problems[0].startswith("prog/lessons/intro.md:7: step 'intro': "), problems
+    assert message in problems[0], problems
+
+
+def test_rendered_length_counts_not_the_source() -> None:
+    # 24 characters of source, 9,000 rendered: the limit applies to what the learner receives.
+    _markdown_lesson("{{ 'Some words here. ' * 500 }}\n")
+    [problem] = problems_of(Path("prog/program.yaml"))
+    assert problem.startswith("prog/lessons/intro.md:5: lesson 'intro' is 8,511 characters long"), problem
+
+
+def test_empty_lesson_and_blank_questions_are_findings() -> None:
+    text = HEADER + "".join(
+        (
+            "  - id: intro\n    title: Intro\n    kind: lesson\n    body_file: lessons/intro.md\n",
+            "  - id: think\n    title: Think\n    kind: reflection\n    question: '   '\n",
+            "  - id: share\n    title: Share\n    kind: prompt\n    text: '{% if false %}x{% endif %}'\n",
+        )
+    )
+    problems = problems_of(write(text, {"lessons/intro.md": "---\ntitle: Intro\n---\n\n"}))
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "lesson 'intro' has no text to show (empty, or a template that renders nothing)",
+        "step 'think', question: is empty (only spaces, or a template that renders nothing); write the text to show",
+        "step 'share', text: is empty (only spaces, or a template that renders nothing); write the text to show",
+    ]
+
+
+def test_documented_variables_all_render() -> None:
+    fields = " ".join(
+        f"{{{{ {name}.{attr} }}}}"
+        for name, attrs in (
+            ("learner", ("name", "first_name", "tz")),
+            ("cohort", ("name", "start_date", "channel")),
+            ("program", ("title", "id")),
+            ("step", ("title", "id", "kind")),
+            (
+                "session",
+                ("title", "start_local", "start_date", "start_time", "duration", "join_url", "location"),
+            ),
+        )
+        for attr in attrs
+    )
+    session = "  - id: live\n    title: Live\n    kind: session\n    start: {day: 3, at: '14:00'}\n"
+    path = write(HEADER + LESSON.replace("Hello.", f"'{fields} {{{{ due }}}}'") + "    due: 2d\n" + session)
+    assert problems_of(path) == []
