@@ -26,7 +26,7 @@ from bot import metrics
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
-from bot.errors import BlendwiseError, ConfigError
+from bot.errors import AdapterError, BlendwiseError, ConfigError
 from bot.journeys.compose import public_session_description
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
@@ -176,8 +176,16 @@ class Runtime:
             adapter = self.adapters.get(platform)
             if adapter is None:
                 continue
+            refused: str | None = None
             try:
                 ref = adapter.on_session_scheduled(info)
+            except AdapterError as exc:
+                if exc.retryable:  # a 5xx, a 429, not connected yet: the next tick tries again
+                    log.warning("could not mirror session %s on %s: %s", info.key, platform, exc)
+                    continue
+                # The platform said no for good (e.g. a start it takes for the past): record it, never ask again.
+                log.warning("%s refused to mirror session %s, not retried: %s", platform, info.key, exc)
+                ref, refused = None, str(exc)[:300]
             except BlendwiseError as exc:
                 log.warning("could not mirror session %s on %s: %s", info.key, platform, exc)
                 continue
@@ -186,6 +194,7 @@ class Runtime:
                 if row is not None:
                     row.platform_ref = ref or "-"
                     row.mirrored_sequence = row.sequence
+                    row.mirror_refused = refused
             done += 1
         return done
 

@@ -103,6 +103,9 @@ class LiveSessionRow(Base):
     join_url: Mapped[str | None] = mapped_column(String(500))
     capacity: Mapped[int | None] = mapped_column(Integer)
     platform_ref: Mapped[str | None] = mapped_column(String(100))
+    #: Why the platform refused to mirror the session natively (its ``platform_ref`` is then ``-``): recorded once,
+    #: never retried, so a refused session costs one platform call, not one per tick.
+    mirror_refused: Mapped[str | None] = mapped_column(String(300))
     recording_url: Mapped[str | None] = mapped_column(String(500))
     transcript: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)

@@ -110,6 +110,7 @@ class DiscordDriver:
     def start(self, dispatcher: Any) -> None:
         if self._clock is None and getattr(dispatcher, "clock", None) is not None:
             self.adapter.clock = dispatcher.clock
+        self.fake.now = self.adapter.clock.now  # "the past" is the test's past, as for Discord
         self.observer = ObservingHandler(dispatcher)
         self.adapter.start(self.observer)
 

@@ -222,6 +222,8 @@ class FakeDiscord:
         world: the ids of the default guild, channels, roles and members.
         interaction_deadline: seconds within which an interaction must get its first callback (Discord: 3).
         heartbeat_interval_ms: what HELLO tells the client.
+        now: the fake's idea of the current time, for refusing Scheduled Events that start in the past as Discord
+            does (50035); tests under a virtual clock set it (``fake.now = clock.now``). Real time by default.
     """
 
     def __init__(
@@ -233,8 +235,10 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41250,
         host: str = "127.0.0.1",
         port: int = 0,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.token = token
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
         self.world = world or World()
         self.interaction_deadline = interaction_deadline
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -1247,6 +1251,15 @@ class FakeDiscord:
         if len(event.get("description") or "") > 1000:
             raise invalid_form("description: must be 1000 or fewer in length")
 
+    def _check_start(self, event: dict[str, Any]) -> None:
+        """Discord refuses a new start in the past: 400, code 50035, "Cannot schedule event in the past"."""
+        start = datetime.fromisoformat(str(event.get("scheduled_start_time")))
+        if start <= self.now():
+            raise invalid_form("scheduled_start_time: Cannot schedule event in the past.")
+        end = event.get("scheduled_end_time")
+        if end and datetime.fromisoformat(str(end)) <= start:
+            raise invalid_form("scheduled_end_time: Cannot be before the start time.")
+
     async def _list_events(self, request: web.Request, body: Any, files: Any, gid: str) -> Any:
         self._guild(int(gid))
         return [e for e in self.scheduled_events.values() if e["guild_id"] == gid]
@@ -1274,6 +1287,7 @@ class FakeDiscord:
             "recurrence_rule": None,
         }
         self._check_event(event)
+        self._check_start(event)
         self.scheduled_events[event_id] = event
         self.event_users[event_id] = []
         await self.dispatch("GUILD_SCHEDULED_EVENT_CREATE", event)
@@ -1286,6 +1300,8 @@ class FakeDiscord:
         event = self._event(int(gid), int(eid))
         updated = {**event, **{k: v for k, v in body.items() if k in event}}
         self._check_event(updated)
+        if updated["scheduled_start_time"] != event["scheduled_start_time"]:
+            self._check_start(updated)
         event.update(updated)
         await self.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", event)
         return event

@@ -40,7 +40,7 @@ import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
@@ -78,6 +78,9 @@ DONE = "Done."
 MODAL_TOO_LATE = "That form took too long to open. Please press the button again."
 
 _SCHEDULED_EVENT_USER = "GUILD_SCHEDULED_EVENT_USER_"
+#: How far ahead an event for a session already under way starts: Discord takes no start in the past, and the
+#: margin covers the request's way there and a little clock skew.
+UNDER_WAY_LEAD = timedelta(seconds=30)
 _CHANNEL_MENTION = re.compile(r"<#(\d+)>")
 
 
@@ -429,6 +432,10 @@ class DiscordAdapter(Adapter):
             return
         if event.status in (discord.EventStatus.completed, discord.EventStatus.cancelled):
             return
+        if str(event.id) in self.presence.sessions:
+            # The gateway's echo of an event this process created and tracks: keep the session's own window (the
+            # event of a session already under way starts a little later than the session, see _event_start).
+            return
         session = TrackedSession(
             str(event.id), str(event.guild_id), str(event.channel_id), event.start_time, event.end_time
         )
@@ -678,10 +685,11 @@ class DiscordAdapter(Adapter):
         gets the configured ``voice_channel``."""
         session = self._in_voice(session)
         guild_id = _snowflake(session.workspace or self.primary_guild, "guild id")
+        start = self._event_start(session)
 
         async def go() -> str:
             guild = self._guild(guild_id)
-            kwargs, channel = self._event_kwargs(guild, session)
+            kwargs, channel = self._event_kwargs(guild, session, start)
             with self._state_lock:
                 existing = self._session_events.get(session.key)
             if existing is not None:
@@ -732,13 +740,14 @@ class DiscordAdapter(Adapter):
         return guild
 
     def _event_kwargs(
-        self, guild: discord.Guild, session: LiveSession
+        self, guild: discord.Guild, session: LiveSession, start: datetime | None = None
     ) -> tuple[dict[str, Any], discord.VoiceChannel | discord.StageChannel | None]:
-        """A Scheduled Event's fields for ``session``: VOICE/STAGE in its channel, else EXTERNAL at the join URL."""
+        """A Scheduled Event's fields for ``session``: VOICE/STAGE in its channel, else EXTERNAL at the join URL.
+        ``start`` replaces the session's start (see :meth:`_event_start`)."""
         name = render.truncate(session.title, 100) or "Live session"
         description = session.description or ""
         channel = self._voice_channel(guild, session.channel) if session.channel else None
-        kwargs: dict[str, Any] = {"name": name, "start_time": session.start, "end_time": session.end}
+        kwargs: dict[str, Any] = {"name": name, "start_time": start or session.start, "end_time": session.end}
         if channel is not None:
             if session.join_url:
                 description = f"{description}\n\n{session.join_url}".strip()
@@ -753,6 +762,20 @@ class DiscordAdapter(Adapter):
             kwargs["location"] = render.truncate(session.join_url or "Online", 100)
         kwargs["description"] = render.truncate(render.neutralise(description), 1000)
         return kwargs, channel
+
+    def _event_start(self, session: LiveSession) -> datetime:
+        """The start Discord accepts. Discord refuses a ``scheduled_start_time`` in the past (50035), so a session
+        already under way when it is first mirrored gets an event starting ``UNDER_WAY_LEAD`` from now; voice
+        attendance still counts from the session's real start. A session already over is refused here, without a
+        call (the core records the refusal once)."""
+        now = self.clock.now()
+        if session.end <= now + UNDER_WAY_LEAD:
+            raise AdapterError(
+                f"Discord scheduled event for {session.title!r}: the session is over, Discord takes no event in the "
+                "past",
+                retryable=False,
+            )
+        return max(session.start, now + UNDER_WAY_LEAD)
 
     def _in_voice(self, session: LiveSession) -> LiveSession:
         if session.channel or not self.voice_channel:

@@ -110,6 +110,7 @@ def make_adapter(fake: FakeDiscord, clock: VirtualClock) -> Iterator[Callable[..
     """Build (not start) adapters pointed at the fake; every one is stopped at teardown."""
     made: list[DiscordAdapter] = []
     w = fake.world
+    fake.now = clock.now  # Discord refuses events in the past: the test's clock says when "now" is
 
     def make(**overrides: Any) -> DiscordAdapter:
         options: dict[str, Any] = {
