@@ -1,7 +1,7 @@
 """a platform's refusal to mirror a live session is recorded once, and not retried
 
-Revision ID: 0004_mirror_refusal
-Revises: 0003_session_revisions
+Revision ID: 0005_mirror_refusal
+Revises: 0004_conversation_refs
 Create Date: 2026-11-30 16:15:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_mirror_refusal"
-down_revision = "0003_session_revisions"
+revision = "0005_mirror_refusal"
+down_revision = "0004_conversation_refs"
 branch_labels = None
 depends_on = None
 
