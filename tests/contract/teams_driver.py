@@ -125,8 +125,14 @@ class TeamsDriver:
     def calendar_files(self, user_id: str) -> list[bytes]:
         """The ``.ics`` invites linked from the user's cards, fetched from the adapter as Teams' browser would."""
         out = []
-        for posted in self.fake.in_conversation(self.fake.personal(user_id)):
-            for action in (posted.card or {}).get("actions", []):
+        cards = [
+            attachment["content"]
+            for posted in self.fake.in_conversation(self.fake.personal(user_id))
+            for activity in (*posted.history, posted.activity)  # an answered invite keeps its link in the history
+            for attachment in activity.get("attachments") or []
+        ]
+        for card in cards:
+            for action in card.get("actions", []):
                 url = action.get("url", "") if action.get("type") == "Action.OpenUrl" else ""
                 if "/api/files?" in url and url.endswith(".ics"):
                     with urllib.request.urlopen(url, timeout=30) as answer:
