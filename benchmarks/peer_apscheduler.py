@@ -5,13 +5,16 @@
 
 This is the design Blendwise said it would beat (STYLE.md: "One scheduler job per learner ... APScheduler 3's job
 store loads every due job and cannot be shared by workers"). It plans each delivery as one ``date`` job in a
-SQLAlchemy job store on the same kind of database, then lets the scheduler dispatch them; each job calls a null
-adapter with a small message. Planning is ``add_job`` per delivery; dispatch is the scheduler loading due jobs,
-running them on its thread pool and deleting each one from the store.
+SQLAlchemy job store on the same kind of database, then lets the scheduler dispatch them. Planning is ``add_job``
+per delivery; dispatch is the scheduler loading due jobs, running them on its thread pool and deleting each one
+from the store.
 
-The peer is deliberately *kind* to itself: its job renders no template and reads no learner row, whereas
-Blendwise's sender composes every card from the database and records a learning event. So a speed-up measured
-against it understates ours. ``benchmarks/pipeline.py`` runs it in the same process run as Blendwise's pipeline.
+What a job does is given by the caller (``work``), so the comparison is of the *same* work:
+``benchmarks/pipeline.py`` makes each job do exactly what Blendwise's sender does for one delivery, the naive way
+(one session per job, one ORM ``get`` per row): load the learner's step progress, enrolment, person and cohort,
+render the same card with the same :class:`~bot.journeys.compose.Composer` and templates, hand each part to the
+same in-process null adapter, then record the ``delivered`` learning event and open the step. Run as a script,
+with no ``work``, a job only hands a one-line message to a list (the cheapest possible job).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,13 +46,16 @@ _lock = threading.Lock()
 _sent: list[tuple[int, str]] = []
 _done = threading.Event()
 _expected = 0
+#: What a job does for its delivery (set by :func:`run_peer`); ``None``: only record a one-line message.
+_work: Callable[[int], object] | None = None
 
 
-def deliver(person_id: int, what: str) -> None:
-    """The job: hand one message to a null adapter (record it; nothing else)."""
-    message = {"to": person_id, "text": f"{what} for learner {person_id}"}
+def deliver(person_id: int, what: str, ref: int = 0) -> None:
+    """The job: do the delivery's work (see the module docstring), then count it."""
+    if _work is not None:
+        _work(ref)
     with _lock:
-        _sent.append((person_id, message["text"]))
+        _sent.append((person_id, f"{what} for learner {person_id} ({ref})"))
         if len(_sent) >= _expected:
             _done.set()
 
@@ -67,8 +73,15 @@ class PeerResult:
         return self.plan_s + self.dispatch_s
 
 
-def run_peer(url: str, deliveries: Sequence[tuple[int, str]], *, timeout: float = 3600.0) -> PeerResult:
-    """Plan ``deliveries`` ``(person id, what)`` as one job each, dispatch them all, and time both phases."""
+def run_peer(
+    url: str,
+    deliveries: Sequence[tuple[int, str, int]],
+    *,
+    work: Callable[[int], object] | None = None,
+    timeout: float = 3600.0,
+) -> PeerResult:
+    """Plan ``deliveries`` ``(person id, what, ref)`` as one job each, dispatch them all, and time both phases;
+    each job calls ``work(ref)``."""
     # The job store names the job "peer_apscheduler:deliver"; when this file runs as __main__ that is another
     # module object, so the counters must be the imported module's.
     import peer_apscheduler as jobs
@@ -82,6 +95,7 @@ def run_peer(url: str, deliveries: Sequence[tuple[int, str]], *, timeout: float 
     jobs._sent.clear()
     jobs._done.clear()
     jobs._expected = len(deliveries)
+    jobs._work = work
     store = SQLAlchemyJobStore(engine=engine, tablename=TABLE)
     scheduler = BackgroundScheduler(
         jobstores={"default": store},
@@ -95,9 +109,9 @@ def run_peer(url: str, deliveries: Sequence[tuple[int, str]], *, timeout: float 
     scheduler.start(paused=True)
     run_at = datetime.now(UTC) + timedelta(seconds=1)
     t0 = time.perf_counter()
-    for i, (person_id, what) in enumerate(deliveries):
+    for i, (person_id, what, ref) in enumerate(deliveries):
         scheduler.add_job(
-            "peer_apscheduler:deliver", "date", run_date=run_at, args=[person_id, what], id=f"d{i}",
+            "peer_apscheduler:deliver", "date", run_date=run_at, args=[person_id, what, ref], id=f"d{i}",
             replace_existing=False,
         )
     plan_s = time.perf_counter() - t0
@@ -121,7 +135,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{os.path.join(tempfile.mkdtemp(prefix='blendwise-peer-'), 'peer.db')}"
-    result = run_peer(url, [(i, "lesson") for i in range(args.deliveries)])
+    result = run_peer(url, [(i, "lesson", i) for i in range(args.deliveries)])
     print(f"peer (APScheduler, one job per delivery) on {url.split(':')[0]}")
     print(f"plan      {result.plan_s:8.2f} s")
     print(f"dispatch  {result.dispatch_s:8.2f} s   executed {result.executed:,}, duplicates {result.duplicates}")

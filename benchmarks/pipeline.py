@@ -36,9 +36,9 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,102 +49,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import func, insert, select, text
 
-from bot.adapters.slack.pacing import WORKSPACE_HEADROOM
+from benchmarks.adapters import NullAdapter, PacedAdapter
 from bot.app import Runtime, build
 from bot.clock import VirtualClock
 from bot.config import Settings
-from bot.errors import AdapterError
-from bot.messages import Message, MessageRef
-from bot.ports import Adapter, ChannelTarget, Profile, Recipient
+from bot.nudges.purposes import ChannelPost
+from bot.ports import Recipient
+from bot.states import StepState, Verb
 from bot.storage.db import make_engine, transaction
-from bot.storage.models import AgendaItem, Cohort, Delivery, Person
+from bot.storage.events import object_id
+from bot.storage.models import AgendaItem, Cohort, Delivery, Enrollment, LearningEvent, Person, StepProgress
+from bot.storage.types import to_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = "feedback-fundamentals"
 START = date(2026, 3, 2)  # a Monday
 ENROL_AT = datetime(2026, 2, 27, 9, 0, tzinfo=UTC)  # the Friday before: everyone is enrolled ahead of time
 WORKSPACE = "bench"
-
-
-# ---------------------------------------------------------------------- adapters
-class NullAdapter(Adapter):
-    """Accepts every message at once and remembers what it got: ``(user or channel, delivery id, fingerprint)``."""
-
-    platform = "console"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, int, str]] = []
-        self.rejected = 0
-        self._lock = threading.Lock()
-        self._seq = 0
-
-    def start(self, dispatcher: Any) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def _record(self, channel: str, message: Message) -> MessageRef:
-        with self._lock:
-            self._seq += 1
-            self.sent.append((channel, message.delivery_id or 0, f"{message.title}|{message.text[:60]}"))
-            return MessageRef(self.platform, channel, str(self._seq))
-
-    def send_direct(self, to: Recipient, message: Message) -> MessageRef:
-        return self._record(f"D-{to.user_id}", message)
-
-    def send_channel(self, workspace: str, channel: str, message: Message, thread: str | None = None) -> MessageRef:
-        return self._record(channel, message)
-
-    def update(self, ref: MessageRef, message: Message) -> None:
-        pass
-
-    def profile(self, workspace: str, user_id: str) -> Profile | None:
-        return None
-
-
-class PacedAdapter(NullAdapter):
-    """50 ms a call, at most 1 post/s per channel and 20/s per workspace; an over-limit call gets a 429."""
-
-    CALL_SECONDS = 0.05
-    PER_CHANNEL = 1.0
-    PER_WORKSPACE = 20
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._channel_last: dict[str, float] = {}
-        self._window: deque[float] = deque()
-        # Declare the limits as a real adapter does (the Slack adapter's pacer and headroom), so the outbox paces
-        # by scheduling: it shares the workspace budget and skips a channel whose slot is not free yet.
-        self.workspace_rate = self.PER_WORKSPACE / WORKSPACE_HEADROOM
-        self._next_slot: dict[str, float] = {}
-
-    def reserve(self, to: Recipient | ChannelTarget) -> float:
-        key = f"D-{to.user_id}" if isinstance(to, Recipient) else to.channel
-        with self._lock:
-            now = time.monotonic()
-            slot = self._next_slot.get(key, 0.0)
-            if slot > now:
-                return slot - now
-            self._next_slot[key] = now + self.PER_CHANNEL * WORKSPACE_HEADROOM
-            return 0.0
-
-    def _record(self, channel: str, message: Message) -> MessageRef:
-        time.sleep(self.CALL_SECONDS)
-        now = time.monotonic()
-        with self._lock:
-            while self._window and now - self._window[0] >= 1.0:
-                self._window.popleft()
-            last = self._channel_last.get(channel)
-            if last is not None and now - last < self.PER_CHANNEL:
-                self.rejected += 1
-                raise AdapterError("ratelimited (channel)", retryable=True, retry_after=self.PER_CHANNEL - (now - last))
-            if len(self._window) >= self.PER_WORKSPACE:
-                self.rejected += 1
-                raise AdapterError("ratelimited (workspace)", retryable=True, retry_after=1.0 - (now - self._window[0]))
-            self._channel_last[channel] = now
-            self._window.append(now)
-        return super()._record(channel, message)
 
 
 class FlowingClock:
@@ -235,10 +156,11 @@ class Figures:
     out_of_order: int = 0
     peer: Any = None
     peer_scale: float = 1.0
+    peer_sent: int = 0
     notes: list[str] = field(default_factory=list)
 
 
-def check(rt: Runtime, sent: list[tuple[str, int, str]], figures: Figures) -> None:
+def check(rt: Runtime, sent: list[tuple[str, int, int, str]], figures: Figures) -> None:
     """0 lost, 0 duplicated, 0 learners out of order: compare what the adapters got with the outbox."""
     with rt.factory() as session:
         rows = session.execute(
@@ -247,7 +169,7 @@ def check(rt: Runtime, sent: list[tuple[str, int, str]], figures: Figures) -> No
         ).all()
     figures.lost = sum(1 for r in rows if r.state in ("pending", "sending", "failed"))
     figures.deliveries_sent = sum(1 for r in rows if r.state == "sent")
-    seen: set[tuple[str, int, str]] = set()
+    seen: set[tuple[str, int, int, str]] = set()
     figures.duplicated = 0
     for item in sent:
         if item in seen:
@@ -257,7 +179,7 @@ def check(rt: Runtime, sent: list[tuple[str, int, str]], figures: Figures) -> No
     # follow it, each delivery's parts together.
     due_order = {r.id: (r.due_at, r.priority, r.id) for r in rows}
     by_learner: dict[str, list[int]] = defaultdict(list)
-    for channel, delivery_id, _ in sent:
+    for channel, delivery_id, _, _ in sent:
         if channel.startswith("D-") and delivery_id in due_order:
             ids = by_learner[channel]
             if not ids or ids[-1] != delivery_id:
@@ -312,7 +234,7 @@ def run(args: argparse.Namespace) -> Figures:
     base = clock.now()
     wall_start = time.time()
     deadline = wall_start + args.max_drain_seconds
-    sent: list[tuple[str, int, str]] = []
+    sent: list[tuple[str, int, int, str]] = []
     t0 = time.perf_counter()
     if args.workers <= 1:
         rt.sender.clock = FlowingClock(base, wall_start)
@@ -342,6 +264,57 @@ def run(args: argparse.Namespace) -> Figures:
     return _peer(args, rt, url, tmp, figures)
 
 
+def naive_delivery(rt: Runtime, adapter: NullAdapter) -> Callable[[int], None]:
+    """The peer's job: one delivery done the naive way, with the same work as our sender does for it.
+
+    One session per job and one ORM ``get`` per row: the delivery, its person and cohort; the same renderer (the
+    sender's purpose registry, so the same composer, templates and card); every part handed to the same null
+    adapter; then, for a step card, the ``delivered`` learning event recorded and the step opened.
+    """
+    purposes = rt.sender.purposes
+
+    def work(delivery_id: int) -> None:
+        with rt.factory() as session, session.begin():
+            d = session.get(Delivery, delivery_id)
+            assert d is not None
+            purpose = purposes.get(d.purpose)
+            assert purpose is not None and purpose.render is not None
+            out = purpose.render(session, d)
+            if isinstance(out, ChannelPost):
+                out = out.message
+            messages = out if isinstance(out, list) else [out] if out is not None else []
+            cohort = session.get(Cohort, d.cohort_id) if d.cohort_id else None
+            if d.person_id is None:
+                assert cohort is not None and cohort.channel
+                for message in messages:
+                    adapter.send_channel(cohort.workspace, cohort.channel, message)
+                return
+            person = session.get(Person, d.person_id)
+            assert person is not None
+            to = Recipient(person.platform, person.workspace, person.user_id, person.name,
+                           rt.engine.person_tz(person, cohort))
+            ref = None
+            for message in messages:
+                ref = adapter.send_direct(to, message)
+            sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
+            if sp is None or not purpose.opens_step or ref is None:
+                return
+            enrollment = session.get(Enrollment, sp.enrollment_id)
+            assert enrollment is not None
+            now = rt.clock.now()
+            session.execute(insert(LearningEvent), [{
+                "ts": to_ms(now), "person_id": person.id, "verb": Verb.DELIVERED, "object_type": "step",
+                "object_id": object_id(enrollment.program_id, sp.step_id), "enrollment_id": enrollment.id,
+                "cohort_id": enrollment.cohort_id, "result": None,
+                "context": {"extensions": {"delivery_id": d.id}},
+            }])
+            sp.message_ref = ref.encode()
+            if sp.state == StepState.LOCKED:
+                sp.state, sp.opened_at = StepState.OPEN, now
+
+    return work
+
+
 def _peer(args: argparse.Namespace, rt: Runtime, url: str, tmp: str, figures: Figures) -> Figures:
     """4. the peer, on the same deliveries."""
     if args.peer:
@@ -349,20 +322,22 @@ def _peer(args: argparse.Namespace, rt: Runtime, url: str, tmp: str, figures: Fi
 
         with rt.factory() as session:
             deliveries = [
-                (row.person_id or 0, row.purpose)
+                (row.person_id or 0, row.purpose, row.id)
                 for row in session.execute(
-                    select(Delivery.person_id, Delivery.purpose).order_by(Delivery.person_id, Delivery.id)
+                    select(Delivery.person_id, Delivery.purpose, Delivery.id).order_by(Delivery.person_id, Delivery.id)
                 )
             ]
         limit = args.peer_learners or args.learners
         if limit < args.learners:
-            keep = {pid for pid, _ in deliveries if pid} and sorted({pid for pid, _ in deliveries if pid})[:limit]
+            keep = {d[0] for d in deliveries if d[0]} and sorted({d[0] for d in deliveries if d[0]})[:limit]
             chosen = set(keep)
             subset = [d for d in deliveries if d[0] in chosen]
             figures.peer_scale = len(deliveries) / max(1, len(subset))
             deliveries = subset
         peer_url = url if figures.backend == "postgresql" else f"sqlite:///{os.path.join(tmp, 'peer.db')}"
-        figures.peer = run_peer(peer_url, deliveries)
+        peer_adapter = NullAdapter()
+        figures.peer = run_peer(peer_url, deliveries, work=naive_delivery(rt, peer_adapter))
+        figures.peer_sent = len(peer_adapter.sent)
     rt.db.dispose()
     return figures
 
@@ -381,7 +356,7 @@ def report(f: Figures, args: argparse.Namespace) -> None:
         print(f"drain             {f.drain_s:8.2f} s   {f.sent:,} messages, {rate:,.0f} messages/s  "
               f"(target >= 5,000/s)")
         if args.adapter == "paced":
-            print(f"paced             {rate / PacedAdapter.PER_WORKSPACE * 100:5.1f} % of the allowed 20/s, "
+            print(f"paced             {rate / PacedAdapter().rate * 100:5.1f} % of the allowed 20/s, "
                   f"{f.rejected} calls answered 429")
         print(f"checks            lost {f.lost}, duplicated {f.duplicated}, learners out of order {f.out_of_order} "
               f"({f.deliveries_sent:,} deliveries sent)")
@@ -393,7 +368,7 @@ def report(f: Figures, args: argparse.Namespace) -> None:
         scale = f.peer_scale
         label = "peer (APScheduler, one job per delivery)"
         print(f"{label}: {p.deliveries:,} deliveries, plan {p.plan_s:.2f} s, dispatch {p.dispatch_s:.2f} s, "
-              f"executed {p.executed:,}, duplicates {p.duplicates}")
+              f"executed {p.executed:,} ({f.peer_sent:,} messages rendered and sent), duplicates {p.duplicates}")
         if scale != 1.0:
             print(f"peer scaled       x{scale:.2f} to all {f.planned:,} deliveries: {p.total_s * scale:.1f} s "
                   f"(EXTRAPOLATED linearly from --peer-learners {args.peer_learners:,}, not measured)")

@@ -26,7 +26,6 @@ import os
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -36,17 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select
 
+from benchmarks.adapters import NullAdapter, PacedAdapter
 from benchmarks.tick import STEPS, build, make_burst
-from bot.adapters.slack.pacing import WORKSPACE_HEADROOM
 from bot.clock import VirtualClock
 from bot.config import Settings
-from bot.errors import AdapterError
 from bot.journeys.engine import Engine
 from bot.journeys.library import Library
-from bot.messages import Message, MessageRef
 from bot.nudges.outbox import Sender
 from bot.nudges.tick import tick
-from bot.ports import Adapter, ChannelTarget, Recipient
+from bot.ports import Adapter
 from bot.storage.db import make_engine, session_factory
 from bot.storage.models import Delivery
 
@@ -74,68 +71,6 @@ steps:
   - {id: lesson-2, title: Lesson 2, kind: lesson, body: Two.}
   - {id: reflection, title: Reflection, kind: reflection, question: "Why?"}
 """
-
-
-class NullAdapter(Adapter):
-    platform = "console"
-
-    def __init__(self) -> None:
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def start(self, dispatcher: object) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def send_direct(self, to: Recipient, message: Message) -> MessageRef:
-        with self._lock:
-            self._n += 1
-            return MessageRef("console", to.user_id, str(self._n))
-
-    def send_channel(self, workspace: str, channel: str, message: Message, thread: str | None = None) -> MessageRef:
-        return MessageRef("console", channel, "0")
-
-    def update(self, ref: MessageRef, message: Message) -> None: ...
-
-    def profile(self, workspace: str, user_id: str) -> None:
-        return None
-
-
-class PacedAdapter(NullAdapter):
-    """50 ms a call, 1 post/s per channel, ``rate`` posts/s per workspace; a violation is a 429."""
-
-    def __init__(self, rate: float = 20.0) -> None:
-        super().__init__()
-        self.rate = rate
-        self.workspace_rate = rate / WORKSPACE_HEADROOM  # the same headroom the Slack adapter keeps
-        self.posts: list[tuple[float, str, int, int]] = []
-        self.rejected = 0
-        self._next: dict[str, float] = {}
-        self._window: list[float] = []
-
-    def reserve(self, to: Recipient | ChannelTarget) -> float:
-        key = to.user_id if isinstance(to, Recipient) else to.channel
-        with self._lock:
-            now = time.monotonic()
-            slot = self._next.get(key, 0.0)
-            if slot > now:
-                return slot - now
-            self._next[key] = now + 1.1
-            return 0.0
-
-    def send_direct(self, to: Recipient, message: Message) -> MessageRef:
-        time.sleep(0.05)
-        with self._lock:
-            now = time.monotonic()
-            self._window = [t for t in self._window if t > now - 1.0]
-            last = [p for p in self.posts[-200:] if p[1] == to.user_id]
-            if len(self._window) >= self.rate or (last and now - last[-1][0] < 1.0):
-                self.rejected += 1
-                raise AdapterError("rate limited", retryable=True, retry_after=1)
-            self._window.append(now)
-            self.posts.append((now, to.user_id, message.delivery_id or 0, message.part))
-            self._n += 1
-            return MessageRef("console", to.user_id, str(self._n))
 
 
 def make_sender(url: str, content: Path, adapter: Adapter, clock: VirtualClock) -> Sender:
@@ -223,13 +158,13 @@ def main() -> None:
                 break
             clock.advance(timedelta(seconds=1))  # a 429's Retry-After
         took = time.perf_counter() - start
-        posts = adapter.posts
-        span = posts[-1][0] - posts[0][0] if len(posts) > 1 else took
-        counts = Counter((d, p) for _, _, d, p in posts)
+        posts = adapter.sent
+        span = adapter.times[-1] - adapter.times[0] if len(posts) > 1 else took
+        counts = Counter((d, p) for _, d, p, _ in posts)
         duplicated = sum(c - 1 for c in counts.values() if c > 1)
         lost = args.paced - len({d for d, _ in counts})
         by_user: dict[str, list[int]] = {}
-        for _, user, d, _ in posts:
+        for user, d, _, _ in posts:
             by_user.setdefault(user, []).append(d)
         out_of_order = sum(1 for ids in by_user.values() if ids != sorted(ids))
         rate = (len(posts) - 1) / span if span > 0 else 0.0

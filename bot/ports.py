@@ -186,6 +186,15 @@ class Adapter(ABC):
         seconds until one is free (taking nothing). The outbox sends to another destination meanwhile."""
         return 0.0
 
+    def ready_in(self, to: Recipient | ChannelTarget) -> float:
+        """Seconds until :meth:`reserve` would give ``to`` a slot, taking nothing (0: free now).
+
+        The outbox asks this before it takes a slot of the shared workspace budget, so a slot is never held by a
+        destination that must still wait for its own channel (a lesson's next part, a second post to one
+        channel): that slot would go unused while other destinations could have sent.
+        """
+        return 0.0
+
     def on_session_scheduled(self, session: LiveSession) -> str | None:
         """Mirror a live session natively; return the platform's id for it, or ``None``."""
         return None

@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Table, case, insert, literal, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.storage.db import rowcount
 from bot.storage.models import SendBudget
 
 _table: Table = SendBudget.__table__  # type: ignore[assignment]
@@ -43,38 +44,45 @@ class SharedBudget:
         self.wall = wall
         self._known: set[str] = set()
 
-    def take(self, key: str, rate: float) -> tuple[bool, float]:
-        """Try to take one slot for ``key``: ``(True, at)`` with the wall time (seconds) at which the slot may be
-        used, or ``(False, at)`` when the next free slot is beyond the horizon; then nothing was taken and ``at`` is
-        when to ask again.
+    def take(self, key: str, rate: float, n: int = 1) -> tuple[list[float], float]:
+        """Take up to ``n`` consecutive slots for ``key``, as many as fit within the horizon (at least one):
+        ``(slots, 0)`` with the wall times (seconds) at which each may be used, or ``([], at)`` when the next free
+        slot is beyond the horizon; then nothing was taken and ``at`` is when to ask again.
+
+        Several slots per round trip keep a busy worker from paying a database transaction for every post; the
+        horizon still bounds what one worker can hold. The row moves by compare-and-swap, so two workers never get
+        the same slot (a lost race reads the row again).
         """
         gap = max(1, round(1000 / rate))
-        now = int(self.wall() * 1000)
-        limit = now + int(self.horizon * 1000)
+        horizon = int(self.horizon * 1000)
         with self.factory() as session, session.begin():
             if key not in self._known:
-                dialect = session.get_bind().dialect.name
-                stmt = insert(_table).values(key=key, next_at=now)
-                if dialect == "postgresql":
-                    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                    session.execute(pg_insert(_table).values(key=key, next_at=now).on_conflict_do_nothing())
-                else:
-                    session.execute(stmt.prefix_with("OR IGNORE"))
-                self._known.add(key)
-            start = case((_table.c.next_at > now, _table.c.next_at), else_=literal(now))
-            row = session.execute(
-                update(_table)
-                .where(_table.c.key == key, _table.c.next_at <= limit)
-                .values(next_at=start + gap)
-                .returning(_table.c.next_at)
-            ).first()
-            if row is None:
-                current = session.scalar(
-                    _table.select().with_only_columns(_table.c.next_at).where(_table.c.key == key)
+                self._create(session, key)
+            for _ in range(20):
+                now = int(self.wall() * 1000)
+                current = session.scalar(select(_table.c.next_at).where(_table.c.key == key))
+                start = max(int(current if current is not None else now), now)
+                if start > now + horizon:
+                    return [], (start - horizon) / 1000
+                k = max(1, min(n, (now + horizon - start) // gap + 1))
+                moved = session.execute(
+                    update(_table)
+                    .where(_table.c.key == key, _table.c.next_at == current)
+                    .values(next_at=start + k * gap)
                 )
-                return False, (int(current or now) - int(self.horizon * 1000)) / 1000
-        return True, (int(row[0]) - gap) / 1000
+                if rowcount(moved):
+                    return [(start + i * gap) / 1000 for i in range(k)], 0.0
+        return [], self.wall() + 1.0 / rate  # heavy contention: ask again a slot later
+
+    def _create(self, session: Session, key: str) -> None:
+        now = int(self.wall() * 1000)
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            session.execute(pg_insert(_table).values(key=key, next_at=now).on_conflict_do_nothing())
+        else:
+            session.execute(insert(_table).values(key=key, next_at=now).prefix_with("OR IGNORE"))
+        self._known.add(key)
 
 
 class LocalBudget:
@@ -87,13 +95,14 @@ class LocalBudget:
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str, rate: float) -> tuple[bool, float]:
+    def take(self, key: str, rate: float, n: int = 1) -> tuple[list[float], float]:
         """See :meth:`SharedBudget.take`."""
         gap = 1.0 / rate
         with self._lock:
             now = self.wall()
             slot = max(self._next.get(key, now), now)
             if slot > now + self.horizon:
-                return False, slot - self.horizon
-            self._next[key] = slot + gap
-            return True, slot
+                return [], slot - self.horizon
+            k = max(1, min(n, int((now + self.horizon - slot) / gap) + 1))
+            self._next[key] = slot + k * gap
+            return [slot + i * gap for i in range(k)], 0.0

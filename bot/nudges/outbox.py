@@ -37,7 +37,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,6 +130,8 @@ class Claimed:
     unsure: bool
     due_at: datetime
     priority: int
+    #: When the claim's lease runs out (the injected clock), as written by the claim statement.
+    lease_until: datetime | None = None
 
 
 @dataclass
@@ -157,6 +160,10 @@ class Plan:
     ready_at: float = 0.0
     #: Still in flight when the grace period ran out: its outcome is unknown, so it is released as ``unsure``.
     abandoned: bool = False
+    #: When this worker's lease on the row runs out, as far as this worker last confirmed it.
+    lease_until: datetime | None = None
+    #: The lease was lost (it expired and another worker reclaimed the row): never send it from here.
+    lost: bool = False
 
     @property
     def destination(self) -> Recipient | ChannelTarget:
@@ -219,12 +226,18 @@ class Sender:
             self.purposes.register(purpose, owner=__name__)
         self.worker = worker or worker_name()
         self.lease = timedelta(seconds=lease_seconds)
+        #: A send does not start on a lease with less than this left: it is renewed first.
+        self._lease_margin = min(timedelta(seconds=5), self.lease / 4)
         self.concurrency = max(1, concurrency)
         self.grace_seconds = grace_seconds
         shared = factory.kw.get("bind") is not None and factory.kw["bind"].dialect.name == "postgresql"
         self.budget: SharedBudget | LocalBudget = SharedBudget(factory) if shared else LocalBudget()
         #: Per budget key, the wall time before which asking the budget is pointless (saves round trips).
         self._not_before: dict[str, float] = {}
+        #: Per budget key, slots taken from the budget and not yet used (wall times, oldest first).
+        self._slots: dict[str, deque[float]] = {}
+        #: How many slots to ask the budget for at once: the plans ready to go (set by the dispatch loop).
+        self._want = 1
         self._stopping = threading.Event()
         self._seq = itertools.count()
 
@@ -247,13 +260,16 @@ class Sender:
         elif not due:
             return result  # the idle pass: one read, nothing written
         probe = not due
+        # The first batch is small, so sends start at once; the next batches are claimed while it sends.
+        first = min(self.batch, max(2 * self.concurrency, self.batch // 4))
         while remaining > 0 and not self.stopping:
-            claimed = self._claim(min(self.batch, remaining), probe=probe)
+            claimed = self._claim(min(first, remaining), probe=probe)
+            first = self.batch
             probe = True
             if not claimed:
                 break
             remaining -= len(claimed)
-            self._process(claimed, result)
+            remaining = self._process(claimed, result, remaining)
         return result
 
     def _probe(self) -> tuple[bool, bool]:
@@ -324,7 +340,7 @@ class Sender:
             earlier.c.person_id == cand.c.person_id,
             earlier.c.id < cand.c.id,
             earlier.c.state.in_([_PENDING, _SENDING]),
-            or_(earlier.c.state == _SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0),
+            or_(earlier.c.state == _SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0, earlier.c.unsure.is_(True)),
         )
         if probe:
             with self.factory() as session:  # the idle fast path: one probe of the partial index on pending rows
@@ -355,15 +371,35 @@ class Sender:
                 .returning(d.id, d.purpose, d.person_id, d.attempts, d.payload, d.unsure, d.due_at, d.priority)
             ).all()
         claimed = [Claimed(*row) for row in rows]
+        for c in claimed:
+            c.lease_until = now + self.lease
         claimed.sort(key=lambda c: (c.due_at, c.priority, c.id))
         return claimed
 
     # ------------------------------------------------------------------ 3: preparing
-    def _process(self, claimed: list[Claimed], result: DrainResult) -> None:
+    def _process(self, claimed: list[Claimed], result: DrainResult, remaining: int) -> int:
+        """Prepare, send and record ``claimed``, claiming further batches while it sends; returns ``remaining``
+        less what those further batches took."""
+        left = [remaining]
+
+        def refill(finished: list[Plan]) -> list[Plan]:
+            # The next batch is claimed while the current one's last sends are in flight, so a batch boundary costs
+            # no idle time (a paced drain would otherwise wait out each batch's tail before claiming). Finished
+            # plans are recorded first: a learner's next delivery is claimable once the earlier one is recorded.
+            self._record(finished, {}, result)
+            if left[0] <= 0 or self.stopping:
+                return []
+            more = self._claim(min(self.batch, left[0]))
+            left[0] -= len(more)
+            fresh, skipped = self._prepare_batch(more, result) if more else ([], {})
+            self._record([], skipped, result)
+            return fresh
+
         plans, outcomes = self._prepare_batch(claimed, result)
+        self._record([], outcomes, result)
         if plans:
-            self._dispatch(plans)
-        self._record(plans, outcomes, result)
+            self._record(self._dispatch(plans, refill), {}, result)
+        return left[0]
 
     def _prepare_batch(self, claimed: list[Claimed], result: DrainResult) -> tuple[list[Plan], dict[int, str]]:
         now = self.clock.now()
@@ -402,6 +438,7 @@ class Sender:
                     outcomes[d.id] = plan
                     continue
                 plan.attempts, plan.unsure, plan.due_at = d.attempts, c.unsure, d.due_at
+                plan.lease_until = c.lease_until
                 plans.append(plan)
             del loaded
         return plans, outcomes
@@ -519,95 +556,124 @@ class Sender:
         )
 
     # ------------------------------------------------------------------ 4: dispatching
-    def _dispatch(self, plans: list[Plan]) -> None:
+    def _dispatch(self, plans: list[Plan], refill: Callable[[list[Plan]], list[Plan]] | None = None) -> list[Plan]:
         """Send every plan's missing parts: concurrently across destinations, in order within one, paced by
-        scheduling (a destination that is not ready waits in a heap while others are served)."""
-        for plan in plans:
-            n = len(plan.messages)
-            for i, message in enumerate(plan.messages):
-                message.delivery_id = plan.delivery_id
-                message.part, message.parts = i + 1, n
+        scheduling (a destination that is not ready waits in a heap while others are served).
+
+        When fewer than a quarter of a batch is left, ``refill`` runs on a helper thread: it records the plans
+        finished so far and claims and prepares the next batch, whose plans join the same schedule, while the sends
+        in flight go on (a batch boundary costs no idle time). Returns the plans still to be recorded.
+        """
+        s = _Schedule(self._seq)
+        s.add(plans)
         width = min([self.concurrency, *(_concurrency(p.adapter) for p in plans)])
-        ready: list[tuple[float, int, Plan]] = [(0.0, next(self._seq), p) for p in plans]
-        heapq.heapify(ready)
-        busy: set[tuple[str, str, str]] = set()
-        blocked: list[Plan] = []  # waiting for a busy lane (two channel posts to one channel)
-        running: dict[cf.Future[None], Plan] = {}
+        low_water = max(2 * width, self.batch // 4)
         pool = cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") if width > 1 else None
+        loader = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim") if refill is not None else None
+        loading: cf.Future[list[Plan]] | None = None
+        next_refill = 0.0
         renew_every = max(1.0, self.lease.total_seconds() / 3)
         last_renew = time.monotonic()
         stop_at = float("inf")
         try:
-            while ready or running or blocked:
+            while s.queued or loading is not None:
                 mono = time.monotonic()
                 if self.stopping and stop_at == float("inf"):
                     stop_at = mono + self.grace_seconds
                 if mono - last_renew >= renew_every:
-                    self._renew([p.delivery_id for p in plans if p.ref is None and p.error is None])
+                    self._renew(s.plans)  # finished plans too: their rows stay claimed until recorded
                     last_renew = mono
+                if loading is not None and loading.done():
+                    fresh, loading = loading.result(), None
+                    s.add(fresh)
+                    # Nothing more due: look again after a while, not on every turn of the loop.
+                    next_refill = 0.0 if fresh else mono + 0.25
+                idle_loader = loader is not None and loading is None and not self.stopping
+                # More work is wanted when the schedule runs low, or when nothing is in flight and nothing can go
+                # now (every plan left waits for its channel, e.g. a lesson's next part): other learners could.
+                idle = not s.running and (not s.ready or s.ready[0][0] > mono + 0.05)
+                if idle_loader and mono >= next_refill and (s.queued < low_water or idle):
+                    assert loader is not None and refill is not None
+                    loading = loader.submit(refill, s.take_finished())
                 if self.stopping:
                     # No new part starts; what is in flight may finish within the grace period.
-                    ready.clear()
-                    blocked.clear()
-                    if not running or mono >= stop_at:
+                    s.halt()
+                    if (not s.running and loading is None) or mono >= stop_at:
                         break
-                started = False
-                while ready and ready[0][0] <= mono and len(running) < width and not self.stopping:
-                    _, _, plan = heapq.heappop(ready)
-                    if plan.lane in busy:
-                        blocked.append(plan)
-                        continue
-                    wait = self._slot(plan)
-                    if wait > 0:
-                        heapq.heappush(ready, (mono + wait, next(self._seq), plan))
-                        continue
-                    busy.add(plan.lane)
-                    if pool is None:
-                        self._send_next_part(plan)
-                        self._after_part(plan, ready, busy, blocked)
-                    else:
-                        running[pool.submit(self._send_next_part, plan)] = plan
-                    started = True
-                if pool is None:
-                    if not started and ready:
-                        time.sleep(max(0.0, min(ready[0][0] - time.monotonic(), 0.5)))
+                started = self._start_ready(s, mono, width, pool)
+                if pool is None and started:
                     continue
-                timeout = None
-                if ready and len(running) < width:
-                    timeout = max(0.0, ready[0][0] - time.monotonic())
-                if self.stopping:
-                    timeout = max(0.0, min(timeout if timeout is not None else 1e9, stop_at - time.monotonic()))
-                if running:
-                    done, _ = cf.wait(list(running), timeout=min(timeout if timeout is not None else 1.0, 1.0),
-                                      return_when=cf.FIRST_COMPLETED)
-                    for future in done:
-                        plan = running.pop(future)
-                        self._after_part(plan, ready, busy, blocked)
-                elif timeout:
-                    time.sleep(min(timeout, 0.5))
+                self._await(s, width, stop_at, loading)
         finally:
-            for plan in running.values():
+            for plan in s.running.values():
                 plan.abandoned = True
             if pool is not None:
                 # In-flight sends past the grace period are abandoned: their rows stay claimed until
                 # release() (or another worker's reclaim) and are reconciled before any re-send.
                 pool.shutdown(wait=False, cancel_futures=True)
+            if loader is not None:
+                loader.shutdown(wait=True)  # a claim under way completes; its plans are released with the rest
+                if loading is not None and loading.exception() is None:
+                    s.plans += loading.result()
+        return s.plans
+
+    def _start_ready(self, s: _Schedule, mono: float, width: int, pool: cf.ThreadPoolExecutor | None) -> bool:
+        """Start every plan whose time has come and whose destination and budget are ready; True if any began."""
+        started = False
+        self._want = max(1, min(len(s.ready), width - len(s.running)))
+        while s.ready and s.ready[0][0] <= mono and len(s.running) < width and not self.stopping:
+            _, _, plan = heapq.heappop(s.ready)
+            if plan.lease_until is not None and plan.lease_until - self.clock.now() < self._lease_margin:
+                self._renew(s.plans)  # never start a send on a lease that may run out meanwhile
+            if plan.lost:
+                s.drop(plan)
+                continue
+            if plan.lane in s.busy:
+                s.blocked.append(plan)
+                continue
+            wait = self._slot(plan)
+            if wait > 0:
+                s.push(plan, mono + wait)
+                continue
+            s.busy.add(plan.lane)
+            if pool is None:
+                self._send_next_part(plan)
+                s.after_part(plan)
+            else:
+                s.running[pool.submit(self._send_next_part, plan)] = plan
+            started = True
+        return started
+
+    def _await(self, s: _Schedule, width: int, stop_at: float, loading: cf.Future[list[Plan]] | None) -> None:
+        """Wait for a send or the next batch to complete, or for the next plan's time, whichever is first."""
+        now = time.monotonic()
+        timeout = 1.0
+        if s.ready and len(s.running) < width:
+            timeout = min(timeout, max(0.0, s.ready[0][0] - now))
+        if self.stopping:
+            timeout = min(timeout, max(0.0, stop_at - now))
+        waits: list[cf.Future[Any]] = [*s.running, *([loading] if loading is not None else [])]
+        if waits:
+            done, _ = cf.wait(waits, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                if future is not loading:
+                    s.after_part(s.running.pop(future))
+        elif timeout > 0 and s.queued:
+            time.sleep(min(timeout, 0.5))
 
     def _slot(self, plan: Plan) -> float:
         """Seconds until ``plan``'s next part may go out: the adapter's pacing, then the shared workspace budget."""
         adapter = plan.adapter
         rate = adapter.workspace_rate
         if rate is not None and plan.ready_at <= 0:
-            key = f"{adapter.platform}:{plan.destination.workspace}"
-            now = time.time()
-            not_before = self._not_before.get(key, 0.0)
-            if not_before > now:
-                return not_before - now
-            granted, at = self.budget.take(key, rate)
-            if not granted:
-                self._not_before[key] = at
-                return max(0.001, at - now)  # nothing taken; ask again when the budget frees up
-            self._not_before[key] = at + 1.0 / rate - self.budget.horizon
+            # The destination's own pacing first, taking nothing: a budget slot taken for a channel that is not
+            # ready would pass unused (a lesson's next part waits about a second after the previous one).
+            channel_wait = adapter.ready_in(plan.destination)
+            if channel_wait > 0:
+                return channel_wait
+            at, wait = self._budget_slot(f"{adapter.platform}:{plan.destination.workspace}", rate)
+            if at is None:
+                return wait
             plan.ready_at = at  # a slot is ours from ``at`` on
         if plan.ready_at > 0:
             wait = plan.ready_at - time.time()
@@ -623,6 +689,29 @@ class Sender:
             return wait
         plan.ready_at = 0.0
         return 0.0
+
+    def _budget_slot(self, key: str, rate: float) -> tuple[float | None, float]:
+        """A workspace budget slot (wall time) for one post, or ``(None, seconds to wait)``.
+
+        Slots are taken from the budget several at a time (as many as plans are ready, within its horizon) and
+        handed out from a local queue; a slot that went stale while queued is let go, never sent late as a burst.
+        """
+        now = time.time()
+        slots = self._slots.setdefault(key, deque())
+        stale = max(0.05, 2.0 / rate)
+        while slots and slots[0] < now - stale:
+            slots.popleft()
+        if not slots:
+            not_before = self._not_before.get(key, 0.0)
+            if not_before > now:
+                return None, not_before - now
+            taken, again = self.budget.take(key, rate, self._want)
+            if not taken:
+                self._not_before[key] = again
+                return None, max(0.001, again - now)  # nothing taken; ask again when the budget frees up
+            slots.extend(taken)
+            self._not_before[key] = taken[-1] + 1.0 / rate - self.budget.horizon
+        return slots.popleft(), 0.0
 
     def _send_next_part(self, plan: Plan) -> None:
         """Send (or, if the outcome of an earlier try is unknown, first look for) the next missing part."""
@@ -671,31 +760,33 @@ class Sender:
             log.warning("delivery %s could not edit %s in place: %s", plan.delivery_id, ref.encode(), exc)
         return ref
 
-    def _after_part(
-        self,
-        plan: Plan,
-        ready: list[tuple[float, int, Plan]],
-        busy: set[tuple[str, str, str]],
-        blocked: list[Plan],
-    ) -> None:
-        busy.discard(plan.lane)
-        if plan.error is None and plan.parts_sent < len(plan.messages):
-            plan.ref = None
-            heapq.heappush(ready, (0.0, next(self._seq), plan))
-        for waiting in [p for p in blocked if p.lane == plan.lane]:
-            blocked.remove(waiting)
-            heapq.heappush(ready, (0.0, next(self._seq), waiting))
-
-    def _renew(self, ids: list[int]) -> None:
-        if not ids:
+    def _renew(self, plans: list[Plan]) -> None:
+        """Extend the lease on every plan not yet recorded; a plan whose row this worker no longer holds (its lease
+        ran out and another worker reclaimed it) is marked lost, so nothing more of it is sent from here."""
+        if not plans:
             return
         d = _deliveries.c
+        now = self.clock.now()
+        until = now + self.lease
         with self.factory() as session, session.begin():
-            session.execute(
-                update(_deliveries)
-                .where(d.id.in_(ids), d.claimed_by == self.worker, d.state == DeliveryState.SENDING)
-                .values(lease_until=to_ms(self.clock.now() + self.lease))
+            held = set(
+                session.scalars(
+                    update(_deliveries)
+                    .where(
+                        d.id.in_([p.delivery_id for p in plans]),
+                        d.claimed_by == self.worker,
+                        d.state == DeliveryState.SENDING,
+                    )
+                    .values(lease_until=to_ms(until))
+                    .returning(d.id)
+                )
             )
+        for plan in plans:
+            if plan.delivery_id in held:
+                plan.lease_until = until
+            elif not plan.lost:
+                plan.lost = True
+                log.warning("lost the lease on delivery %s (another worker took it over)", plan.delivery_id)
 
     # ------------------------------------------------------------------ 5: recording
     def _record(self, plans: list[Plan], outcomes: dict[int, str], result: DrainResult) -> None:
@@ -707,8 +798,13 @@ class Sender:
         events: list[dict[str, Any]] = []
         posts: list[dict[str, Any]] = []
         for plan in plans:
+            if plan.lost:
+                continue  # another worker holds the row now
             if plan.abandoned:
-                retried.append(self._row(plan, DeliveryState.PENDING, None, plan.attempts - 1, None, plan.payload, True))
+                # Its request may still reach the platform after we let go: nobody looks (and re-sends) before a
+                # lease has passed. Unsure, it holds the learner's later deliveries until reconciled.
+                due = to_ms(now + self.lease)
+                retried.append(self._row(plan, DeliveryState.PENDING, due, plan.attempts - 1, None, plan.payload, True))
                 outcomes[plan.delivery_id] = "released"
                 continue
             done = plan.error is None and plan.parts_sent >= len(plan.messages)
@@ -793,6 +889,8 @@ class Sender:
         Delivery updates are conditional on this worker still holding the claim, so a lease another worker
         reclaimed is not overwritten.
         """
+        if not (sent or retried or opened or events or posts):
+            return
         d = _deliveries.c
         with self.factory() as session, session.begin():
             if sent:
@@ -944,6 +1042,68 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
         LEAD_PROMPT.bind(lead_post),
         ANNOUNCE.bind(lead_post),
     ]
+
+
+class _Schedule:
+    """The dispatch loop's state: plans by the time they may go next, lanes with a send in flight, plans waiting
+    for a busy lane, sends in flight, and plans finished but not yet recorded."""
+
+    def __init__(self, seq: itertools.count[int]) -> None:
+        self._seq = seq
+        self.plans: list[Plan] = []  # every plan not yet recorded
+        self.ready: list[tuple[float, int, Plan]] = []
+        self.busy: set[tuple[str, str, str]] = set()
+        self.blocked: list[Plan] = []  # waiting for a busy lane (two channel posts to one channel)
+        self.running: dict[cf.Future[None], Plan] = {}
+        self.finished: list[Plan] = []
+
+    @property
+    def queued(self) -> int:
+        return len(self.ready) + len(self.blocked) + len(self.running)
+
+    def add(self, plans: list[Plan]) -> None:
+        _number_parts(plans)
+        self.plans += plans
+        for plan in plans:
+            self.push(plan, 0.0)
+
+    def push(self, plan: Plan, at: float) -> None:
+        heapq.heappush(self.ready, (at, next(self._seq), plan))
+
+    def after_part(self, plan: Plan) -> None:
+        self.busy.discard(plan.lane)
+        if plan.error is None and plan.parts_sent < len(plan.messages):
+            plan.ref = None
+            self.push(plan, 0.0)
+        else:
+            self.finished.append(plan)
+        for waiting in [p for p in self.blocked if p.lane == plan.lane]:
+            self.blocked.remove(waiting)
+            self.push(waiting, 0.0)
+
+    def drop(self, plan: Plan) -> None:
+        """Forget a plan whose row another worker took over: it is neither sent nor recorded here."""
+        self.plans = [p for p in self.plans if p is not plan]
+
+    def take_finished(self) -> list[Plan]:
+        """Hand the finished plans over for recording (they leave the schedule)."""
+        done, self.finished = self.finished, []
+        taken = {id(p) for p in done}
+        self.plans = [p for p in self.plans if id(p) not in taken]
+        return done
+
+    def halt(self) -> None:
+        self.ready.clear()
+        self.blocked.clear()
+
+
+def _number_parts(plans: list[Plan]) -> None:
+    """Tag each message with its delivery and ``part i of n`` (the platform lookup after a crash uses them)."""
+    for plan in plans:
+        n = len(plan.messages)
+        for i, message in enumerate(plan.messages):
+            message.delivery_id = plan.delivery_id
+            message.part, message.parts = i + 1, n
 
 
 def _concurrency(adapter: Adapter) -> int:

@@ -68,17 +68,24 @@ def prepare(db_url: str, root: Path, fake: FakeSlack, learners: int) -> None:
                 tz="UTC",
                 channel="C0COHORT01",
             )
+            people = []
             for i in range(learners):
                 user = f"U{i:07d}"
                 fake.add_user(user, f"learner{i}", real_name=f"Learner {i}", tz="UTC")
-                person = rt.engine.person(session, "slack", fake.team_id, user, name=f"Learner {i}", tz="UTC")
-                rt.engine.enroll(session, cohort, person)
+                people.append(rt.engine.person(session, "slack", fake.team_id, user, name=f"Learner {i}", tz="UTC"))
+            rt.engine.enroll_many(session, cohort, people)
     finally:
         rt.db.dispose()
 
 
 def config(
-    root: Path, db_url: str, *, workspace_rate: float, interval: float = 0.2, name: str = "app.yaml"
+    root: Path,
+    db_url: str,
+    *,
+    workspace_rate: float,
+    interval: float = 0.2,
+    name: str = "app.yaml",
+    batch: int = 50,
 ) -> dict[str, str]:
     """Write a config file (each worker has its own: they serve HTTP on different ports) and return the env."""
     (root / name).write_text(
@@ -89,7 +96,7 @@ def config(
             platforms: [slack]
             working_hours: {{start: "{ALWAYS["start"]}", end: "{ALWAYS["end"]}", days: {ALWAYS["days"]}}}
             quiet_hours: null
-            sender: {{tick_seconds: 0.5, drain_seconds: 0.2, lease_seconds: 5, grace_seconds: 3, batch: 50}}
+            sender: {{tick_seconds: 0.5, drain_seconds: 0.2, lease_seconds: 5, grace_seconds: 3, batch: {batch}}}
             slack:
               port: {free_port()}
               per_channel_interval: {interval}
@@ -264,21 +271,25 @@ def test_three_workers_on_postgresql_with_a_rolling_restart(tmp_path: Path, fake
     from tests.conftest import _reset_postgres
 
     _reset_postgres(PG_URL)
-    learners = 120  # 360 deliveries, 600 posts
-    rate = 20.0
+    learners = 1_000  # 3,000 deliveries, 5,000 posts
+    # A budget well above Slack's own so 5,000 posts take seconds, not minutes; what is checked is that three
+    # workers together keep to it.
+    rate = 200.0
     prepare(PG_URL, tmp_path, fake, learners)
     envs = [
-        config(tmp_path, PG_URL, workspace_rate=rate, interval=0.05, name=f"worker{i}.yaml") for i in range(4)
+        config(tmp_path, PG_URL, workspace_rate=rate, interval=0.05, name=f"worker{i}.yaml", batch=200)
+        for i in range(4)
     ]
     # Only the channel limit is enforced by the fake: the workspace rate is measured below, not imposed.
     fake.limit_posts(per_channel_interval=0.05)
     workers = [start(envs[i], tmp_path, fake) for i in range(3)]
     try:
-        wait_until(lambda: len(fake.stored_at) >= 150, timeout=120, what="the run to get going")
+        wait_until(lambda: len(fake.stored_at) >= 1_500, timeout=240, what="the run to get going")
         out = stop(workers[1])  # a rolling deploy: one worker goes, a new one comes
         assert workers[1].returncode == 0, out[-3000:]
+        assert len(fake.stored_at) < 4_000, "the restart came too late to matter"
         workers[1] = start(envs[3], tmp_path, fake)
-        wait_until(lambda: all_sent(PG_URL, 3 * learners), timeout=300, what="every delivery sent")
+        wait_until(lambda: all_sent(PG_URL, 3 * learners), timeout=600, what="every delivery sent")
     finally:
         outs = [stop(w) if w.poll() is None else "" for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[-2000:] for o in outs]

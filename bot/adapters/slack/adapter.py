@@ -559,17 +559,24 @@ class SlackAdapter(Adapter):
         blocks unrelated channels. The workspace budget is the outbox's (shared by workers, see
         :attr:`workspace_rate`), so only the channel interval is checked here.
         """
-        if isinstance(to, Recipient):
-            key = "@" + to.user_id
-            with self._lock:
-                channel = self._dm_channels.get((to.workspace, to.user_id))
-        else:
-            key = channel = to.channel
+        key, channel = self._pace_key(to)
         wait = self._pacer.try_reserve(to.workspace, channel) if channel is not None else 0.0
         if wait <= 0:
             with self._lock:
                 self._prepaid.add((to.workspace, key))
         return wait
+
+    def ready_in(self, to: Recipient | ChannelTarget) -> float:
+        """Seconds until :meth:`reserve` would succeed for ``to``, taking nothing."""
+        _, channel = self._pace_key(to)
+        return self._pacer.channel_wait(to.workspace, channel) if channel is not None else 0.0
+
+    def _pace_key(self, to: Recipient | ChannelTarget) -> tuple[str, str | None]:
+        """The prepaid key and the paced channel of a destination (a DM's channel once it is known)."""
+        if isinstance(to, Recipient):
+            with self._lock:
+                return "@" + to.user_id, self._dm_channels.get((to.workspace, to.user_id))
+        return to.channel, to.channel
 
     def _take_prepaid(self, workspace: str, key: str) -> bool:
         with self._lock:

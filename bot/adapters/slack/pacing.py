@@ -95,6 +95,11 @@ class Pacer:
                 self._prune(now)
             return 0.0
 
+    def channel_wait(self, workspace: str, channel: str) -> float:
+        """Seconds until :meth:`try_reserve` would take the channel's slot, taking nothing."""
+        with self._lock:
+            return max(0.0, self._channel_next.get((workspace, channel), 0.0) - self._monotonic())
+
     def defer(self, workspace: str, channel: str, seconds: float) -> None:
         """Slack answered 429 for this channel: hold its next slot back by ``seconds``."""
         with self._lock:
