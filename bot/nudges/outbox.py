@@ -810,37 +810,10 @@ class Sender:
             done = plan.error is None and plan.parts_sent >= len(plan.messages)
             if done:
                 assert plan.ref is not None
-                ref = plan.ref
-                sent.append({"b_id": plan.delivery_id, "b_ref": ref.encode()})
+                sent.append({"b_id": plan.delivery_id, "b_ref": plan.ref.encode()})
                 outcomes[plan.delivery_id] = "sent"
                 result.by_purpose[plan.purpose] = result.by_purpose.get(plan.purpose, 0) + 1
-                if plan.to is None:
-                    posts.append(
-                        {
-                            "cohort_id": plan.cohort_id,
-                            "step_id": plan.step_id,
-                            "kind": plan.post_kind,
-                            "channel": ref.channel,
-                            "ref": ref.ts,
-                            "created_at": t,
-                        }
-                    )
-                elif plan.step is not None:
-                    person_id, enrollment_id, cohort_id, program_id, step_id, kind = plan.step
-                    opened.append({"b_id": plan.progress_id, "b_ref": ref.encode(), "b_now": t})
-                    events.append(
-                        {
-                            "ts": t,
-                            "person_id": person_id,
-                            "verb": Verb.DELIVERED,
-                            "object_type": "session" if kind == StepKind.SESSION else "step",
-                            "object_id": object_id(program_id, step_id),
-                            "enrollment_id": enrollment_id,
-                            "cohort_id": cohort_id,
-                            "result": None,
-                            "context": {"extensions": {"delivery_id": plan.delivery_id}},
-                        }
-                    )
+                _delivered_rows(plan, plan.ref, t, posts, opened, events)
                 continue
             payload = plan.payload
             if len(plan.messages) > 1:
@@ -1042,6 +1015,44 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
         LEAD_PROMPT.bind(lead_post),
         ANNOUNCE.bind(lead_post),
     ]
+
+
+def _delivered_rows(
+    plan: Plan,
+    ref: MessageRef,
+    t: int,
+    posts: list[dict[str, Any]],
+    opened: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> None:
+    """What a delivered plan adds besides its own row: a cohort post, or a step opening and its learning event."""
+    if plan.to is None:
+        posts.append(
+            {
+                "cohort_id": plan.cohort_id,
+                "step_id": plan.step_id,
+                "kind": plan.post_kind,
+                "channel": ref.channel,
+                "ref": ref.ts,
+                "created_at": t,
+            }
+        )
+    elif plan.step is not None:
+        person_id, enrollment_id, cohort_id, program_id, step_id, kind = plan.step
+        opened.append({"b_id": plan.progress_id, "b_ref": ref.encode(), "b_now": t})
+        events.append(
+            {
+                "ts": t,
+                "person_id": person_id,
+                "verb": Verb.DELIVERED,
+                "object_type": "session" if kind == StepKind.SESSION else "step",
+                "object_id": object_id(program_id, step_id),
+                "enrollment_id": enrollment_id,
+                "cohort_id": cohort_id,
+                "result": None,
+                "context": {"extensions": {"delivery_id": plan.delivery_id}},
+            }
+        )
 
 
 class _Schedule:
