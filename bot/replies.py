@@ -334,3 +334,25 @@ def attendance_imported(
     if not recorded:
         lines.append("No new attendance was recorded.")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- files shared with the bot in a direct message
+SHARE_ONE_FILE = "Share one file per message, with what it is for as the message."
+FILE_NEEDS_A_COMMAND = (
+    "Thanks for the file. To use it, share it again with what it is for as the message, for example "
+    "`recording kickoff https://…` (a transcript), `attendance kickoff` (a Zoom, Meet or Teams participant report) "
+    "or `recap edit kickoff` (an edited recap)."
+)
+FILE_DOWNLOAD_REFUSED = "I was not allowed to download that file; the app needs the files:read permission."
+
+
+def file_not_text(name: str, suffixes: str) -> str:
+    return f"I can only read text files here ({suffixes}); '{name}' is not one. Share a recording as a link instead."
+
+
+def file_too_big(name: str, megabytes: int) -> str:
+    return f"'{name}' is larger than {megabytes} MB; transcripts and reports are text, well under that."
+
+
+def file_download_failed(name: str) -> str:
+    return f"I could not download '{name}'; please share it again."

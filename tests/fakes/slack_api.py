@@ -297,6 +297,7 @@ class FakeSlack:
         self._home_views: dict[str, dict[str, Any]] = {}
         self._opened_views: list[dict[str, Any]] = []
         self._uploads: dict[str, dict[str, Any]] = {}
+        self._shared: dict[str, dict[str, Any]] = {}
         self._counter = itertools.count(1)
         self._ts_base = int(time.time())
         self._server: ThreadingHTTPServer | None = None
@@ -589,6 +590,48 @@ class FakeSlack:
             body = {"ok": False, "error": err.error, **err.extra}
         return answer(200, body)
 
+    def share_file(
+        self, name: str, content: bytes, *, user: str = "U0LEAD", mimetype: str = "text/plain", size: int | None = None
+    ) -> dict[str, Any]:
+        """A file a person shared (in a message): returns the file object a message event lists (``id``, ``name``).
+
+        ``files.info`` answers its metadata and ``url_private_download`` serves ``content`` only to a request
+        carrying a bot token of the team in ``Authorization: Bearer`` (Slack's sign-in page otherwise, as HTML).
+        ``size`` overrides the size files.info reports (to play a big video without sending one).
+        """
+        file_id = f"F{next(self._counter):08d}"
+        with self._lock:
+            self._shared[file_id] = {
+                "id": file_id,
+                "name": name,
+                "title": name,
+                "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1] if "." in name else "text",
+                "size": len(content) if size is None else size,
+                "user": user,
+                "url_private": f"{self.url}files-pri/{self.team_id}-{file_id}/{name}",
+                "url_private_download": f"{self.url}files-pri/{self.team_id}-{file_id}/download/{name}",
+                "content": content,
+            }
+        return {"id": file_id, "name": name, "mimetype": mimetype}
+
+    def handle_download(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        """GET a shared file's private URL: (status, body, content type)."""
+        token = _bearer(headers)
+        team = self._tokens.get(token) if token else None
+        file_id = path.split("/")[2].split("-", 1)[-1] if path.count("/") >= 3 else ""
+        with self._lock:
+            shared = self._shared.get(file_id)
+        authorised = shared is not None and team is not None
+        self._record(
+            Call("download", {"file_id": file_id, "authorised": authorised}, {}, team, 200, time.monotonic(), path, b"")
+        )
+        if shared is None:
+            return 404, b"not found", "text/plain"
+        if not authorised:
+            return 200, b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>", "text/html; charset=utf-8"
+        return 200, shared["content"], shared["mimetype"]
+
     def handle_upload(self, file_id: str, raw: bytes) -> int:
         with self._lock:
             upload = self._uploads.get(file_id)
@@ -802,6 +845,13 @@ class FakeSlack:
                 message.pop("metadata", None)
         return {"ok": True, "messages": thread[:limit], "has_more": False}
 
+    def _api_files_info(self, team: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            shared = self._shared.get(str(params.get("file") or ""))
+        if shared is None:
+            raise _ApiError("file_not_found")
+        return {"ok": True, "file": {k: v for k, v in shared.items() if k != "content"}}
+
     def _api_files_getUploadURLExternal(self, team: str, params: dict[str, Any]) -> dict[str, Any]:
         filename, length = params.get("filename"), params.get("length")
         if not filename or not str(length or "").isdigit():
@@ -904,6 +954,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status, body, extra = self.fake.handle_api(path[len("/api/") :], params, headers, raw, path)
             self._send(status, body, extra)
+        elif path.startswith("/files-pri/") and self.command == "GET":
+            status, data, kind = self.fake.handle_download(path, headers)
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif path.startswith("/upload/") and self.command == "POST":
             status = self.fake.handle_upload(path[len("/upload/") :], raw)
             self._send_text(status, f"OK - {len(raw)}" if status == 200 else "not found")

@@ -47,8 +47,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot import metrics
-from bot.adapters.slack import convert
+from bot import metrics, replies
+from bot.adapters.slack import convert, files
 from bot.adapters.slack.convert import ReplyTarget
 from bot.adapters.slack.manifest import BOT_SCOPES
 from bot.adapters.slack.pacing import WORKSPACE_HEADROOM, Pacer, SeenKeys
@@ -60,7 +60,7 @@ from bot.adapters.slack.render import (
     render_modal,
     render_single,
 )
-from bot.errors import AdapterError, ConfigError
+from bot.errors import AdapterError, ConfigError, InvalidInput
 from bot.events import Actor, InboundEvent, Response
 from bot.messages import Attachment, Message, MessageRef, Modal
 from bot.ports import Adapter, ChannelTarget, InboundHandler, Profile, Recipient
@@ -840,7 +840,10 @@ class SlackAdapter(Adapter):
             logger.info("Ignoring a repeated Slack event %s", body.get("event_id"))
             return
         kind = (body.get("event") or {}).get("type")
-        if kind == "message":
+        shared = files.shared_files(body) if kind == "message" else None
+        if shared is not None:
+            self._on_shared_files(shared)
+        elif kind == "message":
             converted = convert.thread_reply(body)
             if converted is not None:
                 self._dispatch(*converted)
@@ -851,6 +854,29 @@ class SlackAdapter(Adapter):
                     self._publish_home(actor)
                 except AdapterError as err:  # e.g. a user Slack does not know: nothing to show, nobody waiting
                     logger.warning("Could not publish the Home of %s: %s", actor.user_id, err)
+
+    def _on_shared_files(self, shared: files.SharedFiles) -> None:
+        """A file shared in a direct message becomes the ``/learn`` command its message names, with the file."""
+        if not shared.text.strip():
+            self._ephemeral(Message(text=replies.FILE_NEEDS_A_COMMAND), shared.target)
+            return
+        try:
+            if len(shared.file_ids) > 1:
+                raise InvalidInput(replies.SHARE_ONE_FILE)
+            client = self._client(shared.workspace)
+            info = self._call("files.info", client.files_info, file=shared.file_ids[0]).get("file") or {}
+            name, url = files.check(info)
+            data = files.download(name, url, client.token or "", self._timeout)
+        except InvalidInput as refusal:
+            self._ephemeral(Message(text=str(refusal)), shared.target)
+            return
+        except SlackCallError as err:
+            logger.warning("Could not read a file %s shared: %s", shared.user_id, err)
+            refused = err.error in ("missing_scope", "not_allowed_token_type", "no_permission")
+            text = replies.FILE_DOWNLOAD_REFUSED if refused else replies.file_download_failed("the file")
+            self._ephemeral(Message(text=text), shared.target)
+            return
+        self._dispatch(shared.command(((name, data),)), shared.target)
 
     def _on_action(self, body: dict[str, Any]) -> None:
         for event, target in convert.button_pressed(body):

@@ -24,6 +24,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "users:read",
     "users:read.email",
     "files:write",
+    "files:read",
     "commands",
     "channels:read",
 )
