@@ -23,7 +23,8 @@ from bot.journeys.engine import Engine
 from bot.markup import inert, inert_line
 from bot.messages import Field, Message
 from bot.nudges.purposes import ANNOUNCE, LEAD_PROMPT
-from bot.states import EnrollmentStatus, StepKind, StepState, Verb
+from bot.reporting.compute import Filters, LearnerRow, build_report
+from bot.states import StepKind, StepState, Verb
 from bot.storage.models import (
     Cohort,
     CohortLead,
@@ -36,6 +37,9 @@ from bot.templating import template
 
 Run = Callable[[Session, Person, CommandInvoked, list[str]], Response]
 COHORT_CREATE_USAGE = "cohort create <name> <program> <YYYY-MM-DD> [tz] [#channel]"
+#: The unified report's status, as a learner or lead reads it.
+_STATUS_WORDS = {"done": "completed", "paused": "paused", "behind": "behind", "on track": "in progress"}
+
 COHORT_USAGE = f"{COHORT_CREATE_USAGE} | cohort list"
 
 
@@ -170,29 +174,23 @@ class Commands:
             body += "\n\n**More**\n" + "\n".join(extra)
         return reply(body)
 
-    def _enrollments(self, session: Session, person: Person) -> list[Enrollment]:
-        return list(
-            session.scalars(
-                select(Enrollment).where(Enrollment.person_id == person.id).order_by(Enrollment.enrolled_at)
-            )
-        )
-
     def progress(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
-        enrollments = self._enrollments(session, person)
-        if not enrollments:
+        rows = self._report_rows(session, Filters(person_ids=[person.id]))
+        if not rows:
             return reply(replies.NOT_ENROLLED)
-        lines = []
-        for e in enrollments:
-            c = self.engine.status_counts(session, e)
-            cohort = session.get(Cohort, e.cohort_id)
-            program = self.engine.library.program(e.program_id)
-            status = "completed 🎉" if e.status == EnrollmentStatus.COMPLETED else ("paused" if e.auto_paused else "in progress")
-            lines.append(
-                f"**{inert_line(program.title)}** ({inert_line(cohort.name) if cohort else ''}): {c['steps_done']}/{c['steps_total']} steps, "
-                f"{c['sessions_attended']}/{c['sessions_total']} live sessions attended, "
-                f"{c['quizzes_passed']}/{c['quizzes_total']} quizzes passed · {status}"
-            )
+        lines = [
+            f"**{inert_line(r.program)}** ({inert_line(r.cohort)}): {r.steps_completed}/{r.steps_total} steps, "
+            f"{r.sessions_attended}/{r.sessions_total} live sessions attended"
+            + (f" (+{r.sessions_caught_up} caught up)" if r.sessions_caught_up else "")
+            + f", {r.quizzes_passed}/{r.quizzes_total} quizzes passed · {_STATUS_WORDS.get(r.status, r.status)}"
+            + (" 🎉" if r.status == "done" else "")
+            for r in rows
+        ]
         return reply("\n".join(f"- {line}" for line in lines), title=replies.PROGRESS_TITLE)
+
+    def _report_rows(self, session: Session, filters: Filters) -> list[LearnerRow]:
+        """The unified report's rows: what learners, leads and managers see is the one computation."""
+        return build_report(session, self.engine, filters).learners
 
     def next(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         tz = self.engine.person_tz(person)
@@ -300,13 +298,13 @@ class Commands:
 
     def roster(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:
         cohort = self._lead_cohort(session, person, event, args, "roster <cohort>")
-        rows = self.engine.roster(session, cohort)
+        rows = self._report_rows(session, Filters(cohort=cohort.name, workspace=cohort.workspace))
         if not rows:
             return reply(replies.nobody_enrolled(inert_line(cohort.name)))
         lines = [
-            f"- {inert_line(p.name)}: {c['steps_done']}/{c['steps_total']} steps, {c['sessions_attended']}/{c['sessions_total']} "
-            f"sessions{' · completed' if e.status == 'completed' else ''}{' · paused' if e.auto_paused else ''}"
-            for p, e, c in rows
+            f"- {inert_line(r.name)}: {r.steps_completed}/{r.steps_total} steps, {r.sessions_attended}/{r.sessions_total} "
+            f"sessions{'' if r.status == 'on track' else ' · ' + _STATUS_WORDS.get(r.status, r.status)}"
+            for r in rows
         ]
         return reply("\n".join(lines), title=replies.roster_title(cohort.name, len(rows)))
 
@@ -375,14 +373,12 @@ class Commands:
         tz = self.engine.person_tz(person)
         fields: list[Field] = []
         parts: list[str] = []
-        for e in self._enrollments(session, person):
-            c = self.engine.status_counts(session, e)
-            program = self.engine.library.program(e.program_id)
-            pct = round(100 * c["steps_done"] / max(c["steps_total"], 1))
+        for r in self._report_rows(session, Filters(person_ids=[person.id])):
+            pct = round(100 * r.steps_completed / max(r.steps_total, 1))
             bar = "█" * (pct // 10) + "░" * (10 - pct // 10)
             parts.append(
-                f"**{inert_line(program.title)}**\n{bar} {pct}% · {c['sessions_attended']}/{c['sessions_total']} live sessions"
-                + (" · completed 🎉" if e.status == EnrollmentStatus.COMPLETED else "")
+                f"**{inert_line(r.program)}**\n{bar} {pct}% · {r.sessions_attended}/{r.sessions_total} live sessions"
+                + (" · completed 🎉" if r.status == "done" else "")
             )
         nxt = self.next(session, person, CommandInvoked(actor=_NOBODY, args=""), [])
         streak = self.streak(session, person)

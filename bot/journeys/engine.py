@@ -178,9 +178,6 @@ class Engine(Context):
     def open_step(self, session: Session, sp: StepProgress) -> None:
         progress.open_step(self, sp)
 
-    def roster(self, session: Session, cohort: Cohort) -> list[tuple[Person, Enrollment, dict[str, Any]]]:
-        return progress.roster(self, session, cohort)
-
     def thread_reply(
         self, session: Session, post: CohortPost, person: Person, message_id: str, text: str
     ) -> StepProgress | None:

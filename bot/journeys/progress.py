@@ -24,7 +24,6 @@ from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
     AgendaItem,
     Attendance,
-    Cohort,
     CohortPost,
     Enrollment,
     InboundSeen,
@@ -180,16 +179,6 @@ def open_step(ctx: Context, sp: StepProgress) -> None:
     if sp.state == StepState.LOCKED:
         sp.state = StepState.OPEN
         sp.opened_at = ctx.clock.now()
-
-
-def roster(ctx: Context, session: Session, cohort: Cohort) -> list[tuple[Person, Enrollment, dict[str, Any]]]:
-    rows = session.execute(
-        select(Person, Enrollment)
-        .join(Enrollment, Enrollment.person_id == Person.id)
-        .where(Enrollment.cohort_id == cohort.id)
-        .order_by(Person.name)
-    ).all()
-    return [(p, e, status_counts(ctx, session, e)) for p, e in rows]
 
 
 def thread_reply(

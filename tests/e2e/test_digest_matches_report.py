@@ -29,15 +29,21 @@ LINE = re.compile(
 )
 
 
-@pytest.mark.slow
-def test_every_digest_line_matches_the_report_row_for_that_person(tmp_path):
-    result = run_demo(
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo's cohort (seed 7): it has both a caught-up and a plainly missed session."""
+    return run_demo(
         program_id="new-manager-onboarding",
         learners=12,
         seed=7,
-        database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}",
         content_dir=CONTENT,
     )
+
+
+@pytest.mark.slow
+def test_every_digest_line_matches_the_report_row_for_that_person(demo):
+    result = demo
     rt = result.runtime
     compared = 0
     with rt.factory() as session:
@@ -82,3 +88,41 @@ def test_every_digest_line_matches_the_report_row_for_that_person(tmp_path):
                 }, line
                 compared += 1
     assert compared == len(report.learners) == 12
+
+
+PROGRESS = re.compile(
+    r"^- \*\*(?P<program>.+?)\*\* \((?P<cohort>.+?)\): (?P<done>\d+)/(?P<total>\d+) steps, "
+    r"(?P<attended>\d+)/(?P<sessions>\d+) live sessions attended(?: \(\+(?P<caught_up>\d+) caught up\))?, "
+    r"(?P<passed>\d+)/(?P<quizzes>\d+) quizzes passed · (?P<status>.+)$"
+)
+
+
+@pytest.mark.slow
+def test_every_learners_progress_reply_matches_their_report_row(demo):
+    """``/learn progress`` is the learner's view of the same computation: it once counted only required quizzes and
+    every attendance row (a watched recording as a session attended), so a learner read other figures than their
+    manager and the report."""
+    from bot.events import Actor, CommandInvoked
+
+    result = demo
+    rt = result.runtime
+    with rt.factory() as session:
+        report = build_report(session, rt.engine, Filters())
+        learners = [(p.platform, p.workspace, p.user_id, p.name) for p in session.query(Person)]
+    rows = {r.name: r for r in report.learners}
+    assert any(r.sessions_caught_up for r in report.learners)
+    checked = 0
+    for platform, workspace, user_id, name in learners:
+        if name not in rows:
+            continue  # managers and leads
+        reply = rt.dispatcher.handle(CommandInvoked(Actor(platform, workspace, user_id), "progress"))
+        m = PROGRESS.match(reply.ephemeral.body)
+        assert m, reply.ephemeral.body
+        row = rows[name]
+        assert (int(m["done"]), int(m["total"]), int(m["attended"]), int(m["sessions"]),
+                int(m["caught_up"] or 0), int(m["passed"]), int(m["quizzes"])) == (
+            row.steps_completed, row.steps_total, row.sessions_attended, row.sessions_total,
+            row.sessions_caught_up, row.quizzes_passed, row.quizzes_total,
+        ), name
+        checked += 1
+    assert checked == len(report.learners) > 0
