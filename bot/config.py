@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar, cast, get_origin
+from typing import Any, ClassVar, Literal, Self, TypeVar, cast, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -38,7 +38,6 @@ from bot.journeys.model import ClockTime, check_tz
 from bot.platforms import PlatformRegistry, registered
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SECRET_KEYS = {"bot_token", "signing_secret", "app_token", "client_secret", "token", "api_key", "password"}
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 #: Conventional variables of the core's own sections; platforms declare theirs in their :class:`PlatformSpec`.
 CORE_ENV = {
@@ -322,13 +321,34 @@ def _substitute(value: Any, env: Mapping[str, str], path: str) -> Any:
     return value
 
 
-def _refuse_literal_secrets(raw: Any, path: str = "") -> None:
-    if isinstance(raw, dict):
-        for k, v in raw.items():
-            key_path = f"{path}.{k}" if path else str(k)
-            if k in SECRET_KEYS and isinstance(v, str) and v and not _VAR.fullmatch(v.strip()):
+def _refuse_literal_secrets(raw: Any, model: type[BaseModel], path: str = "") -> None:
+    """Refuse a secret written into app.yaml. A setting is secret when its model types it ``SecretStr`` — the core's
+    sections and every platform's alike, so a platform's new secret needs no list kept here."""
+    if not isinstance(raw, dict):
+        return
+    for k, v in raw.items():
+        key_path = f"{path}.{k}" if path else str(k)
+        info = model.model_fields.get(str(k))
+        if info is None:
+            continue  # pydantic names the unknown key
+        if _holds(info.annotation, SecretStr):
+            if isinstance(v, str) and v and not _VAR.fullmatch(v.strip()):
                 raise ConfigError(key_path, "secrets must come from the environment; write ${ENV_VAR} instead")
-            _refuse_literal_secrets(v, key_path)
+            continue
+        for sub in _models_in(info.annotation):
+            _refuse_literal_secrets(v, sub, key_path)
+
+
+def _holds(annotation: Any, kind: type) -> bool:
+    """Whether ``kind`` appears in ``annotation`` (``SecretStr | None`` holds ``SecretStr``)."""
+    return annotation is kind or any(_holds(arg, kind) for arg in get_args(annotation))
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's value may be (a section, or an optional one)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _is_list(model: type[BaseModel], parts: list[str]) -> bool:
@@ -431,7 +451,7 @@ def load_settings(
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError("(top level)", f"{path} must hold a mapping of settings")
-        _refuse_literal_secrets(loaded)
+        _refuse_literal_secrets(loaded, model)
         raw = _substitute(loaded, env, "")
     elif explicit:
         raise ConfigError("--config", f"{path} does not exist")

@@ -76,6 +76,9 @@ def test_variable_substitution(tmp_path):
         ("slack: {bot_token: xoxb-1234}\n", "slack.bot_token"),
         ("discord: {token: abc.def}\n", "discord.token"),
         ("llm: {api_key: sk-123}\n", "llm.api_key"),
+        ("lrs: {password: hunter2}\n", "lrs.password"),
+        # A platform's secret is whatever its model types SecretStr, not a name on a list kept in the core.
+        ("teams: {app_password: s3cret}\n", "teams.app_password"),
     ],
 )
 def test_literal_secrets_are_refused_naming_the_key(tmp_path, text, key):

@@ -25,6 +25,7 @@ class EchoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: SecretStr | None = None
+    passphrase: SecretStr | None = None
     rooms: list[str] = []
 
 
@@ -90,6 +91,7 @@ def test_a_registered_platform_brings_its_section_and_variables(tmp_path: Path) 
         ("platforms: [echo]\nslack: {port: 3000}\n", "slack", "unknown key"),
         ("echo: {room: a}\n", "echo.room", "unknown key"),
         ("echo: {token: literal}\n", "echo.token", "secrets must come from the environment"),
+        ("echo: {passphrase: literal}\n", "echo.passphrase", "secrets must come from the environment"),
     ],
 )
 def test_platforms_and_sections_are_checked_against_the_registry(
