@@ -860,13 +860,15 @@ class SlackAdapter(Adapter):
         if not shared.text.strip():
             self._ephemeral(Message(text=replies.FILE_NEEDS_A_COMMAND), shared.target)
             return
+        attached: tuple[tuple[str, bytes], ...] = ()
         try:
             if len(shared.file_ids) > 1:
                 raise InvalidInput(replies.SHARE_ONE_FILE)
-            client = self._client(shared.workspace)
-            info = self._call("files.info", client.files_info, file=shared.file_ids[0]).get("file") or {}
-            name, url = files.check(info)
-            data = files.download(name, url, client.token or "", self._timeout)
+            if shared.file_ids:
+                client = self._client(shared.workspace)
+                info = self._call("files.info", client.files_info, file=shared.file_ids[0]).get("file") or {}
+                name, url = files.check(info)
+                attached = ((name, files.download(name, url, client.token or "", self._timeout)),)
         except InvalidInput as refusal:
             self._ephemeral(Message(text=str(refusal)), shared.target)
             return
@@ -876,7 +878,7 @@ class SlackAdapter(Adapter):
             text = replies.FILE_DOWNLOAD_REFUSED if refused else replies.file_download_failed("the file")
             self._ephemeral(Message(text=text), shared.target)
             return
-        self._dispatch(shared.command(((name, data),)), shared.target)
+        self._dispatch(shared.command(attached), shared.target)
 
     def _on_action(self, body: dict[str, Any]) -> None:
         for event, target in convert.button_pressed(body):
@@ -886,6 +888,11 @@ class SlackAdapter(Adapter):
                 logger.info("Ignoring a repeated Slack action %s", event.dedupe_key)
 
     def _on_view(self, body: dict[str, Any]) -> None:
+        upload = files.recording_submitted(body)
+        if upload is not None:
+            if self._seen.first_time(f"slack:view:{upload.workspace}:{upload.ts}" if upload.ts else None):
+                self._on_shared_files(upload)
+            return
         converted = convert.modal_submitted(body)
         if converted is None:
             return
@@ -898,6 +905,12 @@ class SlackAdapter(Adapter):
         if converted is None:
             return
         trigger = body.get("trigger_id")
+        if converted[0].args == "recording" and trigger:
+            # Slash commands carry no files: bare ``/learn recording`` opens a form with Slack's file input.
+            client = self._client(converted[1].workspace)
+            view = files.recording_modal(converted[1].channel)
+            self._call("views.open", client.views_open, trigger_id=trigger, view=view)
+            return
         if self._seen.first_time(f"slack:command:{trigger}" if trigger else None):
             self._dispatch(*converted)
 

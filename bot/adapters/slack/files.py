@@ -49,7 +49,8 @@ class SharedFiles:
 
     @property
     def target(self) -> ReplyTarget:
-        return ReplyTarget(workspace=self.workspace, user_id=self.user_id, channel=self.channel)
+        # No channel (a modal opened outside a conversation): the reply goes to the app's DM with the person.
+        return ReplyTarget(workspace=self.workspace, user_id=self.user_id, channel=self.channel or None)
 
     def command(self, files: tuple[tuple[str, bytes], ...]) -> CommandInvoked:
         args = " ".join(slack_text_to_plain(self.text).split())
@@ -80,6 +81,70 @@ def shared_files(body: dict[str, Any]) -> SharedFiles | None:
     if not (user_id and channel and ts and ids):
         return None
     return SharedFiles(event_workspace(body), user_id, channel, event.get("text") or "", ids, ts)
+
+
+#: The ``/learn recording`` modal: typed with no arguments, the command opens a form with Slack's file input.
+RECORDING_CALLBACK_ID = "bw_recording_upload"
+_INPUTS = (
+    ("session", "Session (its step id, e.g. kickoff)", "plain_text_input", False),
+    ("cohort", "Cohort (when you lead several with this session)", "plain_text_input", True),
+    ("url", "Link to the recording", "url_text_input", False),
+    ("file", "Transcript (.vtt, .srt or .txt)", "file_input", True),
+)
+
+
+def recording_modal(channel: str | None) -> dict[str, Any]:
+    """The form ``/learn recording`` opens on Slack: the session, the link and the transcript as a file input."""
+    blocks = []
+    for block_id, label, kind, optional in _INPUTS:
+        element: dict[str, Any] = {"type": kind, "action_id": "entry"}
+        if kind == "file_input":
+            element.update(filetypes=["vtt", "srt", "txt"], max_files=1)
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": block_id,
+                "optional": optional,
+                "label": {"type": "plain_text", "text": label},
+                "element": element,
+            }
+        )
+    return {
+        "type": "modal",
+        "callback_id": RECORDING_CALLBACK_ID,
+        "private_metadata": channel or "",
+        "title": {"type": "plain_text", "text": "Session recording"},
+        "submit": {"type": "plain_text", "text": "Attach"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def recording_submitted(body: dict[str, Any]) -> SharedFiles | None:
+    """The submitted recording form -> the ``recording <session> <url> [cohort]`` command and its file ids."""
+    view = body.get("view") or {}
+    if not isinstance(view, dict) or view.get("callback_id") != RECORDING_CALLBACK_ID:
+        return None
+    user = body.get("user") or {}
+    values = (view.get("state") or {}).get("values") or {}
+
+    def value(block: str) -> dict[str, Any]:
+        found = (values.get(block) or {}).get("entry") if isinstance(values, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    words = [str(value(b).get("value") or "").strip() for b in ("session", "url", "cohort")]
+    ids = tuple(
+        f["id"]
+        for f in value("file").get("files") or []
+        if isinstance(f, dict) and isinstance(f.get("id"), str)
+    )
+    team = (body.get("team") or {}).get("id") or view.get("team_id") or ""
+    if not isinstance(user, dict) or not user.get("id"):
+        return None
+    text = "recording " + " ".join(w for w in words if w)
+    metadata = view.get("private_metadata")
+    channel = metadata if isinstance(metadata, str) else ""
+    return SharedFiles(team, user["id"], channel, text, ids, str(view.get("id") or ""))
 
 
 def check(info: dict[str, Any]) -> tuple[str, str]:

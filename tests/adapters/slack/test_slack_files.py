@@ -150,3 +150,31 @@ def test_a_lead_imports_attendance_from_a_dm_and_a_learner_is_refused(db_url: st
         adapter.stop()
         fake.stop()
         rt.db.dispose()
+
+
+# ------------------------------------------------------------------------------ the /learn recording form
+def test_bare_learn_recording_opens_a_form_with_a_file_input_that_becomes_the_command(slack: SlackHarness) -> None:
+    assert slack.post_command(slack_signing.slash_command_form(user_id="U0LEAD", text="recording")).status == 200
+    [opened] = slack.fake.wait_for("views.open")
+    view = opened.json_param("view") if isinstance(opened.params["view"], str) else opened.params["view"]
+    kinds = {b["block_id"]: b["element"]["type"] for b in view["blocks"]}
+    assert kinds == {"session": "plain_text_input", "cohort": "plain_text_input", "url": "url_text_input",
+                     "file": "file_input"}  # fmt: skip
+    transcript = slack.fake.share_file("kickoff.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n")
+    payload = slack_signing.view_submission_payload(
+        user_id="U0LEAD", private_metadata=view["private_metadata"], text="", callback_id=view["callback_id"]
+    )
+    payload["view"]["state"] = {
+        "values": {
+            "session": {"entry": {"type": "plain_text_input", "value": "kickoff"}},
+            "cohort": {"entry": {"type": "plain_text_input", "value": None}},
+            "url": {"entry": {"type": "url_text_input", "value": "https://rec.example.com/k"}},
+            "file": {"entry": {"type": "file_input", "files": [{"id": transcript["id"], "name": "kickoff.vtt"}]}},
+        }
+    }
+    assert slack.post_interaction(payload).status == 200
+    (event,) = slack.handler.wait_for(1)
+    assert isinstance(event, CommandInvoked)
+    assert event.args == "recording kickoff https://rec.example.com/k"
+    assert event.attachments == (("kickoff.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n"),)
+    assert event.channel == "C0COHORT01"  # the reply goes where the command was typed
