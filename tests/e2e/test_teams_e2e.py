@@ -19,16 +19,10 @@ from bot.storage.models import Attendance, LiveSessionRow, QuizAnswer
 from tests.conftest import make_settings
 from tests.contract.teams_driver import TeamsDriver
 from tests.contract.test_contract import COHORT_START_UTC, Learner, setup_cohort
+from tests.e2e.test_slack_e2e import FIVE  # the same five learners on every platform
 
 pytestmark = [pytest.mark.teams, pytest.mark.slow]
 
-FIVE = [
-    ("UANA", "Ana Silva", "Europe/London"),
-    ("UBEN", "Ben Osei", "America/New_York"),
-    ("UCHI", "Chidi Okeke", "Africa/Lagos"),
-    ("UDEV", "Dev Patel", "Asia/Kolkata"),
-    ("UEVA", "Eva Lind", "Europe/Stockholm"),
-]
 #: Learners who attend in the Teams meeting instead of pressing "Check in".
 IN_MEETING = ("UDEV", "UEVA")
 MEETING = "19:meeting_ZmVlZGJhY2std29ya3Nob3A@thread.v2"
