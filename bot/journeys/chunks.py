@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-#: The longest message body we send. Slack shows longer text behind "Show more", Discord embeds cap at 4,096, and
+#: The longest message body we send. Chat apps fold longer text behind "Show more" or cap a card at a few thousand, and
 #: on a phone anything longer is a wall of text.
 MAX_CHUNK = 1200
 

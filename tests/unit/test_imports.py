@@ -130,3 +130,32 @@ def test_no_platform_name_in_the_core_rules() -> None:
         if any(word in line.lower() for word in ("slack", "discord", "teams"))
     ]
     assert len(paths) > 10 and named == []
+
+
+#: Issue 9's ceiling: a function longer than this is doing several things (migrations are exempt, they are data).
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(tree: ast.AST) -> list[tuple[str, int, int]]:
+    """``(name, first line, length)`` of every function in ``tree`` longer than the ceiling."""
+    return [
+        (n.name, n.lineno, n.end_lineno - n.lineno + 1)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.end_lineno is not None
+        and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_in_bot_is_longer_than_the_ceiling() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {name} ({length} lines)"
+        for path in MODULES.values()
+        for name, line, length in long_functions(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert not found, "split these functions:\n" + "\n".join(found)
+
+
+def test_the_ceiling_check_sees_a_long_function() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    assert long_functions(ast.parse(f"def f():\n{body}\n")) == [("f", 1, MAX_FUNCTION_LINES + 1)]
