@@ -150,14 +150,46 @@ def runtime(s: Settings | None = None, *, content_optional: bool = False, **kwar
 
 
 # ---------------------------------------------------------------------- demo and run
+def _demo_content(path: Path, program: str | None, scratch: Path) -> tuple[Path, str]:
+    """The content folder and program id for ``demo --content PATH``.
+
+    PATH is a content folder (one folder per program) or one program's folder or ``program.yaml``; a single
+    program is linked into ``scratch`` so the runtime loads it like any library. Invalid content stops here with
+    every problem, as ``content check`` prints them.
+    """
+    from bot.journeys.loader import PROGRAM_FILE, load_library, load_program
+
+    if not path.exists():
+        raise BlendwiseError(f"--content: {path} does not exist")
+    single = path if path.is_file() else path / PROGRAM_FILE
+    if single.is_file():
+        loaded = load_program(single)
+        (scratch / loaded.program.id).symlink_to(single.parent.resolve(), target_is_directory=True)
+        if program not in (None, loaded.program.id):
+            raise BlendwiseError(f"--program: {path} holds program '{loaded.program.id}', not '{program}'")
+        return scratch, loaded.program.id
+    ids = sorted(load_library(path))
+    if program is None and len(ids) == 1:
+        return path, ids[0]
+    if program not in ids:
+        raise BlendwiseError(f"--program: choose one of {', '.join(ids) or '(no programs)'} in {path}")
+    return path, str(program)
+
+
 @app.command()
 def demo(
-    program: Annotated[str, typer.Option(help="Program id from content/.")] = "new-manager-onboarding",
+    program: Annotated[
+        str | None, typer.Option(help="Program id (default new-manager-onboarding, or the one program in --content).")
+    ] = None,
     learners: Annotated[int, typer.Option(min=1, max=500, help="Simulated learners.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run.")] = 7,
     transcript: Annotated[int, typer.Option(help="Messages of the conversation excerpt to show.")] = 14,
+    content: Annotated[
+        Path | None, typer.Option(help="A content folder, or one program's folder, outside content/ (checked first).")
+    ] = None,
 ) -> None:
-    """Run a simulated cohort through a shipped program on the real engine and a virtual clock."""
+    """Run a simulated cohort through a program on the real engine and a virtual clock."""
+    import tempfile
     import time
 
     from bot.demo import run_demo
@@ -167,15 +199,21 @@ def demo(
     started = time.perf_counter()
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-        console=err, transient=True,
-    ) as bar:
-        task = bar.add_task(f"{learners} learners through '{program}' on a virtual clock", total=1.0)
-        result = run_demo(
-            program_id=program, learners=learners, seed=seed, database_url=url, content_dir=s.content_dir,
-            progress=lambda done: bar.update(task, completed=done),
+    with tempfile.TemporaryDirectory(prefix="blendwise-demo-") as scratch:
+        content_dir, program_id = (
+            _demo_content(content, program, Path(scratch))
+            if content is not None
+            else (s.content_dir, program or "new-manager-onboarding")
         )
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+            console=err, transient=True,
+        ) as bar:
+            task = bar.add_task(f"{learners} learners through '{program_id}' on a virtual clock", total=1.0)
+            result = run_demo(
+                program_id=program_id, learners=learners, seed=seed, database_url=url, content_dir=content_dir,
+                progress=lambda done: bar.update(task, completed=done),
+            )
     elapsed = time.perf_counter() - started
     rt = result.runtime
     console = result.console

@@ -326,7 +326,9 @@ def run_demo(
     start: date = date(2026, 3, 2),
     out: TextIO | None = None,
     progress: Callable[[float], None] | None = None,
+    days: int | None = None,
 ) -> DemoResult:
+    """Run the simulated cohort; ``days`` cuts the run short (a quick smoke run), else the program's length."""
     if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////:memory"):
         path = Path(database_url.removeprefix("sqlite:///"))
         _refuse_real_data(path)
@@ -383,5 +385,7 @@ def run_demo(
     length = program.length_days or max(
         (s.unlock.day for s in program.steps), default=14
     ) + 7
+    if days is not None:
+        length = max(days - 4, 0)
     sim.run_until(datetime.combine(start + timedelta(days=length + 4), datetime.min.time(), tzinfo=UTC), progress)
     return DemoResult(rt, console, cohort_name, learner_ids, [m.user_id for m in managers], length + 4)

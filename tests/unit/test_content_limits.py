@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -362,3 +363,18 @@ def test_documented_variables_all_render() -> None:
     session = "  - id: live\n    title: Live\n    kind: session\n    start: {day: 3, at: '14:00'}\n"
     path = write(HEADER + LESSON.replace("Hello.", f"'{fields} {{{{ due }}}}'") + "    due: 2d\n" + session)
     assert problems_of(path) == []
+
+
+@pytest.mark.timeout(600)
+def test_demo_runs_a_program_outside_content(tmp_path: Path) -> None:
+    from tests.conftest import CONTENT
+
+    folder = tmp_path / "drafts" / "my-feedback"
+    shutil.copytree(CONTENT / "feedback-fundamentals", folder)
+    done = run("demo", "--content", str(folder), "--learners", "1", "--database-url", f"sqlite:///{tmp_path}/d.db")
+    assert done.returncode == 0, done.stderr
+    assert "feedback-fundamentals" in done.stdout
+    (folder / "program.yaml").write_text(HEADER + LESSON + "    due: soon\n", encoding="utf-8")
+    done = run("demo", "--content", str(folder), "--database-url", f"sqlite:///{tmp_path}/d.db")
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("due: 'soon' is not a duration; use forms like 15m, 2h, 1h30m, 3d, 1w")
