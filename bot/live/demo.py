@@ -1,7 +1,8 @@
-"""The live features in ``blendwise demo``: a missed kickoff becomes a catch-up lesson.
+"""The live features in ``blendwise demo``: a missed first session becomes a catch-up lesson.
 
-A few hours after the program's first live session, the lead attaches the recording link and the shipped sample
-transcript (``samples/kickoff.vtt``) with ``/learn recording``, reviews the draft (the offline summary: the demo
+A few hours after the program's first live session, the lead attaches the recording link and the sample
+transcript of *that* session (``samples/<program>--<session>.vtt``; the new-manager kickoff's is ``kickoff.vtt``)
+with ``/learn recording``, reviews the draft (the offline summary: the demo
 configures no LLM) and releases it with ``/learn recap release``. Learners who missed the session receive the
 catch-up lesson; the simulated learners complete it (or not) according to their persona, through the same
 buttons a person would press. The report then shows ``missed (+N caught up)``.
@@ -20,8 +21,27 @@ if TYPE_CHECKING:
     from bot.adapters.console import Sent
     from bot.demo import Simulation
 
-SAMPLE = Path(__file__).resolve().parent / "samples" / "kickoff.vtt"
-RECORDING_URL = "https://recordings.example.com/new-manager-onboarding/kickoff"
+SAMPLES = Path(__file__).resolve().parent / "samples"
+#: Samples named before the ``<program>--<session>.vtt`` convention.
+NAMED = {("new-manager-onboarding", "kickoff"): "kickoff.vtt"}
+
+
+def sample_transcript(program_id: str, step_id: str, title: str, agenda: list[str]) -> tuple[str, bytes]:
+    """The demo transcript of one session: the shipped sample when there is one, else a short transcript read
+    from the session's own agenda (a program simulated from outside ``content/``), never another program's."""
+    name = NAMED.get((program_id, step_id), f"{program_id}--{step_id}.vtt")
+    path = SAMPLES / name
+    if path.is_file():
+        return name, path.read_bytes()
+    lines = [f"Welcome to {title}. Here is what we covered today."]
+    lines += [f"We worked on this: {item}." for item in agenda] or [f"We spent the session on {title}."]
+    lines.append("Thank you all. The recording and these notes are in your messages.")
+    body = "\n\n".join(f"Rui Costa: {line}" for line in lines)
+    return f"{step_id}.txt", body.encode("utf-8")
+
+
+def recording_url(program_id: str, step_id: str) -> str:
+    return f"https://recordings.example.com/{program_id}/{step_id}"
 
 
 def plan_catch_up(sim: Simulation, cohort_name: str, lead_user: str) -> None:
@@ -38,6 +58,13 @@ def plan_catch_up(sim: Simulation, cohort_name: str, lead_user: str) -> None:
         if first is None:
             return
         step_id, ready_at = first.step_id, max(first.end_at, first.checkin_closes_at) + timedelta(hours=3)
+        cohort = session.get(Cohort, first.cohort_id)
+        assert cohort is not None
+        program = rt.library.program(cohort.program_id)
+        step = program.step(step_id)
+        agenda = [str(item) for item in getattr(step, "agenda", [])]
+        transcript = sample_transcript(program.id, step_id, step.title, agenda)
+        link = recording_url(program.id, step_id)
 
     def lead(args: str, attachments: tuple[tuple[str, bytes], ...] = ()) -> None:
         actor = sim.console.actor(lead_user)
@@ -46,7 +73,7 @@ def plan_catch_up(sim: Simulation, cohort_name: str, lead_user: str) -> None:
             sim.console.ephemerals.append((lead_user, response.ephemeral))
 
     def attach() -> None:
-        lead(f"recording {step_id} {RECORDING_URL} {cohort_name}", (("kickoff.vtt", SAMPLE.read_bytes()),))
+        lead(f"recording {step_id} {link} {cohort_name}", (transcript,))
         lead(f"recap review {step_id} {cohort_name}")
         lead(f"recap release {step_id} {cohort_name}")
 

@@ -13,6 +13,7 @@ from bot.journeys.loader import check_path, load_program
 from bot.journeys.model import PollStep
 from bot.storage.db import make_engine
 from bot.storage.models import LiveSessionRow
+from tests.conftest import CONTENT
 from tests.unit.test_cli import run
 from tests.unit.test_content import line_of, write
 
@@ -150,3 +151,17 @@ def test_content_guide_prints_the_pack_and_join_url_overrides_the_placeholder(tm
     assert "--join-url: 'kickoff=https://zoom.example.com/j/1' must be SESSION=URL" in bad.stderr
     with Session(make_engine(f"sqlite:///{db}")) as session:
         assert session.scalar(select(LiveSessionRow.join_url)) == "https://zoom.example.com/j/123"
+
+
+def test_every_shipped_program_is_ready_for_monday() -> None:
+    for folder in sorted(p for p in CONTENT.iterdir() if (p / "program.yaml").is_file()):
+        loaded = load_program(folder / "program.yaml")
+        program = loaded.program
+        assert program.objectives and program.references and program.evaluation, program.id
+        assert {q.level for q in program.evaluation.questions} >= {1, 3}, program.id
+        for step in program.sessions:
+            assert step.facilitator_file and step.id in loaded.guides, f"{program.id}/{step.id}"
+            assert step.objectives, f"{program.id}/{step.id}"
+        assert any(s.rubric for s in program.sessions), program.id
+        reinforced = [q for s in program.steps if s.kind == "quiz" for q in getattr(s, "questions", []) if q.reinforce]
+        assert len(reinforced) >= 3, program.id
