@@ -91,8 +91,9 @@ def test_report_numbers_match_hand_computed_values(rt, clock, console):
     with rt.factory() as session:
         report = build_report(session, rt.engine, Filters())
     ana, bo = _row(report, "ana"), _row(report, "bo")
-    # ana: three lessons, the quiz, the prompt (completed by her thread reply) and the workshop.
-    assert (ana.steps_completed, ana.steps_total) == (6, 8)
+    # ana: three lessons, the quiz, the prompt (completed by her thread reply) and the workshop; of 8 authored steps
+    # and the 3 polls of the end-of-program evaluation.
+    assert (ana.steps_completed, ana.steps_total) == (6, 11)
     # The prompt unlocked on Saturday 7 March 09:30 and was due two days later (Monday 09:30); she replied at 10:00.
     assert ana.on_time == 5
     assert ana.quiz_average == 75.0 and (ana.quizzes_passed, ana.quizzes_total) == (1, 1)
@@ -170,7 +171,10 @@ def test_csv_header_is_the_contract_and_json_has_the_documented_shape(rt, clock,
         "funnel",
         "sessions",
         "weekly_active",
+        "evaluation",
     } <= set(data["cohorts"][0])
+    # Nobody has reached the evaluation yet: every question is listed with no answers.
+    assert [(q["level"], q["responses"]) for q in data["cohorts"][0]["evaluation"]] == [(1, 0), (2, 0), (3, 0)]
 
 
 def test_html_has_charts_and_escapes_learner_text(rt, clock, console):
