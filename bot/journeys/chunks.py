@@ -39,18 +39,27 @@ def _safe(cut: int, spans: list[tuple[int, int]]) -> bool:
 
 
 def _cut_point(text: str, limit: int) -> int:
-    """The best place at or before ``limit`` to cut ``text``: a line, a sentence end, a space, outside spans."""
-    spans = _inside_span(text)
+    """The best place at or before ``limit`` to cut ``text``: a line, a sentence end, a space, outside spans.
+
+    It runs for every lesson teaser the sender composes, so it looks from ``limit`` backwards and stops at the
+    first acceptable place instead of checking every candidate against every span.
+    """
+    spans: list[tuple[int, int]] = []
+    for m in _SPANS.finditer(text):  # spans that start past the window cannot contain a cut inside it
+        if m.start() > limit:
+            break
+        spans.append((m.start(), m.end()))
     window = text[: limit + 1]
     lines = [m.start() for m in re.finditer(r"\n", window) if m.start() > 0]
     sentences = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() <= limit]
     spaces = [m.start() for m in re.finditer(r" ", window) if m.start() > 0]
     for candidates in (lines, sentences, spaces):
-        fitting = [c for c in candidates if c <= limit and c >= limit // 3 and _safe(c, spans)]
-        if fitting:
-            return fitting[-1]
-    fallback = [c for c in spaces if _safe(c, spans)]
-    return fallback[-1] if fallback else limit
+        for c in reversed(candidates):
+            if c < limit // 3:
+                break  # ascending: every earlier one is too short as well
+            if c <= limit and _safe(c, spans):
+                return c
+    return next((c for c in reversed(spaces) if _safe(c, spans)), limit)
 
 
 def truncate_markdown(text: str, limit: int, ellipsis: str = " ...") -> str:

@@ -585,16 +585,20 @@ class Sender:
                     last_renew = mono
                 if loading is not None and loading.done():
                     fresh, loading = loading.result(), None
-                    s.add(fresh)
-                    # Nothing more due: look again after a while, not on every turn of the loop.
-                    next_refill = 0.0 if fresh else mono + 0.25
+                    next_refill = self._refilled(s, fresh, mono)
                 idle_loader = loader is not None and loading is None and not self.stopping
                 # More work is wanted when the schedule runs low, or when nothing is in flight and nothing can go
                 # now (every plan left waits for its channel, e.g. a lesson's next part): other learners could.
                 idle = not s.running and (not s.ready or s.ready[0][0] > mono + 0.05)
                 if idle_loader and mono >= next_refill and (s.queued < low_water or idle):
                     assert loader is not None and refill is not None
-                    loading = loader.submit(refill, s.take_finished())
+                    if idle or (s.ready and s.ready[0][0] > mono):
+                        # The loop is waiting on pacing anyway: claim on the helper thread meanwhile.
+                        loading = loader.submit(refill, s.take_finished())
+                    else:
+                        # Sends can go now: claiming here is cheaper than a helper thread contending with the
+                        # send threads for the interpreter (a fast adapter would slow to a crawl).
+                        next_refill = self._refilled(s, refill(s.take_finished()), mono)
                 if self.stopping:
                     # No new part starts; what is in flight may finish within the grace period.
                     s.halt()
@@ -616,6 +620,12 @@ class Sender:
                 if loading is not None and loading.exception() is None:
                     s.plans += loading.result()
         return s.plans
+
+    @staticmethod
+    def _refilled(s: _Schedule, fresh: list[Plan], mono: float) -> float:
+        """Add a refill's plans; returns when to try the next refill (nothing more due: not on every turn)."""
+        s.add(fresh)
+        return 0.0 if fresh else mono + 0.25
 
     def _start_ready(self, s: _Schedule, mono: float, width: int, pool: cf.ThreadPoolExecutor | None) -> bool:
         """Start every plan whose time has come and whose destination and budget are ready; True if any began."""
