@@ -345,6 +345,52 @@ def content_guide(
     out.print(f"Wrote the facilitator pack for {len(chosen)} session(s) to {output}.", markup=False)
 
 
+@content_app.command("timeline")
+def content_timeline(
+    program: Annotated[str, typer.Argument(help="Program id from the content folder.")],
+    start: Annotated[str, typer.Option(help="Cohort start date, YYYY-MM-DD.")],
+    tz: Annotated[str | None, typer.Option(help="Cohort time zone (default: the program's).")] = None,
+    zones: Annotated[
+        str, typer.Option(help="Comma-separated zones of the sample learners.")
+    ] = "Europe/London,America/New_York,Asia/Tokyo",
+) -> None:
+    """When each step unlocks, is delivered and is due for learners in sample zones; flags weekend, night and
+    overdue-on-arrival deliveries (exit 1 when any is flagged)."""
+    from bot.errors import NotFound
+    from bot.journeys.library import Library
+    from bot.journeys.timetable import render, timetable
+
+    start_date = _start_date(start)
+    names = [z.strip() for z in zones.split(",") if z.strip()]
+    for name in [*([tz] if tz else []), *names]:
+        _zone_option("--tz" if name == tz else "--zones", name)
+    s = settings()
+    library = Library.from_dir(s.content_dir)
+    if program not in library:
+        raise NotFound("program", program)
+    timelines = timetable(library, s, program, start_date, tz, names)
+    for line in render(library.program(program), start_date, tz or library.program(program).tz, timelines):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if any(row.flags for tl in timelines for row in tl.rows):
+        raise typer.Exit(1)
+
+
+def _start_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BlendwiseError(f"--start: '{value}' is not a date (YYYY-MM-DD)") from None
+
+
+def _zone_option(flag: str, name: str) -> None:
+    from bot.journeys.model import check_tz
+
+    try:
+        check_tz(name)
+    except ValueError as exc:
+        raise BlendwiseError(f"{flag}: {exc}") from None
+
+
 # ---------------------------------------------------------------------- database
 @db_app.command("upgrade")
 def db_upgrade() -> None:
@@ -592,18 +638,11 @@ def cohort_create(
 ) -> None:
     """Create a cohort of a program."""
     from bot.errors import InvalidInput, NotFound
-    from bot.journeys.model import check_tz
     from bot.storage.db import transaction
 
-    try:
-        start_date = date.fromisoformat(start)
-    except ValueError:
-        raise BlendwiseError(f"--start: '{start}' is not a date (YYYY-MM-DD)") from None
+    start_date = _start_date(start)
     if tz is not None:
-        try:
-            check_tz(tz)
-        except ValueError as exc:
-            raise BlendwiseError(f"--tz: {exc}") from None
+        _zone_option("--tz", tz)
     rt = runtime(adapters={})
     platform = _platform(rt, platform)
     if program not in rt.library:

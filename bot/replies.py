@@ -131,6 +131,17 @@ def announcement_queued(channel: str | None) -> str:
     return f"Announcement queued for {channel}."
 
 
+def waitlisted_checkin(title: str) -> str:
+    return (
+        f"You are on the waitlist for '{title}', so check-in is for the people holding a seat. "
+        "If a seat frees up you will hear from us; a lead can also mark you present."
+    )
+
+
+def session_full(title: str) -> str:
+    return f"'{title}' is full, so there is no seat to check in to. A lead can still mark you present."
+
+
 def checkin_now(title: str, cohort: str, state: str) -> str:
     return f"Check-in for '{title}' ({cohort}) is now {state}."
 

@@ -80,3 +80,21 @@ class Window:
             day += timedelta(days=1)
         # No open slot in two weeks (e.g. no working days): deliver at the requested time rather than never.
         return instant
+
+    def last_open_before(self, instant: datetime) -> datetime:
+        """Where a nudge due at ``instant`` outside the window goes instead: the start of the last working hour
+        before it (16:30 for a day ending at 17:30), stepping back past quiet hours. ``instant`` itself when it is
+        inside the window; unchanged when no working day falls in the two weeks before it."""
+        if self.contains(instant):
+            return instant
+        day = instant.astimezone(zone(self.tz)).date()
+        for _ in range(15):
+            opening = local_instant(day, self.start, self.tz)
+            if day.weekday() in self.weekdays and opening < instant:
+                probe = max(opening, min(local_instant(day, self.end, self.tz), instant) - timedelta(hours=1))
+                while probe >= opening and not self.contains(probe):
+                    probe -= timedelta(minutes=15)
+                if probe >= opening:
+                    return probe
+            day -= timedelta(days=1)
+        return instant

@@ -30,7 +30,7 @@ from bot.journeys.model import (
 from bot.journeys.render import fmt_local, render_text, session_variables
 from bot.markup import Markdown, inert_line
 from bot.messages import Attachment, Button, Field, Message, MessageRef
-from bot.states import StepKind, StepState
+from bot.states import EnrollmentStatus, StepKind, StepState
 from bot.storage.models import (
     Attendance,
     Cohort,
@@ -149,6 +149,25 @@ class Composer:
         scope = self.scope(session, enrollment)
         step = scope.program.step(sp.step_id)
         ctx = self.template_context(session, scope, step, sp)
+        messages = self._step_messages(session, scope, step, sp, ctx, reminder=reminder)
+        completed = enrollment.status == EnrollmentStatus.COMPLETED
+        if messages and (completed or not step.required):
+            # Marked on the last part, where the buttons and the footer are.
+            note = template("optional_step", completed=completed)
+            last = messages[-1]
+            last.context = f"{note} · {last.context}" if last.context else note
+        return messages
+
+    def _step_messages(
+        self,
+        session: Session,
+        scope: Scope,
+        step: AnyStep,
+        sp: StepProgress,
+        ctx: dict[str, Any],
+        *,
+        reminder: bool,
+    ) -> list[Message]:
         if isinstance(step, LessonStep):
             return self.lesson(scope, step, sp, ctx, reminder=reminder)
         if isinstance(step, QuizStep):

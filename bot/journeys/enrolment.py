@@ -44,7 +44,8 @@ from bot.durations import parse_duration
 from bot.errors import PermissionDenied
 from bot.journeys.context import Context
 from bot.journeys.model import AnyStep, Program, SessionStep
-from bot.journeys.timeline import reminder_offsets
+from bot.journeys.people import zone_window
+from bot.journeys.timeline import due_after, reminder_offsets
 from bot.states import AgendaAction, EnrollmentStatus, StepState, Verb
 from bot.storage.events import object_id
 from bot.storage.models import (
@@ -121,8 +122,14 @@ def step_agenda(
     return rows
 
 
+#: Session reminders at least this long before the start are "the day before" kind: one that falls outside the
+#: learner's working window (at night, in quiet hours, at a weekend) moves to their last working hour before it.
+#: Shorter ones ("starts in 15 minutes") and the check-in are time-bound and go out when due.
+DAY_AHEAD = timedelta(hours=12)
+
+
 def session_agenda(
-    step: SessionStep, live: LiveSessionRow, default_reminders: Sequence[str], now: datetime
+    step: SessionStep, live: LiveSessionRow, default_reminders: Sequence[str], now: datetime, window: Window
 ) -> list[tuple[str, int, datetime | None, datetime | None]]:
     """A live session's reminders, check-in and close, as ``(action, seq, fire_at, expires_at)``."""
     rows: list[tuple[str, int, datetime | None, datetime | None]] = []
@@ -133,6 +140,8 @@ def session_agenda(
     )
     for i, before in enumerate(sorted(offsets, reverse=True), start=1):
         fire = live.start_at - before
+        if before >= DAY_AHEAD:
+            fire = window.last_open_before(fire)
         if fire > now:
             rows.append((AgendaAction.SESSION_REMIND, i, fire, live.start_at))
     rows.append((AgendaAction.CHECKIN, 0, max(live.checkin_opens_at, now), live.checkin_closes_at))
@@ -154,15 +163,7 @@ def build_template(
     now: datetime,
 ) -> Template:
     """The timeline every learner in ``tz`` gets when enrolled in ``cohort`` at ``now``."""
-    wh, quiet = engine.settings.working_hours, engine.settings.quiet_hours
-    window = Window(
-        tz=tz,
-        start=wh.start,
-        end=wh.end,
-        weekdays=wh.weekdays,
-        quiet_start=quiet.start if quiet else None,
-        quiet_end=quiet.end if quiet else None,
-    )
+    window = zone_window(engine.settings, tz)
     template = Template(group)
     for position, step in enumerate(program.steps):
         nominal = nominal_unlock(step, program, cohort, now, tz)
@@ -170,18 +171,19 @@ def build_template(
             # An invite nobody set a time for goes out a week ahead (or now, for a late joiner), so people can
             # plan; a kickoff on day 0 must not be announced on day 0.
             nominal = sessions[step.id].start_at - timedelta(days=7)
-        due = (nominal + step.due) if step.due else None
-        if isinstance(step, SessionStep):
-            due = sessions[step.id].end_at
         waiting_on = len(step.unlock.after)
+        rows: list[tuple[str, int, datetime | None, datetime | None]] = []
+        if isinstance(step, SessionStep):
+            reminders = engine.settings.nudges.session_reminders
+            rows.extend(session_agenda(step, sessions[step.id], reminders, now, window))
+        offsets = reminder_offsets(engine, step, program)
+        card = step_agenda(step, offsets, nominal, window, now, blocked=waiting_on > 0)
+        rows.extend(card)
+        # Due from the planned delivery (the sender moves it to the actual one); a blocked step's until released.
+        due = sessions[step.id].end_at if isinstance(step, SessionStep) else due_after(step, card[0][2] or nominal)
         template.steps.append(
             (position, step.id, step.kind, step.required, waiting_on, to_ms(nominal), _ms(due))
         )
-        rows: list[tuple[str, int, datetime | None, datetime | None]] = []
-        if isinstance(step, SessionStep):
-            rows.extend(session_agenda(step, sessions[step.id], engine.settings.nudges.session_reminders, now))
-        offsets = reminder_offsets(engine, step, program)
-        rows.extend(step_agenda(step, offsets, nominal, window, now, blocked=waiting_on > 0))
         for action, seq, fire, expires in rows:
             template.agenda.append((len(template.agenda), step.id, action, seq, _ms(fire), _ms(expires)))
     return template

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.config import Settings
 from bot.errors import BlendwiseError, NotFound, PermissionDenied
 from bot.journeys.context import Context
 from bot.storage.models import Cohort, CohortLead, Person
@@ -137,16 +139,21 @@ def person_tz(ctx: Context, who: Person, cohort: Cohort | None = None) -> str:
 
 
 def window(ctx: Context, who: Person, cohort: Cohort | None = None, *, respect_pause: bool = True) -> Window:
-    wh = ctx.settings.working_hours
-    quiet = ctx.settings.quiet_hours
+    paused_until = who.paused_until if respect_pause else None
+    return zone_window(ctx.settings, person_tz(ctx, who, cohort), paused_until)
+
+
+def zone_window(settings: Settings, tz: str, paused_until: datetime | None = None) -> Window:
+    """The sending window of anyone in ``tz``: the configured working days and hours, less quiet hours."""
+    wh, quiet = settings.working_hours, settings.quiet_hours
     return Window(
-        tz=person_tz(ctx, who, cohort),
+        tz=tz,
         start=wh.start,
         end=wh.end,
         weekdays=wh.weekdays,
         quiet_start=quiet.start if quiet else None,
         quiet_end=quiet.end if quiet else None,
-        paused_until=who.paused_until if respect_pause else None,
+        paused_until=paused_until,
     )
 
 

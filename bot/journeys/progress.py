@@ -18,7 +18,7 @@ from bot.errors import InvalidInput, NotFound, PermissionDenied
 from bot.journeys import timeline
 from bot.journeys.context import FINAL_STATES, Context, hold, hold_enrollment, step_context, touch
 from bot.journeys.model import QuizStep, ReflectionStep
-from bot.states import EnrollmentStatus, StepKind, StepState, Verb
+from bot.states import AgendaAction, EnrollmentStatus, StepKind, StepState, Verb
 from bot.storage.db import rowcount
 from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
@@ -169,8 +169,11 @@ def check_program_completion(ctx: Context, session: Session, enrollment: Enrollm
         object_id=object_id(program.id),
         result={"completion": True},
     )
-    # Nothing left to nudge about: cancel the remaining timeline so the tick never looks at it again.
-    session.execute(delete(AgendaItem).where(AgendaItem.enrollment_id == enrollment.id))
+    # Nothing left to nudge about: cancel the step reminders. Later cards (optional now) and live sessions stay:
+    # completing early must not cut a learner off from a session they said yes to.
+    session.execute(
+        delete(AgendaItem).where(AgendaItem.enrollment_id == enrollment.id, AgendaItem.action == AgendaAction.REMIND)
+    )
     return True
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
+from bot import replies
 from bot.errors import InvalidInput, NotFound
 from bot.journeys import progress
 from bot.journeys.context import FINAL_STATES, Context, hold, lock, touch
 from bot.states import StepState, Verb
+from bot.storage.db import rowcount
 from bot.storage.events import object_id, record_for
 from bot.storage.models import Attendance, Cohort, Enrollment, LiveSessionRow, StepProgress
 from bot.timewindow import zone
@@ -137,9 +140,15 @@ def check_in(
     row = attendance(session, live, enrollment)
     if row.attended_at is not None:
         return False
-    row.attended_at = now
-    row.source = source
-    row.minutes = minutes
+    if not _take_seat(session, live, row, now, source=source, minutes=minutes):
+        session.refresh(row)
+        if row.attended_at is not None:
+            return False  # recorded meanwhile by another path (a lead, voice presence)
+        if row.rsvp == "wait":
+            raise InvalidInput(replies.waitlisted_checkin(live.title))
+        raise InvalidInput(replies.session_full(live.title))
+    for name, value in (("attended_at", now), ("source", source), ("minutes", minutes)):
+        set_committed_value(row, name, value)
     record_for(
         session,
         enrollment,
@@ -155,6 +164,40 @@ def check_in(
         sp.state = StepState.OPEN
     progress.complete(ctx, session, sp, source=source)
     return True
+
+
+def _take_seat(
+    session: Session, live: LiveSessionRow, row: Attendance, now: datetime, *, source: str, minutes: float | None
+) -> bool:
+    """Record attendance with one conditional UPDATE. A self check-in needs a seat: the waitlisted have none, and
+    with a capacity someone without a "yes" gets one only while seats remain (attended plus reserved by a "yes"),
+    so attendance never exceeds capacity. The session row is locked first, so two learners cannot both take the
+    last seat. A lead's mark and voice presence record what happened and are not limited."""
+    a = Attendance
+    conditions = [a.id == row.id, a.attended_at.is_(None)]
+    if source == "checkin":
+        conditions.append(or_(a.rsvp.is_(None), a.rsvp != "wait"))
+        if live.capacity is not None:
+            lock(session, LiveSessionRow, live.id)
+            other = aliased(Attendance)
+            taken = (
+                select(func.count())
+                .select_from(other)
+                .where(
+                    other.session_id == live.id,
+                    other.id != row.id,
+                    or_(other.attended_at.is_not(None), other.rsvp == "yes"),
+                )
+                .scalar_subquery()
+            )
+            conditions.append(or_(a.rsvp == "yes", taken < live.capacity))
+    changed = session.execute(
+        update(a)
+        .where(*conditions)
+        .values(attended_at=now, source=source, minutes=minutes)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(changed) == 1
 
 
 def set_checkin(live: LiveSessionRow, state: str) -> None:

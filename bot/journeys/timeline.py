@@ -67,22 +67,26 @@ def create_cohort(
     for lead in leads:
         session.add(CohortLead(cohort_id=cohort.id, person_id=lead.id))
     for step in program.sessions:
-        begin = session_start(step, cohort)
-        session.add(
-            LiveSessionRow(
-                cohort_id=cohort.id,
-                step_id=step.id,
-                title=step.title,
-                start_at=begin,
-                end_at=begin + step.duration,
-                checkin_opens_at=begin - step.checkin.opens_before,
-                checkin_closes_at=begin + step.checkin.closes_after,
-                join_url=(join_urls or {}).get(step.id) or step.join_url,
-                capacity=step.capacity,
-            )
-        )
+        session.add(live_row(step, cohort, (join_urls or {}).get(step.id)))
     session.flush()
     return cohort
+
+
+def live_row(step: SessionStep, cohort: Cohort, join_url: str | None = None) -> LiveSessionRow:
+    """The live-session row ``step`` gets in ``cohort`` (``content timeline`` builds them without saving);
+    ``join_url`` is the cohort's own link, overriding the program's."""
+    begin = session_start(step, cohort)
+    return LiveSessionRow(
+        cohort_id=cohort.id,
+        step_id=step.id,
+        title=step.title,
+        start_at=begin,
+        end_at=begin + step.duration,
+        checkin_opens_at=begin - step.checkin.opens_before,
+        checkin_closes_at=begin + step.checkin.closes_after,
+        join_url=join_url or step.join_url,
+        capacity=step.capacity,
+    )
 
 
 def session_start(step: SessionStep, cohort: Cohort) -> datetime:
@@ -91,6 +95,15 @@ def session_start(step: SessionStep, cohort: Cohort) -> datetime:
             cohort.start_date + timedelta(days=step.start.day), step.start.at, step.start.tz or cohort.tz
         )
     return step.start.astimezone(UTC)
+
+
+def due_after(step: AnyStep, delivered: datetime) -> datetime | None:
+    """When ``step`` is due if it reaches the learner at ``delivered``: its ``due`` runs from the delivery, so a
+    step unlocked on a Saturday and delivered on Monday keeps its whole time. A session is due when it ends, which
+    its live-session row knows, so it has no due here."""
+    if isinstance(step, SessionStep) or step.due is None:
+        return None
+    return delivered + step.due
 
 
 def reminder_offsets(ctx: Context, step: AnyStep, program: Program) -> list[timedelta]:
@@ -143,8 +156,9 @@ def _schedule_released(
     """Give a step whose last prerequisite just completed its delivery and reminder times."""
     assert sp.unlock_at is not None
     deliver_at = window.next_open(max(sp.unlock_at, now))
-    if dep.due and deliver_at > sp.unlock_at:
-        sp.due_at = deliver_at + dep.due
+    due = due_after(dep, deliver_at)
+    if due is not None:
+        sp.due_at = due
     offsets = reminder_offsets(ctx, dep, program)
     for item in session.scalars(
         select(AgendaItem).where(

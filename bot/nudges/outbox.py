@@ -43,7 +43,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, exists, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import ColumnClause
 
@@ -52,7 +64,8 @@ from bot.clock import Clock
 from bot.errors import AdapterError, BlendwiseError
 from bot.journeys.compose import Composer
 from bot.journeys.engine import Engine
-from bot.journeys.model import PromptStep
+from bot.journeys.model import AnyStep, PromptStep
+from bot.journeys.timeline import due_after
 from bot.markup import Markdown
 from bot.messages import Message, MessageRef
 from bot.nudges.budget import LocalBudget, SharedBudget
@@ -83,7 +96,7 @@ from bot.storage.models import (
     Person,
     StepProgress,
 )
-from bot.storage.types import to_ms
+from bot.storage.types import from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +167,8 @@ class Plan:
     progress_id: int | None = None
     #: For step deliveries: (person id, enrollment id, cohort id, program id, step id, step kind).
     step: tuple[int, int, int, str, str, str] | None = None
+    #: The authored step a step delivery opens: its ``due`` runs from the moment the card is sent.
+    authored: AnyStep | None = None
     due_at: datetime | None = None
     ref: MessageRef | None = None
     error: AdapterError | None = None
@@ -498,11 +513,12 @@ class Sender:
         if adapter is None:
             raise AdapterError(f"no adapter running for platform '{person.platform}'", retryable=True)
         sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
-        step = None
+        step, authored = None, None
         if sp is not None and purpose.opens_step:
             enrollment = session.get(Enrollment, sp.enrollment_id)
             assert enrollment is not None
             step = (person.id, enrollment.id, enrollment.cohort_id, enrollment.program_id, sp.step_id, sp.kind)
+            authored = self.engine.library.program(enrollment.program_id).step(sp.step_id)
         return Plan(
             delivery_id=d.id,
             purpose=d.purpose,
@@ -514,6 +530,7 @@ class Sender:
             to=self._recipient(person, cohort),
             progress_id=d.progress_id,
             step=step,
+            authored=authored,
         )
 
     def _purpose(self, d: Delivery) -> Purpose:
@@ -918,7 +935,12 @@ class Sender:
                 session.execute(
                     update(_progress)
                     .where(p.id == bindparam("b_id"), p.state == StepState.LOCKED)
-                    .values(state=StepState.OPEN, opened_at=bindparam("b_now")),
+                    # A step's due time runs from its delivery (a weekend unlock must not eat it).
+                    .values(
+                        state=StepState.OPEN,
+                        opened_at=bindparam("b_now"),
+                        due_at=func.coalesce(bindparam("b_deadline", type_=BigInteger), p.due_at),
+                    ),
                     opened,
                 )
             if events:
@@ -962,6 +984,10 @@ class Sender:
             return
         d.state = DeliveryState.FAILED
         log.error("delivery %s failed for good after %d attempt(s): %s", d.id, d.attempts, error)
+
+
+def _ms_or_none(value: datetime | None) -> int | None:
+    return None if value is None else to_ms(value)
 
 
 def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
@@ -1049,7 +1075,10 @@ def _delivered_rows(
         )
     elif plan.step is not None:
         person_id, enrollment_id, cohort_id, program_id, step_id, kind = plan.step
-        opened.append({"b_id": plan.progress_id, "b_ref": ref.encode(), "b_now": t})
+        due = None
+        if plan.authored is not None and plan.window is not None:
+            due = due_after(plan.authored, from_ms(t), plan.window)
+        opened.append({"b_id": plan.progress_id, "b_ref": ref.encode(), "b_now": t, "b_deadline": _ms_or_none(due)})
         events.append(
             {
                 "ts": t,

@@ -101,6 +101,7 @@ ACTION_OF = {
 }
 
 _claim_tables: dict[str, Table] = {}
+_REACHABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)
 
 
 def _claim_table(session: Session, dialect: str) -> Table:
@@ -157,6 +158,12 @@ class _TickPass:
     def active(self) -> ColumnElement[bool]:
         """Enrolments still running for people who have not opted out."""
         return and_(Enrollment.status == EnrollmentStatus.ACTIVE, not_(Person.opted_out))
+
+    def reachable(self) -> ColumnElement[bool]:
+        """Active or completed enrolments of people who have not opted out. Completing a program ends the nudges
+        about its steps, but not its later live sessions (a learner who said yes still gets their reminders and
+        check-in) nor its later optional steps, which arrive marked optional."""
+        return and_(Enrollment.status.in_(_REACHABLE), not_(Person.opted_out))
 
 
 def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: int = 250_000) -> TickResult:
@@ -255,7 +262,7 @@ def _plan_step_cards(tp: _TickPass) -> None:
                 expires_at=a.expires_at,
                 now=t,
             )
-        ).where(a.action == AgendaAction.DELIVER, tp.active(), sp.state == StepState.LOCKED),
+        ).where(a.action == AgendaAction.DELIVER, tp.reachable(), sp.state == StepState.LOCKED),
     )
 
 
@@ -309,7 +316,11 @@ def _plan_session_nudges(tp: _TickPass) -> None:
     session_base = tp.base().join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id)).join(
         att, and_(att.session_id == ls.id, att.enrollment_id == e.id)
     )
-    not_declined = or_(att.rsvp.is_(None), att.rsvp != "no")
+    # The waitlisted get the reminders (a seat may free up) but no check-in prompt: they hold no seat.
+    going = {
+        AgendaAction.SESSION_REMIND: or_(att.rsvp.is_(None), att.rsvp != "no"),
+        AgendaAction.CHECKIN: or_(att.rsvp.is_(None), att.rsvp.not_in(("no", "wait"))),
+    }
     for action, purpose in ((AgendaAction.SESSION_REMIND, SESSION_REMIND), (AgendaAction.CHECKIN, CHECKIN)):
         tp.plan(
             purpose.name,
@@ -327,9 +338,9 @@ def _plan_session_nudges(tp: _TickPass) -> None:
                 )
             ).where(
                 a.action == action,
-                tp.active(),
+                tp.reachable(),
                 or_(p.paused_until.is_(None), p.paused_until <= t),
-                not_declined,
+                going[action],
                 sp.state.not_in((StepState.DONE, StepState.MISSED, StepState.SKIPPED)),
                 ls.cancelled_at.is_(None),
                 att.attended_at.is_(None),
@@ -353,7 +364,7 @@ def _close_missed_sessions(tp: _TickPass) -> None:
         )
         .select_from(sp)
         .join(e, e.id == sp.enrollment_id)
-        .where(sp.id.in_(closing), sp.state.not_in(FINAL_STEP_STATES), e.status == EnrollmentStatus.ACTIVE)
+        .where(sp.id.in_(closing), sp.state.not_in(FINAL_STEP_STATES), e.status.in_(_REACHABLE))
     )
     res = tp.session.execute(
         insert(LearningEvent).from_select(

@@ -250,3 +250,81 @@ def test_attending_without_the_required_lesson_does_not_complete(rt, clock, cons
     console.press("bo", sent, b)
     assert enrollment(rt, "bo").status == "active"
     assert ephemeral_texts(console, "bo") == ["You're checked in. Enjoy the session!"]
+
+
+def test_the_waitlisted_cannot_check_in_so_attendance_stays_within_capacity(rt, clock, console):
+    """Issue 14: 19 attended a session of 12 seats because the waitlisted could check in."""
+    for user in ("ana", "bo", "cy"):
+        rsvp(console, user, "yes")  # capacity 2: cy is waitlisted
+    at(rt, clock, utc(2026, 3, 4, 13, 50))
+    prompted = {u for u, _ in LEARNERS if any(s.message.title == "Check in: Workshop" for s in console.messages_to(u))}
+    assert prompted == {"ana", "bo", "di"}  # no check-in prompt for the waitlisted
+    invite, _ = button(console, "cy", "rsvp.yes", "Live session: Workshop")
+    reply = console.press("cy", invite, checkin_button(rt, "cy"))
+    assert "waitlist" in reply.ephemeral.body and reply.ephemeral.body != SORRY
+    # di never answered: the two seats are held by ana and bo, so there is none for di.
+    reply = console.press("di", invite, checkin_button(rt, "di"))
+    assert "is full" in reply.ephemeral.body
+    for user in ("ana", "bo"):
+        assert console.press(user, invite, checkin_button(rt, user)).ephemeral.body.startswith("You're checked in")
+    assert sorted(enrollment(rt, u).person_id for u in ("ana", "bo")) == sorted(
+        e.person_id for e in events(rt, "attended")
+    )
+
+
+def test_a_free_seat_can_be_taken_by_someone_without_an_rsvp(rt, clock, console):
+    rsvp(console, "ana", "yes")
+    at(rt, clock, utc(2026, 3, 4, 13, 50))
+    invite, _ = button(console, "di", "session.checkin", "Check in: Workshop")
+    assert console.press("di", invite, checkin_button(rt, "di")).ephemeral.body.startswith("You're checked in")
+    reply = console.press("cy", invite, checkin_button(rt, "cy"))  # ana's reserved seat is the last one
+    assert "is full" in reply.ephemeral.body
+    assert console.press("ana", invite, checkin_button(rt, "ana")).ephemeral.body.startswith("You're checked in")
+
+
+def complete_at_the_workshop(rt: Runtime, clock: VirtualClock, console: ConsoleAdapter) -> None:
+    """ana reads the lesson and attends the workshop: the program is complete before the closing session."""
+    at(rt, clock, utc(2026, 3, 2, 9, 30))
+    lesson, done = button(console, "ana", "lesson.done", "Intro")
+    console.press("ana", lesson, done)
+    at(rt, clock, utc(2026, 3, 4, 13, 55))
+    sent, b = button(console, "ana", "session.checkin", "Check in: Workshop")
+    console.press("ana", sent, b)
+    assert enrollment(rt, "ana").status == "completed"
+
+
+def test_completing_early_keeps_the_later_session(rt, clock, console):
+    """Issue 14: learners who completed before the second clinic got no reminder, no check-in and an open step."""
+    complete_at_the_workshop(rt, clock, console)
+    at(rt, clock, utc(2026, 3, 5, 14, 0))  # 24 hours before the closing session
+    at(rt, clock, utc(2026, 3, 6, 13, 50))  # 15 minutes before it, and its check-in opens
+    got = [s.message.title for s in console.messages_to("ana") if s.message.title.endswith(": Closing")]
+    assert got[1:] == ["Coming up: Closing", "Coming up: Closing", "Check in: Closing"]  # after the invite
+    sent, b = button(console, "ana", "session.checkin", "Check in: Closing")
+    assert console.press("ana", sent, b).ephemeral.body.startswith("You're checked in")
+    assert progress(rt, "ana", "closing").state == "done"
+    assert [e.object_id for e in events(rt, "attended", "ana")][-1] == "program/live/step/closing"
+
+
+def test_a_completed_learner_who_skips_the_later_session_has_it_closed(rt, clock, console):
+    complete_at_the_workshop(rt, clock, console)
+    at(rt, clock, utc(2026, 3, 6, 15, 0))  # the closing session ended
+    assert progress(rt, "ana", "closing").state == "missed"
+    assert enrollment(rt, "ana").status == "completed"
+
+
+def test_a_day_ahead_reminder_at_night_moves_to_the_last_working_hour(rt, clock, console):
+    """Issue 14: 24-hour reminders reached learners at night. The workshop is Wednesday 14:00 UTC, 23:00 in
+    Tokyo: its 24-hour reminder (Tuesday 23:00 there) goes at 16:30 Tuesday, the last working hour; the
+    15-minute reminder stays time-bound."""
+    make_cohort(rt, "live", [("kei", "Asia/Tokyo")], name="c2", lead=None)
+    at(rt, clock, utc(2026, 3, 3, 7, 29))
+    assert coming_up(console, "kei") == 0
+    at(rt, clock, utc(2026, 3, 3, 7, 30))  # 16:30 in Tokyo
+    assert coming_up(console, "kei") == 1
+    at(rt, clock, utc(2026, 3, 4, 13, 44))
+    assert coming_up(console, "kei") == 1
+    at(rt, clock, utc(2026, 3, 4, 13, 45))  # 22:45 in Tokyo: time-bound
+    assert coming_up(console, "kei") == 2
+    # London learners' 24-hour reminder fell inside their working hours and did not move.
+    assert coming_up(console, "ana") == 2

@@ -42,6 +42,7 @@ steps:
     kind: lesson
     body: Unlocks on a Saturday.
     unlock: {day: 5}
+    due: 2d
   - id: personal
     title: Two days after you joined
     kind: lesson
@@ -159,6 +160,29 @@ def test_saturday_unlock_arrives_on_monday(rt, clock, console):
     at(rt, clock, utc(2026, 3, 9, 9, 0))
     assert "Saturday lesson" in titles(console, "ana")
     assert delivered_at(rt, "ana", "saturday") == utc(2026, 3, 9, 9, 0)
+
+
+def test_a_weekend_unlock_does_not_eat_the_due_time(rt, clock, console):
+    """Issue 14: ``due`` ran from the Saturday unlock, so a Monday delivery kept 1.5 of its 2 days."""
+    make_cohort(rt, "unlocking", [("ana", "Europe/London")])
+    # Planned at enrolment from the planned delivery (Monday 09:00), not from the unlock (Saturday 09:30).
+    assert progress(rt, "ana", "saturday").due_at == utc(2026, 3, 11, 9, 0)
+    at(rt, clock, utc(2026, 3, 9, 9, 0))
+    assert "Saturday lesson" in titles(console, "ana")
+    assert progress(rt, "ana", "saturday").due_at == utc(2026, 3, 11, 9, 0)
+
+
+def test_due_runs_from_the_actual_delivery(rt, clock, console):
+    """A card that waits (here a vacation pause over Monday) is due two days after it really arrives."""
+    make_cohort(rt, "unlocking", [("ana", "Europe/London")])
+    clock.set(utc(2026, 3, 6, 12, 0))
+    with transaction(rt.factory) as session:
+        person = rt.engine.person(session, "console", "console", "ana")
+        rt.engine.pause(session, person, utc(2026, 3, 10, 11, 0))
+    for day, hour in ((7, 9), (9, 9), (9, 12), (10, 11)):
+        at(rt, clock, utc(2026, 3, day, hour, 0))
+    assert delivered_at(rt, "ana", "saturday") == utc(2026, 3, 10, 11, 0)
+    assert progress(rt, "ana", "saturday").due_at == utc(2026, 3, 12, 11, 0)
 
 
 def test_late_enrollment_gets_what_is_due_by_now(rt, clock, console):
