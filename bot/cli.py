@@ -287,7 +287,7 @@ def content_check(
     """Validate programs; print every problem as path:line: message (exit 1), OK otherwise (exit 0)."""
     import json
 
-    from bot.journeys.loader import check_problems
+    from bot.journeys.loader import check_problems, check_warnings
 
     if fmt not in ("text", "json"):
         raise BlendwiseError(f"--format: '{fmt}' is not one of text, json")
@@ -303,12 +303,19 @@ def content_check(
             markup=False,
         )
         raise typer.Exit(INTERNAL_ERROR) from None
+    # Timing warnings (an authored time the working week changes) only for content without problems; never fatal.
+    warnings = [] if problems else check_warnings(target, load_settings(state.config))
     # Plain writes, not Rich: a line such as ``path:100: ...`` must reach editors and CI exactly as written.
     if fmt == "json":
         rows = [{"file": p.file, "line": p.line, "message": p.message} for p in problems]
-        sys.stdout.write(json.dumps({"ok": not problems, "problems": rows}, ensure_ascii=False, indent=2) + "\n")
+        notes = [{"file": p.file, "line": p.line, "message": p.message} for p in warnings]
+        report = {"ok": not problems, "problems": rows, "warnings": notes}
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
-        sys.stdout.write("".join(f"{p}\n" for p in problems) or f"OK: {target} is valid.\n")
+        ok = f"OK: {target} is valid" + (f" ({len(warnings)} timing warning(s) above).\n" if warnings else ".\n")
+        sys.stdout.write("".join(f"{p}\n" for p in [*problems, *warnings]) or ok)
+        if warnings and not problems:
+            sys.stdout.write(ok)
     if problems:
         if fmt == "text":
             err.print(f"{len(problems)} problem(s) found.", markup=False)

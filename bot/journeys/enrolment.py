@@ -129,9 +129,14 @@ DAY_AHEAD = timedelta(hours=12)
 
 
 def session_agenda(
-    step: SessionStep, live: LiveSessionRow, default_reminders: Sequence[str], now: datetime, window: Window
+    step: SessionStep,
+    live: LiveSessionRow,
+    default_reminders: Sequence[str],
+    now: datetime,
+    window: Window | None = None,
 ) -> list[tuple[str, int, datetime | None, datetime | None]]:
-    """A live session's reminders, check-in and close, as ``(action, seq, fire_at, expires_at)``."""
+    """A live session's reminders, check-in and close, as ``(action, seq, fire_at, expires_at)``; with the
+    learner's ``window``, a day-ahead reminder outside it moves to their last working hour."""
     rows: list[tuple[str, int, datetime | None, datetime | None]] = []
     offsets = (
         step.session_reminders
@@ -140,7 +145,7 @@ def session_agenda(
     )
     for i, before in enumerate(sorted(offsets, reverse=True), start=1):
         fire = live.start_at - before
-        if before >= DAY_AHEAD:
+        if before >= DAY_AHEAD and window is not None:
             fire = window.last_open_before(fire)
         if fire > now:
             rows.append((AgendaAction.SESSION_REMIND, i, fire, live.start_at))
@@ -180,7 +185,7 @@ def build_template(
         card = step_agenda(step, offsets, nominal, window, now, blocked=waiting_on > 0)
         rows.extend(card)
         # Due from the planned delivery (the sender moves it to the actual one); a blocked step's until released.
-        due = sessions[step.id].end_at if isinstance(step, SessionStep) else due_after(step, card[0][2] or nominal)
+        due = sessions[step.id].end_at if isinstance(step, SessionStep) else due_after(step, card[0][2] or nominal, window)
         template.steps.append(
             (position, step.id, step.kind, step.required, waiting_on, to_ms(nominal), _ms(due))
         )

@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -34,7 +34,10 @@ from bot.journeys.model import STEP_KINDS, AnyStep, Completion, Defaults, Lesson
 from bot.journeys.pack import evaluation_problems, read_guides
 from bot.journeys.validate import BodySource, Loc, Outline, Problem, SourceMap, check_outline
 
-__all__ = ["LoadedProgram", "check_path", "check_problems", "load_library", "load_program"]
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["LoadedProgram", "check_path", "check_problems", "check_warnings", "load_library", "load_program"]
 
 PROGRAM_FILE = "program.yaml"
 
@@ -124,6 +127,25 @@ def check_problems(path: Path) -> list[Problem]:
         message = f"no programs found; each program is a folder holding a {PROGRAM_FILE}"
         problems = [Problem(_display(path), None, message)]
     return problems
+
+
+def check_warnings(path: Path, settings: Settings) -> list[Problem]:
+    """Timing warnings (:mod:`bot.journeys.timing_check`) for the valid programs at ``path``: things that load and
+    run, but not at the times the author wrote. They never stop a program from loading."""
+    from bot.journeys.timing_check import timing_warnings
+
+    if path.is_file():
+        files = [path]
+    elif (path / PROGRAM_FILE).is_file():
+        files = [path / PROGRAM_FILE]
+    else:
+        files = sorted(p / PROGRAM_FILE for p in path.iterdir() if p.is_dir() and (p / PROGRAM_FILE).is_file())
+    found: list[Problem] = []
+    for file in files:
+        result = _load(file)
+        if result.loaded is not None and result.source is not None:
+            found += timing_warnings(result.loaded.program, result.source, settings)
+    return _sorted(found)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -170,7 +170,10 @@ def _replan_session_rows(
             )
             .join(e, e.id == sp.enrollment_id)
             .where(
-                sp.id.in_(ids), sp.state.not_in(FINAL_STATES), e.status == EnrollmentStatus.ACTIVE
+                sp.id.in_(ids),
+                sp.state.not_in(FINAL_STATES),
+                # Completed learners keep their later sessions (see bot.nudges.tick), so a move reaches them too.
+                e.status.in_((EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)),
             )
         )
         session.execute(

@@ -97,13 +97,25 @@ def session_start(step: SessionStep, cohort: Cohort) -> datetime:
     return step.start.astimezone(UTC)
 
 
-def due_after(step: AnyStep, delivered: datetime) -> datetime | None:
-    """When ``step`` is due if it reaches the learner at ``delivered``: its ``due`` runs from the delivery, so a
-    step unlocked on a Saturday and delivered on Monday keeps its whole time. A session is due when it ends, which
-    its live-session row knows, so it has no due here."""
+def due_after(step: AnyStep, delivered: datetime, window: Window) -> datetime | None:
+    """When ``step`` is due if it reaches the learner at ``delivered``.
+
+    ``due`` runs from the delivery, in working days: the learner's non-working days (``window.weekdays``, in their
+    zone) are not counted, so a step unlocked on a Saturday and delivered on Monday keeps its whole time, and a
+    ``due: 2d`` delivered on Friday is due on Tuesday, not on Sunday. A session is due when it ends, which its
+    live-session row knows, so it has no due here."""
     if isinstance(step, SessionStep) or step.due is None:
         return None
-    return delivered + step.due
+    local = delivered.astimezone(zone(window.tz)).replace(tzinfo=None)
+    end = local + step.due
+    day = local.date()
+    while day < end.date():
+        day += timedelta(days=1)
+        if day.weekday() not in window.weekdays:
+            end += timedelta(days=1)
+    if end.date() - local.date() > timedelta(days=3660):  # no working day at all: plain calendar time
+        return delivered + step.due
+    return local_instant(end.date(), end.time(), window.tz)
 
 
 def reminder_offsets(ctx: Context, step: AnyStep, program: Program) -> list[timedelta]:
@@ -156,7 +168,7 @@ def _schedule_released(
     """Give a step whose last prerequisite just completed its delivery and reminder times."""
     assert sp.unlock_at is not None
     deliver_at = window.next_open(max(sp.unlock_at, now))
-    due = due_after(dep, deliver_at)
+    due = due_after(dep, deliver_at, window)
     if due is not None:
         sp.due_at = due
     offsets = reminder_offsets(ctx, dep, program)

@@ -53,12 +53,18 @@ def timetable(
     library: Library, settings: Settings, program_id: str, start: date, tz: str | None, zones: list[str]
 ) -> list[ZoneTimeline]:
     """The timeline of ``program_id`` for a cohort starting on ``start`` in ``tz``, for one learner per zone."""
-    program = library.program(program_id)
+    return program_timetable(library.program(program_id), settings, start, tz, zones)
+
+
+def program_timetable(
+    program: Program, settings: Settings, start: date, tz: str | None, zones: list[str]
+) -> list[ZoneTimeline]:
+    """:func:`timetable` for a program that is not (or not yet) in a library, such as one being checked."""
     cohort = Cohort(id=0, name="timeline", program_id=program.id, start_date=start, tz=tz or program.tz)
     sessions = {step.id: live_row(step, cohort) for step in program.sessions}
     # Enrolled a week before the start, at 09:00 in the cohort's zone: the usual way a cohort is set up.
     enrolled = local_instant(start - timedelta(days=7), time(9, 0), cohort.tz)
-    ctx = Context(library=library, settings=settings, clock=VirtualClock(enrolled))
+    ctx = Context(library=Library({}), settings=settings, clock=VirtualClock(enrolled))
     return [
         ZoneTimeline(zone_name, _rows(ctx, program, cohort, sessions, zone_name, enrolled)) for zone_name in zones
     ]
@@ -87,7 +93,7 @@ def _rows(
                 card = step_agenda(step, reminder_offsets(ctx, step, program), unlock, window, released)
                 delivered[step_id] = card[0][2]
                 if not isinstance(step, SessionStep) and card[0][2] is not None:
-                    due = due_after(step, card[0][2])
+                    due = due_after(step, card[0][2], window)
         arrives = delivered.get(step_id)
         rows.append(Row(step_id, kind, unlock, arrives, due, _flags(window, arrives, due)))
     return rows

@@ -97,6 +97,7 @@ from bot.storage.models import (
     StepProgress,
 )
 from bot.storage.types import from_ms, to_ms
+from bot.timewindow import Window
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,10 @@ class Plan:
     progress_id: int | None = None
     #: For step deliveries: (person id, enrollment id, cohort id, program id, step id, step kind).
     step: tuple[int, int, int, str, str, str] | None = None
-    #: The authored step a step delivery opens: its ``due`` runs from the moment the card is sent.
+    #: The authored step a step delivery opens and the learner's window: its ``due`` runs from the moment the card
+    #: is sent, in the learner's working days.
     authored: AnyStep | None = None
+    window: Window | None = None
     due_at: datetime | None = None
     ref: MessageRef | None = None
     error: AdapterError | None = None
@@ -513,12 +516,7 @@ class Sender:
         if adapter is None:
             raise AdapterError(f"no adapter running for platform '{person.platform}'", retryable=True)
         sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
-        step, authored = None, None
-        if sp is not None and purpose.opens_step:
-            enrollment = session.get(Enrollment, sp.enrollment_id)
-            assert enrollment is not None
-            step = (person.id, enrollment.id, enrollment.cohort_id, enrollment.program_id, sp.step_id, sp.kind)
-            authored = self.engine.library.program(enrollment.program_id).step(sp.step_id)
+        step, authored, calendar = self._opening(session, person, cohort, sp) if purpose.opens_step else (None,) * 3
         return Plan(
             delivery_id=d.id,
             purpose=d.purpose,
@@ -531,7 +529,21 @@ class Sender:
             progress_id=d.progress_id,
             step=step,
             authored=authored,
+            window=calendar,
         )
+
+    def _opening(
+        self, session: Session, person: Person, cohort: Cohort | None, sp: StepProgress | None
+    ) -> tuple[tuple[int, int, int, str, str, str] | None, AnyStep | None, Window | None]:
+        """What recording a step card needs: the step's identity for its event, the authored step and the
+        learner's working days (its due time runs from the delivery)."""
+        if sp is None:
+            return None, None, None
+        enrollment = session.get(Enrollment, sp.enrollment_id)
+        assert enrollment is not None
+        step = (person.id, enrollment.id, enrollment.cohort_id, enrollment.program_id, sp.step_id, sp.kind)
+        authored = self.engine.library.program(enrollment.program_id).step(sp.step_id)
+        return step, authored, self.engine.window(person, cohort, respect_pause=False)
 
     def _purpose(self, d: Delivery) -> Purpose:
         purpose = self.purposes.get(d.purpose)

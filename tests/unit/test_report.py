@@ -66,7 +66,7 @@ def drive_cohort(rt, clock, console) -> None:
     rt.step()
     press(console, "ana", "lesson.done")  # receiving-feedback, out since Thursday
     take_quiz(rt, console, "ana", wrong={0})  # 3 of 4 right: 75%, exactly the pass mark
-    at(clock, 7, 10)  # Monday 9 March: the day-5 prompt waited for the working week
+    at(clock, 7, 10)  # Monday 9 March: ana answers the day-4 prompt (out since Friday)
     rt.step()
     posts = [
         p
@@ -94,8 +94,8 @@ def test_report_numbers_match_hand_computed_values(rt, clock, console):
     # ana: three lessons, the quiz, the prompt (completed by her thread reply) and the workshop; of 8 authored steps
     # and the 3 polls of the end-of-program evaluation.
     assert (ana.steps_completed, ana.steps_total) == (6, 11)
-    # The prompt unlocked on Saturday 7 March 09:30, reached her on Monday at 09:00 and is due two days after that
-    # (issue 14: due runs from the delivery, not the weekend unlock); she replied on Monday at 10:00, on time.
+    # The prompt reached her on Friday 6 March and is due two working days later, on Tuesday (issue 14: due runs
+    # from the delivery in working days, the weekend does not count); she replied on Monday, on time.
     assert ana.on_time == 6
     assert ana.quiz_average == 75.0 and (ana.quizzes_passed, ana.quizzes_total) == (1, 1)
     assert (ana.sessions_attended, ana.sessions_missed, ana.sessions_caught_up, ana.sessions_total) == (
@@ -110,11 +110,11 @@ def test_report_numbers_match_hand_computed_values(rt, clock, console):
     assert ana.last_activity.startswith("2026-03-09T13:55")
     # Left for ana: the reflection (unlocked today, due in three days) and the day-10 prompt: on track.
     assert ana.status == "on track"
-    # bo: nothing done. Overdue on Tue 10 March 10:00 UTC: why-feedback-matters (due Wed 4th), sbi-model (Thu
-    # 5th) and receiving-feedback (Sat 7th); bring-a-situation unlocked on Saturday, arrived on Monday and is due
-    # on Wednesday 11th. The quiz never unlocked for him.
+    # bo: nothing done. Overdue on Tue 10 March 10:00 UTC: why-feedback-matters (due Wed 4th) and sbi-model (Thu
+    # 5th). receiving-feedback and bring-a-situation reached him on Friday at 10:00 (this cohort is ticked once a
+    # day) and are due two working days later, Tuesday 10:00: not overdue yet. The quiz never unlocked for him.
     assert (bo.steps_completed, bo.on_time, bo.quiz_average, bo.replies) == (0, 0, None, 0)
-    assert bo.overdue == 3
+    assert bo.overdue == 2
     assert (bo.sessions_attended, bo.sessions_missed) == (0, 1)
     # Behind, but three ignored nudges auto-paused him (nudges.auto_pause_after = 3), and paused wins.
     assert bo.status == "paused"

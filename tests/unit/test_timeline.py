@@ -106,6 +106,9 @@ def test_weekend_unlocks_keep_their_due_time_and_arrive_on_a_working_day(tmp_pat
     # 08:00 authored, delivered at 09:00 when working hours begin; the quiz waits for both its prerequisite and its
     # own unlock (09:30 by default).
     assert rows["friday"].delivered.hour == 9 and rows["after-friday"].delivered == rows["after-friday"].unlock
+    # Due in working days: a day after a Friday delivery is Monday, three after is Wednesday.
+    assert rows["friday"].due == rows["friday"].delivered + timedelta(days=3)
+    assert rows["after-friday"].due == rows["after-friday"].delivered + timedelta(days=5)
     assert not [r for r in london.rows if r.flags]
 
 
@@ -168,3 +171,40 @@ def test_cli_refuses_bad_options_in_one_line(workdir):
         assert len(done.stderr.strip().splitlines()) == 1
     done = run(workdir, "content", "timeline", "nope", "--start", "2026-03-02")
     assert done.returncode == 1 and "nope" in done.stderr
+
+
+ZONED_PREWORK = """
+id: zoned
+title: Zoned
+tz: America/New_York
+steps:
+  - id: read-first
+    title: Read first
+    kind: lesson
+    body: Before the clinic.
+    unlock: {day: 4}
+  - id: clinic
+    title: Clinic
+    kind: session
+    start: {day: 4, at: "12:00"}
+    prework: [read-first]
+"""
+
+
+def test_content_check_warns_about_times_the_week_changes(workdir):
+    """Issue 14: an authored 08:00 silently became 09:00, a Saturday unlock silently became Monday, and the pre-work
+    rule compared a learner-local 09:30 with a 12:00 New York start, so Los Angeles learners got the pre-work half an
+    hour after the session began. All three are warnings: the content is valid and loads."""
+    write_programs(workdir, {"zoned": ZONED_PREWORK})
+    done = run(workdir, "content", "check", str(workdir / "content"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1].endswith("is valid (3 timing warning(s) above).")
+    weekly, zoned = "content/weekly/program.yaml", "content/zoned/program.yaml"
+    assert [line.split(" ", 1)[0] for line in lines[:-1]] == [f"{weekly}:13:", f"{weekly}:19:", f"{zoned}:14:"]
+    assert "unlocks at 08:00, outside working_hours 09:00-17:30: it arrives at 09:00" in lines[0]
+    assert "unlocks on day 5, a Saturday" in lines[1]
+    assert "pre-work 'read-first' reaches learners in America/Los_Angeles only when session 'clinic'" in lines[2]
+    as_json = run(workdir, "content", "check", str(workdir / "content"), "--format", "json")
+    assert as_json.returncode == 0
+    assert '"ok": true' in as_json.stdout and as_json.stdout.count('"message": "warning: ') == 3
