@@ -120,6 +120,10 @@ class TeamsAdapter(Adapter):
 
     def start(self, handler: InboundHandler) -> None:
         self._handler = handler
+        missing = self.not_installed()
+        if missing:
+            log.warning("%d learners have not installed the app in Teams; their deliveries wait (blendwise teams "
+                        "status lists them)", len(missing))
         if not self.shared_web and self._server is None:
             self._server = WebServer(self._host, self._port, WebApp(self.web_routes(), health={"platform": PLATFORM}))
             self._server.start()
