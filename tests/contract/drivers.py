@@ -278,10 +278,13 @@ class SlackDriver:
             response_url=self.fake.response_url(f"c-{user_id}"),
         )
         self._post(self.signing.command_request(self.signing.SIGNING_SECRET, form))
+        # A reply only the actor sees: an ephemeral message, or a form (bare /learn recording opens one on Slack).
         replies = [
-            c for c in self.fake.calls()[before:] if c.method in ("response_url", "chat.postEphemeral")
+            c
+            for c in self.fake.calls()[before:]
+            if c.method in ("response_url", "chat.postEphemeral", "views.open")
         ]
-        assert replies, "a command always gets an ephemeral reply"
+        assert replies, "a command always gets an ephemeral reply or a form"
         body = replies[-1].params if hasattr(replies[-1], "params") else {}
         return _flatten(body)
 
