@@ -783,7 +783,8 @@ def _print_report(rt: Any, **filters: Any) -> None:
             f"{r.steps_completed}/{r.steps_total}",
             str(r.on_time),
             "-" if r.quiz_average is None else f"{r.quiz_average:.0f}%",
-            f"{r.sessions_attended}/{r.sessions_total}",
+            f"{r.sessions_attended}/{r.sessions_total}"
+            + (f" (+{r.sessions_not_applicable} n/a)" if r.sessions_not_applicable else ""),
             str(r.sessions_missed) + (f" (+{r.sessions_caught_up} caught up)" if r.sessions_caught_up else ""),
             str(r.replies),
             r.status,

@@ -33,10 +33,19 @@ class StepState(StrEnum):
     MISSED = "missed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    #: A live session that had started before the learner enrolled: never invited, never missed, and out of their
+    #: attendance rule; the report shows it as "n/a".
+    NOT_APPLICABLE = "n/a"
 
 
 #: States a step never leaves: nothing is delivered, reminded or marked missed for it any more.
-FINAL_STEP_STATES = (StepState.DONE, StepState.MISSED, StepState.FAILED, StepState.SKIPPED)
+FINAL_STEP_STATES = (
+    StepState.DONE,
+    StepState.MISSED,
+    StepState.FAILED,
+    StepState.SKIPPED,
+    StepState.NOT_APPLICABLE,
+)
 
 
 class StepKind(StrEnum):

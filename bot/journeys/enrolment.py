@@ -70,8 +70,8 @@ class Template:
     """One time zone's timeline, computed once and copied to every learner of that zone by SQL."""
 
     group: int
-    #: (position, step id, kind, required, waiting_on, unlock_at ms, due_at ms)
-    steps: list[tuple[int, str, str, bool, int, int, int | None]] = field(default_factory=list)
+    #: (position, step id, kind, required, state, waiting_on, unlock_at ms, due_at ms)
+    steps: list[tuple[int, str, str, bool, str, int, int, int | None]] = field(default_factory=list)
     #: (row position, step id, action, seq, fire_at ms, expires_at ms)
     agenda: list[tuple[int, str, str, int, int | None, int | None]] = field(default_factory=list)
 
@@ -170,13 +170,22 @@ def build_template(
     """The timeline every learner in ``tz`` gets when enrolled in ``cohort`` at ``now``."""
     window = zone_window(engine.settings, tz)
     template = Template(group)
+    # A late joiner: a session that has started is not theirs to attend (no invite, reminders or check-in; out of
+    # their attendance rule), and it does not hold back the steps that wait for it.
+    started = {s.id for s in program.sessions if sessions[s.id].start_at <= now}
     for position, step in enumerate(program.steps):
+        waiting_on = len([p for p in step.unlock.after if p not in started])
+        if step.id in started:
+            template.steps.append(
+                (position, step.id, step.kind, step.required, StepState.NOT_APPLICABLE.value, 0,
+                 to_ms(sessions[step.id].start_at), None)
+            )
+            continue
         nominal = nominal_unlock(step, program, cohort, now, tz)
         if isinstance(step, SessionStep) and "unlock" not in step.model_fields_set:
             # An invite nobody set a time for goes out a week ahead (or now, for a late joiner), so people can
             # plan; a kickoff on day 0 must not be announced on day 0.
             nominal = sessions[step.id].start_at - timedelta(days=7)
-        waiting_on = len(step.unlock.after)
         rows: list[tuple[str, int, datetime | None, datetime | None]] = []
         if isinstance(step, SessionStep):
             reminders = engine.settings.nudges.session_reminders
@@ -187,7 +196,8 @@ def build_template(
         # Due from the planned delivery (the sender moves it to the actual one); a blocked step's until released.
         due = sessions[step.id].end_at if isinstance(step, SessionStep) else due_after(step, card[0][2] or nominal, window)
         template.steps.append(
-            (position, step.id, step.kind, step.required, waiting_on, to_ms(nominal), _ms(due))
+            (position, step.id, step.kind, step.required, StepState.LOCKED.value, waiting_on, to_ms(nominal),
+             _ms(due))
         )
         for action, seq, fire, expires in rows:
             template.agenda.append((len(template.agenda), step.id, action, seq, _ms(fire), _ms(expires)))
@@ -211,6 +221,7 @@ _STEPS = Table(
     Column("step_id", String(64), nullable=False),
     Column("kind", String(12), nullable=False),
     Column("required", Boolean, nullable=False),
+    Column("state", String(8), nullable=False),
     Column("waiting_on", Integer, nullable=False),
     Column("unlock_at", BigInteger),
     Column("due_at", BigInteger),
@@ -352,7 +363,7 @@ def _fill_scratch(
     session.execute(
         insert(_STEPS),
         [
-            dict(zip(("grp", "pos", "step_id", "kind", "required", "waiting_on", "unlock_at", "due_at"),
+            dict(zip(("grp", "pos", "step_id", "kind", "required", "state", "waiting_on", "unlock_at", "due_at"),
                      (tpl.group, *row), strict=True))
             for tpl in templates
             for row in tpl.steps
@@ -380,7 +391,7 @@ def _materialise(session: Session, cohort: Cohort, program: Program, has_session
         insert(StepProgress).from_select(
             ["enrollment_id", "step_id", "kind", "required", "state", "waiting_on", "unlock_at", "due_at",
              "attempts"],
-            select(b.enrollment_id, s.step_id, s.kind, s.required, literal(StepState.LOCKED.value), s.waiting_on, s.unlock_at,
+            select(b.enrollment_id, s.step_id, s.kind, s.required, s.state, s.waiting_on, s.unlock_at,
                    s.due_at, literal(0))
             .select_from(_BATCH.join(_STEPS, s.grp == b.grp))
             .order_by(b.enrollment_id, s.pos),

@@ -111,7 +111,9 @@ def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dic
     by_id = {r.step_id: r for r in rows}
     required = [s for s in program.steps if s.required and s.kind != StepKind.SESSION]
     # A cancelled session is ``skipped`` for everyone: it leaves the attendance rule (nobody can attend it).
-    sessions = [s for s in program.steps if s.kind == StepKind.SESSION and by_id[s.id].state != StepState.SKIPPED]
+    # A session that had started before the learner enrolled (``n/a``) leaves it too: they could not attend it.
+    out_of_rule = (StepState.SKIPPED, StepState.NOT_APPLICABLE)
+    sessions = [s for s in program.steps if s.kind == StepKind.SESSION and by_id[s.id].state not in out_of_rule]
     attended = session.scalar(
         select(func.count())
         .select_from(Attendance)
@@ -126,7 +128,7 @@ def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dic
         "sessions_attended": int(attended or 0),
         "quizzes_total": len(quizzes),
         "quizzes_passed": sum(1 for s in quizzes if by_id[s.id].passed),
-        "steps_total": len(program.steps),
+        "steps_total": sum(1 for r in rows if r.state != StepState.NOT_APPLICABLE),
         "steps_done": sum(1 for r in rows if r.state == StepState.DONE),
     }
 

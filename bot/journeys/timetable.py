@@ -81,7 +81,7 @@ def _rows(
         if action == AgendaAction.DELIVER
     }
     rows: list[Row] = []
-    for _, step_id, kind, _, waiting_on, unlock_ms, due_ms in template.steps:
+    for _, step_id, kind, _, _, waiting_on, unlock_ms, due_ms in template.steps:
         step = program.step(step_id)
         unlock = from_ms(unlock_ms)
         due = from_ms(due_ms) if due_ms is not None else None

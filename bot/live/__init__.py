@@ -68,6 +68,7 @@ def setup(registry: Registry) -> None:
     ):
         registry.add_purpose(purpose)
     registry.add_demo(plan_catch_up)
+    registry.add_planner(lambda session, engine, now: live.recaps.catch_up_late_joiners(session), "live.late_joiners")
     registry.provide("live", live)
     live.search.index_library()
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, NotFound
@@ -128,6 +128,8 @@ class Recaps:
     def __init__(self, live: Live) -> None:
         self.live = live
         self.engine = live.engine
+        #: The newest enrolment :meth:`catch_up_late_joiners` has looked at (0 after a start: one full pass).
+        self._late_seen = 0
 
     # ------------------------------------------------------------------ attach
     def attach(
@@ -278,7 +280,10 @@ class Recaps:
             )
             .order_by(Enrollment.id)
         ):
-            if sp.state == StepState.MISSED or (closed and attended is None and sp.state not in FINAL_STATES):
+            # A late joiner (``n/a``: the session had started when they enrolled) gets the catch-up too.
+            if sp.state in (StepState.MISSED, StepState.NOT_APPLICABLE) or (
+                closed and attended is None and sp.state not in FINAL_STATES
+            ):
                 out.append((enrollment, sp))
         return out
 
@@ -404,22 +409,7 @@ class Recaps:
             if sp is not None:
                 if CATCHUP.key(row.id, enrollment.id) in existing or RECORDING.key(row.id, enrollment.id) in existing:
                     continue
-                catchup = session.scalar(
-                    select(LiveCatchup).where(
-                        LiveCatchup.session_id == row.id, LiveCatchup.enrollment_id == enrollment.id
-                    )
-                )
-                if catchup is None:
-                    catchup = LiveCatchup(
-                        session_id=row.id,
-                        enrollment_id=enrollment.id,
-                        progress_id=sp.id,
-                        state="sent",
-                        created_at=now,
-                    )
-                    session.add(catchup)
-                    session.flush()
-                self._queue(session, row, CATCHUP, enrollment, sp.id, {"catchup_id": catchup.id})
+                self._send_catchup(session, row, enrollment, sp)
                 catchups += 1
             elif row.recording_url:
                 if RECORDING.key(row.id, enrollment.id) in existing or CATCHUP.key(row.id, enrollment.id) in existing:
@@ -427,6 +417,55 @@ class Recaps:
                 self._queue(session, row, RECORDING, enrollment, None, {"session_id": row.id})
                 recordings += 1
         return Released(catchups, recordings)
+
+    def _send_catchup(self, session: Session, row: LiveSessionRow, enrollment: Enrollment, sp: StepProgress) -> None:
+        catchup = session.scalar(
+            select(LiveCatchup).where(LiveCatchup.session_id == row.id, LiveCatchup.enrollment_id == enrollment.id)
+        )
+        if catchup is None:
+            catchup = LiveCatchup(
+                session_id=row.id,
+                enrollment_id=enrollment.id,
+                progress_id=sp.id,
+                state="sent",
+                created_at=self.live.clock.now(),
+            )
+            session.add(catchup)
+            session.flush()
+        self._queue(session, row, CATCHUP, enrollment, sp.id, {"catchup_id": catchup.id})
+
+    def catch_up_late_joiners(self, session: Session) -> int:
+        """After each tick: learners who enrolled after a session started (step ``n/a``) and after its recap was
+        released get its catch-up lesson, as those who missed it did. Only enrolments newer than the last pass are
+        looked at, so an idle tick costs one ``max(id)``."""
+        last = session.scalar(select(func.max(Enrollment.id))) or 0
+        if last <= self._late_seen:
+            return 0
+        rows = session.execute(
+            select(LiveSessionRow, Enrollment, StepProgress)
+            .join(Enrollment, Enrollment.cohort_id == LiveSessionRow.cohort_id)
+            .join(
+                StepProgress,
+                (StepProgress.enrollment_id == Enrollment.id) & (StepProgress.step_id == LiveSessionRow.step_id),
+            )
+            .outerjoin(
+                LiveCatchup,
+                (LiveCatchup.session_id == LiveSessionRow.id) & (LiveCatchup.enrollment_id == Enrollment.id),
+            )
+            .where(
+                Enrollment.id > self._late_seen,
+                Enrollment.id <= last,
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                LiveSessionRow.recap_state == "released",
+                StepProgress.state == StepState.NOT_APPLICABLE,
+                LiveCatchup.id.is_(None),
+            )
+            .order_by(Enrollment.id)
+        ).all()
+        for row, enrollment, sp in rows:
+            self._send_catchup(session, row, enrollment, sp)
+        self._late_seen = last
+        return len(rows)
 
     @staticmethod
     def _enrollment_ids(session: Session, row: LiveSessionRow) -> list[int]:

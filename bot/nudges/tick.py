@@ -187,6 +187,7 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     result.claimed = sum(actions.values())
 
     tp = _TickPass(session=session, t=t, claim=claim, actions=actions, result=result)
+    _skip_sessions_started_before_enrolment(tp)
     _plan_step_cards(tp)
     _plan_cohort_prompts(tp)
     _plan_reminders(tp)
@@ -242,6 +243,30 @@ def _claim_due(session: Session, dialect: str, t: int, batch: int) -> Table:
         .execution_options(synchronize_session=False)
     )
     return claim
+
+
+def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
+    """A session that had started when the learner enrolled is not applicable to them: no invite, reminder,
+    check-in or "missed" from a timeline planned before that rule (enrolment now plans none), set-wise over the
+    claimed rows."""
+    sp, e, ls = StepProgress, Enrollment, LiveSessionRow
+    started_before = (
+        select(literal(1))
+        .select_from(e)
+        .join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id))
+        .where(e.id == sp.enrollment_id, ls.start_at <= e.enrolled_at)
+    )
+    tp.session.execute(
+        update(sp)
+        .where(
+            sp.id.in_(select(tp.claim.c.progress_id)),
+            sp.kind == StepKind.SESSION,
+            sp.state.not_in(FINAL_STEP_STATES),
+            exists(started_before),
+        )
+        .values(state=StepState.NOT_APPLICABLE, due_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _plan_step_cards(tp: _TickPass) -> None:
@@ -341,7 +366,7 @@ def _plan_session_nudges(tp: _TickPass) -> None:
                 tp.reachable(),
                 or_(p.paused_until.is_(None), p.paused_until <= t),
                 going[action],
-                sp.state.not_in((StepState.DONE, StepState.MISSED, StepState.SKIPPED)),
+                sp.state.not_in((StepState.DONE, StepState.MISSED, StepState.SKIPPED, StepState.NOT_APPLICABLE)),
                 ls.cancelled_at.is_(None),
                 att.attended_at.is_(None),
             ),

@@ -56,6 +56,7 @@ CSV_COLUMNS = [
     "sessions_missed",
     "sessions_caught_up",
     "sessions_total",
+    "sessions_not_applicable",
     "replies",
     "retention",
     "last_activity",
@@ -89,6 +90,7 @@ class LearnerRow:
     sessions_missed: int
     sessions_caught_up: int
     sessions_total: int
+    sessions_not_applicable: int
     replies: int
     retention: float | None
     last_activity: str
@@ -284,6 +286,8 @@ def _learner_row(
     att = facts.attendance[e.id]
     overdue = sum(1 for sp in sps if sp.state == StepState.OPEN and sp.due_at is not None and sp.due_at < now)
     missed = sum(1 for sp in sps if sp.kind == StepKind.SESSION and sp.state == StepState.MISSED)
+    # Sessions that had started before the learner enrolled: out of their steps and sessions ("n/a").
+    na = {sp.step_id for sp in sps if sp.state == StepState.NOT_APPLICABLE}
     paused = e.auto_paused or (p.paused_until is not None and p.paused_until > now)
     status = (
         "done"
@@ -308,7 +312,7 @@ def _learner_row(
         enrolled_at=_iso(e.enrolled_at),
         status=status,
         steps_completed=sum(1 for sp in sps if sp.state == StepState.DONE),
-        steps_total=len(sps),
+        steps_total=len(sps) - len(na),
         required_completed=sum(1 for sp in sps if sp.step_id in required_ids and sp.state == StepState.DONE),
         required_total=len(required_ids),
         on_time=sum(
@@ -321,7 +325,8 @@ def _learner_row(
         sessions_attended=sum(1 for a in att if a.attended_at is not None and a.source != "catch_up"),
         sessions_missed=missed,
         sessions_caught_up=caught_up[e.id],
-        sessions_total=len(att),
+        sessions_total=len(att) - len(na),
+        sessions_not_applicable=len(na),
         replies=facts.replies[e.id],
         retention=facts.retention.get(e.id),
         last_activity=_iso(last_event.get(e.id) or e.last_activity_at),

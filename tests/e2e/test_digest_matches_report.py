@@ -24,6 +24,7 @@ LINE = re.compile(
     r"(?:, quiz avg (?P<quiz>\d+)%)?"
     r", sessions (?P<attended>\d+)/(?P<sessions>\d+)"
     r"(?: \((?P<missed>\d+) missed(?:, (?P<caught_up>\d+) caught up)?\))?"
+    r"(?: \(\+(?P<na>\d+) n/a, before they joined\))?"
     r"(?:, \*\*(?P<overdue>\d+) overdue\*\*)?"
     r" · (?P<status>.+)$"
 )
@@ -71,6 +72,7 @@ def test_every_digest_line_matches_the_report_row_for_that_person(demo):
                     "sessions": int(m["sessions"]),
                     "missed": int(m["missed"] or 0),
                     "caught_up": int(m["caught_up"] or 0),
+                    "na": int(m["na"] or 0),
                     "overdue": int(m["overdue"] or 0),
                     "status": m["status"],
                 }
@@ -83,6 +85,7 @@ def test_every_digest_line_matches_the_report_row_for_that_person(demo):
                     "sessions": row.sessions_total,
                     "missed": row.sessions_missed,
                     "caught_up": row.sessions_caught_up,
+                    "na": row.sessions_not_applicable,
                     "overdue": row.overdue,
                     "status": row.status,
                 }, line
