@@ -398,6 +398,62 @@ def _zone_option(flag: str, name: str) -> None:
         raise BlendwiseError(f"{flag}: {exc}") from None
 
 
+@content_app.command("preview")
+def content_preview(
+    program: Annotated[str, typer.Argument(help="Program id in content/, or a program's folder or program.yaml.")],
+    step: Annotated[str | None, typer.Option(help="Only this step (default: every step, in order).")] = None,
+    platform: Annotated[str, typer.Option(help="console (text), or a platform's payload as JSON: slack, discord.")] = (
+        "console"
+    ),
+) -> None:
+    """Show a step as a learner will receive it: the real composer, a sample learner, the platform's renderer."""
+    import tempfile
+
+    from bot.platforms import registered
+    from bot.preview import preview_steps
+
+    spec = None
+    if platform != "console":
+        platforms = registered()
+        spec = platforms[platform] if platform in platforms else None  # noqa: SIM401 - a registry, not a dict
+        if spec is None or spec.preview is None:
+            known = ", ".join(["console", *(p.name for p in platforms if p.preview is not None)])
+            raise BlendwiseError(f"--platform: '{platform}' is not one of {known}")
+    with tempfile.TemporaryDirectory(prefix="blendwise-preview-") as scratch:
+        content_dir, program_id = (
+            _demo_content(Path(program), None, Path(scratch))
+            if Path(program).exists()
+            else (load_settings(state.config).content_dir, program)
+        )
+        previews = preview_steps(content_dir, program_id, step)
+    for shown in previews:
+        sys.stdout.write(f"=== {shown.step_id} ({shown.kind}) ===\n")
+        for message in shown.messages:
+            if spec is None:
+                sys.stdout.write(_console_preview(message))
+                continue
+            assert spec.preview is not None
+            try:
+                sys.stdout.write(spec.preview(message) + "\n")
+            except ImportError:
+                err.print(
+                    f"error: the {platform} preview needs the '{spec.extra}' extra: "
+                    f"pip install 'blendwise[{spec.extra}]'",
+                    markup=False,
+                )
+                raise typer.Exit(2) from None
+
+
+def _console_preview(message: Any) -> str:
+    lines = [f"## {message.title}" if message.title else "", message.body or message.text]
+    lines += [f"  {f.label}: {f.value}" for f in message.fields]
+    if message.buttons:
+        lines.append(" ".join(f"[{b.label}]" for b in message.buttons))
+    if message.context:
+        lines.append(f"({message.context})")
+    return "\n".join(line for line in lines if line) + "\n\n"
+
+
 # ---------------------------------------------------------------------- database
 @db_app.command("upgrade")
 def db_upgrade() -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from bot.clock import Clock
     from bot.config import Settings
+    from bot.messages import Message
     from bot.ports import Adapter
 
 
@@ -49,6 +50,9 @@ class PlatformSpec:
         owner: the module that registered it, named when another module registers the same name.
         cli: the import path of a module whose ``setup_cli(cli)`` adds the platform's command-line commands
             (``blendwise <platform> ...``), as a feature's does; it must import no SDK at module level.
+        preview: ``preview(message) -> JSON text``: the platform's payload for a core message, for
+            ``content preview``; imports the platform's renderer lazily, so an ImportError means the extra is missing.
+        extra: the pip extra that installs the platform's SDK (``blendwise[slack]``), named when it is missing.
     """
 
     name: str
@@ -57,6 +61,8 @@ class PlatformSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
     cli: str | None = None
+    preview: Callable[[Message], str] | None = None
+    extra: str = ""
 
 
 class PlatformRegistry:

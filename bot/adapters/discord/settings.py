@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from bot.platforms import PLATFORMS, PlatformParts, PlatformSpec
 
 if TYPE_CHECKING:
+    from bot.messages import Message
     from bot.ports import Adapter
 
 
@@ -39,6 +40,23 @@ def _build(section: DiscordSettings, parts: PlatformParts) -> Adapter:
     return build_discord_adapter(parts.settings, parts.clock)
 
 
+def _preview(message: Message) -> str:
+    import json
+
+    from bot.adapters.discord.render import render
+
+    parts = [
+        {
+            "content": part.content,
+            "embeds": [embed.to_dict() for embed in part.embeds],
+            "components": view.to_components() if (view := part.view()) is not None else [],
+            "files": [file.filename for file in part.files],
+        }
+        for part in render(message)
+    ]
+    return json.dumps(parts, indent=2, ensure_ascii=False)
+
+
 SPEC = PLATFORMS.register(
     PlatformSpec(
         name="discord",
@@ -46,5 +64,7 @@ SPEC = PLATFORMS.register(
         factory=_build,
         env={"token": "DISCORD_TOKEN", "api_url": "DISCORD_API_URL", "gateway_url": "DISCORD_GATEWAY_URL"},
         owner=__name__,
+        preview=_preview,
+        extra="discord",
     )
 )

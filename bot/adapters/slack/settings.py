@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from bot.platforms import PLATFORMS, PlatformParts, PlatformSpec
 
 if TYPE_CHECKING:
+    from bot.messages import Message
     from bot.ports import Adapter
 
 
@@ -36,6 +37,14 @@ def _build(section: SlackSettings, parts: PlatformParts) -> Adapter:
     return build_slack_adapter(parts.settings, parts.db)
 
 
+def _preview(message: Message) -> str:
+    import json
+
+    from bot.adapters.slack.render import render_message
+
+    return json.dumps([part.api_kwargs() for part in render_message(message)], indent=2, ensure_ascii=False)
+
+
 SPEC = PLATFORMS.register(
     PlatformSpec(
         name="slack",
@@ -50,5 +59,7 @@ SPEC = PLATFORMS.register(
             "api_url": "SLACK_API_URL",
         },
         owner=__name__,
+        preview=_preview,
+        extra="slack",
     )
 )

@@ -1,0 +1,59 @@
+"""``blendwise content preview``: a step as the learner receives it, through the real composer and renderers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONTENT, ROOT
+
+BLENDWISE = str(ROOT / ".venv" / "bin" / "blendwise")
+PROGRAM = CONTENT / "feedback-fundamentals"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def preview(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BLENDWISE, "--config", str(tmp_path / "none.yaml"), "content", "preview", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def test_console_preview_shows_every_message_part_with_the_sample_learner(tmp_path: Path) -> None:
+    done = preview(tmp_path, str(PROGRAM), "--step", "why-feedback-matters")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("=== why-feedback-matters (lesson) ===\n## Why feedback matters, and why it goes wrong\n")
+    # Rendered for the sample learner, split as delivery splits it, with the buttons of the last part.
+    assert "Hi Amara, welcome to Feedback Fundamentals." in out and "{{" not in out
+    assert "## Why feedback matters, and why it goes wrong (2/2)" in out
+    assert "[Done] [Snooze 2h] [Remind me tomorrow]" in out
+
+
+def test_platform_previews_are_the_platform_payloads(tmp_path: Path) -> None:
+    done = preview(tmp_path, str(PROGRAM / "program.yaml"), "--step", "feedback-workshop", "--platform", "slack")
+    assert done.returncode == 0, done.stderr
+    head, payload = done.stdout.split("\n", 1)
+    assert head == "=== feedback-workshop (session) ==="
+    [message] = json.loads(payload)
+    assert message["blocks"][0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "Live session: Live workshop - feedback in practice", "emoji": True},
+    }
+    done = preview(tmp_path, str(PROGRAM), "--step", "feedback-check", "--platform", "discord")
+    assert done.returncode == 0, done.stderr
+    [part] = json.loads(done.stdout.split("\n", 1)[1])
+    assert part["embeds"][0]["title"] == "Pre-work check" and part["components"]
+
+
+def test_preview_mistakes_are_one_line(tmp_path: Path) -> None:
+    done = preview(tmp_path, str(PROGRAM), "--step", "nope", "--platform", "pager")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("error: --platform: 'pager' is not one of console, ")
