@@ -409,8 +409,8 @@ def content_preview(
     """Show a step as a learner will receive it: the real composer, a sample learner, the platform's renderer."""
     import tempfile
 
+    from bot.demo import preview_steps
     from bot.platforms import registered
-    from bot.preview import preview_steps
 
     spec = None
     if platform != "console":
