@@ -275,9 +275,10 @@ def test_json_format() -> None:
                 "message": "step 'intro', due: 'soon' is not a duration; use forms like 15m, 2h, 1h30m, 3d, 1w",
             }
         ],
+        "warnings": [],
     }
     done = run("content", "check", "--format", "json", str(write(HEADER + LESSON)))
-    assert (done.returncode, json.loads(done.stdout)) == (0, {"ok": True, "problems": []})
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"ok": True, "problems": [], "warnings": []})
     done = run("content", "check", "--format", "yaml", str(path))
     assert (done.returncode, done.stderr.strip()) == (1, "error: --format: 'yaml' is not one of text, json")
 
