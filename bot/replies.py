@@ -348,6 +348,10 @@ def attendance_imported(
 
 
 # ---------------------------------------------------------------------- files shared with the bot in a direct message
+RECORDING_FORM_OPENED = (
+    "Fill in the form to attach the recording and transcript, or share the transcript in our direct message with "
+    "`recording <session> <link>` as the message."
+)
 SHARE_ONE_FILE = "Share one file per message, with what it is for as the message."
 FILE_NEEDS_A_COMMAND = (
     "Thanks for the file. To use it, share it again with what it is for as the message, for example "

@@ -910,6 +910,8 @@ class SlackAdapter(Adapter):
             client = self._client(converted[1].workspace)
             view = files.recording_modal(converted[1].channel)
             self._call("views.open", client.views_open, trigger_id=trigger, view=view)
+            # Every command gets a private answer, also when its answer is a form.
+            self._ephemeral(Message(text=replies.RECORDING_FORM_OPENED), converted[1])
             return
         if self._seen.first_time(f"slack:command:{trigger}" if trigger else None):
             self._dispatch(*converted)
