@@ -76,6 +76,8 @@ class Learner:
         elif (b := msg.button("reflection.open")) is not None:
             self.driver.press(self.key, msg, b)
             self.driver.submit_modal(self.key, REFLECTION)
+        elif (b := msg.button("poll.step")) is not None:  # the end-of-program evaluation
+            self.driver.press(self.key, msg, b)
 
     def take_quiz(self, index: int) -> None:
         """Answer every question correctly, reading the card as it is edited in place after each press."""
@@ -287,17 +289,18 @@ def test_cohort_of_five_on_discord(world: tuple[Runtime, VirtualClock, DiscordDr
     }
     rows = {r.user_id: r for r in report.learners}
     expected = {
-        "L1": ("done", 8, 1, 0),
-        "L2": ("done", 8, 1, 0),
-        "L3": ("done", 8, 1, 0),
-        "L4": ("behind", 7, 0, 1),
-        "L5": ("done", 8, 1, 0),
+        # 8 authored steps and the 3 polls of the end-of-program evaluation.
+        "L1": ("done", 11, 1, 0),
+        "L2": ("done", 11, 1, 0),
+        "L3": ("done", 11, 1, 0),
+        "L4": ("behind", 10, 0, 1),
+        "L5": ("done", 11, 1, 0),
     }
     for key, (status, steps, attended_n, missed) in expected.items():
         row = rows[uid[key]]
         got = (row.status, row.steps_completed, row.sessions_attended, row.sessions_missed)
         assert got == (status, steps, attended_n, missed), (key, row)
-        assert row.steps_total == 8 and row.quiz_average == 100.0 and row.replies == 2, (key, row)
+        assert row.steps_total == 11 and row.quiz_average == 100.0 and row.replies == 2, (key, row)
     assert report.cohorts[0].completion_rate == 80.0
 
     # The manager gets the weekly digest by DM, on Monday at 9:00 in the manager's zone: the current week's on the
