@@ -55,7 +55,10 @@ def fake() -> Iterator[FakeSlack]:
 def prepare(db_url: str, root: Path, fake: FakeSlack, learners: int) -> None:
     """Migrate, create a cohort that started yesterday (every lesson is due) and enrol ``learners``."""
     content = write_programs(root, {"faults": PROGRAM})
-    rt = build(make_settings(db_url, content_dir=str(content)), clock=SystemClock(), adapters={})
+    # The workers' calendar (every hour of every day): enrolment plans deliveries in working hours, so with the
+    # default calendar a run after 17:30 would plan every lesson for tomorrow morning and the workers send nothing.
+    settings = make_settings(db_url, content_dir=str(content), working_hours=ALWAYS, quiet_hours=None)
+    rt = build(settings, clock=SystemClock(), adapters={})
     try:
         with transaction(rt.factory) as session:
             cohort = rt.engine.create_cohort(
