@@ -13,6 +13,9 @@ from bot.storage.models import Enrollment, LearningEvent, Person, StepProgress
 from tests.conftest import CONTENT
 from tests.unit.test_cli import run
 
+#: Each test starts the CLI several times (a start-up loads and renders every program), slow on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, db_url: str) -> Path:
