@@ -50,7 +50,9 @@ def describe(change: Change, live: LiveSessionRow, tz: str) -> str:
     if live.cancelled_at is not None:
         return replies.session_cancelled(live.title, change.invites_updated)
     when = live.start_at.astimezone(zone(tz))
-    return replies.session_moved(live.title, f"{when:%a %d %b %Y, %H:%M %Z}", change.invites_updated)
+    # As every message shows times (``Tue 8 Dec``), with the year: a lead may move a session into the next one.
+    shown = f"{when:%a} {when.day} {when:%b %Y, %H:%M %Z}"
+    return replies.session_moved(live.title, shown, change.invites_updated)
 
 
 class ScheduleChat:

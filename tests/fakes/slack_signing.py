@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +32,9 @@ NOWHERE = "http://127.0.0.1:9/response-url-not-set"
 TEAM_ID = "T0BLENDWS"
 APP_ID = "A0BLENDWS"
 
-_ids = itertools.count(1)
+#: Ids (trigger ids, message ts) count from a per-process random start: Slack never repeats a trigger id, and the
+#: bot treats a repeated one as a retry, so two runs of this module's command line must not reuse each other's ids.
+_ids = itertools.count(1 + secrets.randbelow(10**6) * 1000)
 
 
 def _next(prefix: str) -> str:
