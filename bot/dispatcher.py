@@ -35,7 +35,7 @@ from bot.events import (
 from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.journeys.model import QuizStep, ReflectionStep
-from bot.messages import Message, Modal
+from bot.messages import Attachment, Message, Modal
 from bot.ports import SORRY, Subcommand
 from bot.states import StepState
 from bot.storage.db import transaction
@@ -103,6 +103,11 @@ class Dispatcher:
             Subcommand(name, (sub.summary or sub.usage)[:100], (sub.arg_help or sub.usage)[:100], sub.file_help[:100])
             for name, sub in self.commands.subs.items()
         ]
+
+    def attachment(self, source: str) -> Attachment | None:
+        """See :meth:`bot.ports.InboundHandler.attachment`."""
+        with self.factory() as session:
+            return self.composer.remake(session, source)
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: InboundEvent) -> Response:
@@ -257,7 +262,7 @@ class Dispatcher:
         text = replies.RSVP[stored]
         card = self.composer.step_card(session, sp)[-1]
         card.context = replies.RSVP_CONTEXT[stored]
-        card.attachments = []
+        card.kept_attachments, card.attachments = card.attachments, []
         return Response(ephemeral=Message(text=text, body=text), replace=card)
 
     def _checkin(self, session: Session, person: Person, ev: ButtonPressed) -> Response:

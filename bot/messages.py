@@ -10,7 +10,12 @@ through :func:`bot.markup.inert` (templates do it for every value). Plain-text s
 ``Button.label`` and the modal's strings; adapters show those as they are.
 
 Buttons carry a stable ``action`` (what to do) and ``value`` (which thing), so a press on a message sent weeks ago
-still routes correctly after a restart.
+still routes correctly after a restart. A button with a ``url`` is a link (Join): a platform with link buttons opens
+the URL; one without sends the action, whose handler answers with the link.
+
+An attachment with a ``source`` can be made again from the database at its current state
+(:meth:`bot.ports.InboundHandler.attachment`): a platform that shows attachments as links serves that link statelessly,
+from any process, and the file it serves is never stale (a moved session's invite gives the new time).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class Button:
     action: str
     value: str = ""
     style: ButtonStyle = "default"
+    #: Opens this URL where the platform has link buttons; elsewhere the button sends ``action`` as usual.
+    url: str | None = None
 
     @property
     def action_id(self) -> str:
@@ -46,6 +53,8 @@ class Attachment:
     content: bytes
     mimetype: str
     title: str = ""
+    #: How the core makes this file again (``session-invite:<enrollment>:<step>``); empty for a one-off file.
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,9 @@ class Message:
             post). Slack threads exist implicitly; Discord must create one.
         replaces: the outbox edits this message, sent earlier, in place (the adapter's ``update``) instead of
             sending a new one: a moved session's invite. Attachments are not sent with an edit.
+        kept_attachments: on an edit (``replaces``, or a ``Response.replace``), the files the original message
+            carries and keeps: a platform that uploads files leaves them be; one that shows attachments as links
+            inside the message shows these links again, so an edit does not lose them.
     """
 
     text: str
@@ -97,6 +109,7 @@ class Message:
     kind: str = "notice"
     opens_thread: bool = False
     replaces: MessageRef | None = None
+    kept_attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

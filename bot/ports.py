@@ -29,7 +29,7 @@ from typing import Protocol
 
 from bot.errors import BlendwiseError
 from bot.events import Actor, InboundEvent, Response
-from bot.messages import Message, MessageRef
+from bot.messages import Attachment, Message, MessageRef
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,13 @@ class InboundHandler(Protocol):
     def subcommands(self) -> list[Subcommand]:
         """Every ``/learn`` subcommand the core and its features registered, so that each exists on every
         platform (a platform that declares commands up front builds its list from this, never from its own)."""
+        ...
+
+    def attachment(self, source: str) -> Attachment | None:
+        """The attachment whose :attr:`~bot.messages.Attachment.source` is ``source``, made again from the database
+        at its current state (a moved session's invite has the new time), or ``None`` when it names nothing. A
+        platform that links to attachments instead of uploading them serves the link with this, from any process;
+        ``source`` must come from a link the adapter signed, as it names a learner's own file."""
         ...
 
 

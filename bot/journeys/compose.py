@@ -42,6 +42,9 @@ from bot.storage.models import (
 )
 from bot.templating import template
 
+#: The :attr:`~bot.messages.Attachment.source` kind of a learner's session invite (``.ics``).
+INVITE_SOURCE = "session-invite"
+
 
 @dataclass
 class Scope:
@@ -396,6 +399,8 @@ class Composer:
             Button("Maybe", "rsvp.maybe", str(sp.id)),
             Button("Can't make it", "rsvp.no", str(sp.id)),
         ]
+        if live.join_url and live.cancelled_at is None:
+            buttons.append(Button("Join", "session.join", str(sp.id), url=live.join_url))
         title = f"{'Cancelled' if live.cancelled_at is not None else 'Live session'}: {live.title}"
         return Message(
             text=f"{title} on {svars['start_local']}",
@@ -432,7 +437,25 @@ class Composer:
             sequence=live.sequence,
             cancelled=live.cancelled_at is not None,
         )
-        return Attachment(f"{step.id}.ics", data, "text/calendar", title=live.title)
+        return Attachment(f"{step.id}.ics", data, "text/calendar", title=live.title,
+                          source=f"{INVITE_SOURCE}:{scope.enrollment.id}:{step.id}")
+
+    def remake(self, session: Session, source: str) -> Attachment | None:
+        """The attachment ``source`` names (:attr:`Attachment.source`) at the current state, or ``None`` when it
+        names nothing (a malformed source, a deleted enrolment, a step that is no longer a session)."""
+        kind, _, rest = source.partition(":")
+        enrollment_id, _, step_id = rest.partition(":")
+        if kind != INVITE_SOURCE or not enrollment_id.isdigit() or not step_id:
+            return None
+        enrollment = session.get(Enrollment, int(enrollment_id))
+        if enrollment is None:
+            return None
+        scope = self.scope(session, enrollment)
+        step = next((s for s in scope.program.sessions if s.id == step_id), None)
+        live = session.scalar(
+            select(LiveSessionRow).where(LiveSessionRow.cohort_id == scope.cohort.id, LiveSessionRow.step_id == step_id)
+        )
+        return None if step is None or live is None else self.calendar_file(session, scope, live, step)
 
     def organizer(self, session: Session, cohort: Cohort) -> ics.Party:
         """The invite's organizer: a lead of the cohort with a known email, else ``live.organizer``, else the
@@ -466,7 +489,7 @@ class Composer:
                          attachments=calendar, context=scope.program.title, kind="session")
         if not sp.message_ref:
             return [notice]
-        card.attachments = []
+        card.kept_attachments, card.attachments = card.attachments, []
         card.replaces = MessageRef.decode(sp.message_ref)
         return [card, notice]
 
@@ -500,7 +523,7 @@ class Composer:
         if self.engine.checkin_open(live, now):
             buttons.append(Button("Check in", "session.checkin", str(sp.id), "primary"))
         if live.join_url:
-            buttons.append(Button("Join link", "session.join", str(sp.id)))
+            buttons.append(Button("Join link", "session.join", str(sp.id), url=live.join_url))
         return Message(text=f"{title} ({svars['start_local']})", title=title, body=body, buttons=buttons,
                        context=scope.program.title, kind="session")
 

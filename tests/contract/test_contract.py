@@ -151,8 +151,10 @@ def setup_cohort(
     rt: Runtime,
     spec: list[tuple[str, str, str]] | None = None,
     manager: str | None = None,
+    join_urls: dict[str, str] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """The cohort every contract test uses: a lead, the learners in ``spec`` and optionally their manager."""
+    """The cohort every contract test uses: a lead, the learners in ``spec`` and optionally their manager (and
+    ``join_urls``, session step id -> the cohort's meeting link)."""
     spec = LEARNERS if spec is None else spec
     # People meet the platform before the transaction: installing an app for someone (Teams) writes to the database
     # through the adapter's endpoint, which must not wait on this test's own open transaction.
@@ -179,6 +181,7 @@ def setup_cohort(
             start=COHORT_START,
             channel=driver.channel,
             leads=[lead],
+            join_urls=join_urls,
         )
         for user_id, name, tz in spec:
             person = rt.engine.person(

@@ -115,7 +115,7 @@ def test_a_move_updates_the_invite_in_place_with_a_revised_calendar_file(rt, clo
     assert updated is first, "the invite is edited, not posted again"
     assert len(updated.history) >= 2 and "Thu 12 Mar, 15:00 GMT" in [f.value for f in updated.message.fields]
     assert "Moved to a new time" in updated.message.body
-    assert [b.action for b in updated.message.buttons] == ["rsvp.yes", "rsvp.maybe", "rsvp.no"]
+    assert [b.action for b in updated.message.buttons] == ["rsvp.yes", "rsvp.maybe", "rsvp.no", "session.join"]
     assert len(console.messages_to("ana")) == sent_before + 1, "one new message: the notice with the new file"
     notice = console.messages_to("ana")[-1]
     assert notice.message.title == "Moved: Workshop"

@@ -102,7 +102,8 @@ def coming_up(console: ConsoleAdapter, user: str) -> int:
 
 def test_invites_carry_rsvp_buttons_and_an_ics(rt, console):
     sent, _ = button(console, "ana", "rsvp.yes", "Live session: Workshop")
-    assert [b.action for b in sent.message.buttons] == ["rsvp.yes", "rsvp.maybe", "rsvp.no"]
+    assert [b.action for b in sent.message.buttons] == ["rsvp.yes", "rsvp.maybe", "rsvp.no", "session.join"]
+    assert sent.message.buttons[-1].url == "https://meet.example.com/workshop", "Join is a link button"
     assert [a.filename for a in sent.message.attachments] == ["workshop.ics"]
     assert "Wed 4 Mar, 14:00 GMT" in [f.value for f in sent.message.fields]
 

@@ -33,6 +33,9 @@ def build_teams_adapter(cfg: TeamsSettings, parts: PlatformParts) -> TeamsAdapte
     config = auth_configuration(cfg.app_id, tenant_id=cfg.tenant_id, secret=secret, certificate=cfg.certificate,
                                 issuers=cfg.issuers)
     web = parts.settings.web
+    link_secret: str | bytes | None = cfg.link_secret.get_secret_value() if cfg.link_secret is not None else secret
+    if not link_secret and cfg.certificate:
+        link_secret = _certificate_bytes(cfg.certificate)
     return TeamsAdapter(
         app_id=cfg.app_id,
         auth=InboundAuth(config, cfg.openid_metadata_url),
@@ -47,4 +50,14 @@ def build_teams_adapter(cfg: TeamsSettings, parts: PlatformParts) -> TeamsAdapte
         port=web.port or cfg.port,
         public_url=cfg.public_url,
         clock=parts.clock,
+        link_secret=link_secret,
     )
+
+
+def _certificate_bytes(path: str) -> bytes:
+    """The certificate file, whose private key then keys the file links (every web process reads the same file)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ConfigError("teams.certificate", f"cannot read {path}: {exc.strerror}") from exc

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import secrets
 import threading
 import time
-import urllib.parse
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import metrics
-from bot.adapters.teams import cards, convert
+from bot.adapters.teams import cards, convert, files
 from bot.adapters.teams.auth import InboundAuth, Unauthorized
 from bot.adapters.teams.connector import Connector
+from bot.adapters.teams.files import FileLinks, link_key
 from bot.adapters.teams.meetings import Meetings, meeting_thread
 from bot.adapters.teams.pacing import TENANT_RATE, Windows
 from bot.adapters.teams.references import CHANNEL, PERSON, References
@@ -37,16 +34,15 @@ from bot.adapters.teams.settings import DEFAULT_SERVICE_URL
 from bot.clock import Clock, SystemClock
 from bot.errors import AdapterError
 from bot.events import ModalSubmitted, Response
-from bot.messages import Attachment, Message, MessageRef
+from bot.messages import Message, MessageRef
 from bot.ports import Adapter, ChannelTarget, InboundHandler, LiveSession, Profile, Recipient
 from bot.web import Handler, HttpRequest, HttpResult, WebApp, WebServer
 
 log = logging.getLogger(__name__)
 PLATFORM = "teams"
 MESSAGES_PATH = "/api/messages"
-#: Attachments (calendar invites) are links to this path with an unguessable token: ``?t=<token>&name=<file>``.
-FILES_PATH = "/api/files"
-MAX_FILES = 20_000
+#: Attachments (calendar invites) are signed links to this path (:mod:`bot.adapters.teams.files`).
+FILES_PATH = files.PATH
 NOT_INSTALLED = (
     "{user} has not installed the Blendwise app in Teams yet (no conversation reference); install it for them "
     "(Teams admin centre, app setup policy) and the delivery will go out on its next try"
@@ -68,6 +64,8 @@ class TeamsAdapter(Adapter):
         service_url: the connector to use before an activity named the tenant's regional one.
         admins / leads: Entra object ids or UPNs mapped to the core roles ``admin`` / ``lead``.
         meeting_min_minutes: minutes in a meeting that count as attending.
+        link_secret: keys the signatures of file links (the app's client secret, or a dedicated secret); every
+            process of one deployment must have the same one. ``None``: a random key, links die with the process.
     """
 
     platform = PLATFORM
@@ -89,6 +87,7 @@ class TeamsAdapter(Adapter):
         port: int = 3978,
         public_url: str | None = None,
         clock: Clock | None = None,
+        link_secret: str | bytes | None = None,
     ) -> None:
         self.app_id = app_id
         self.auth = auth
@@ -108,7 +107,7 @@ class TeamsAdapter(Adapter):
         #: (delivery id, part) -> where it went, for reconciliation within this process's lifetime.
         self._sent: dict[tuple[int, int], MessageRef] = {}
         self.public_url = public_url
-        self._files: OrderedDict[str, Attachment] = OrderedDict()
+        self.files = FileLinks(link_key(link_secret))
         self._upns: dict[str, str] = {}
         self._zones: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -120,6 +119,7 @@ class TeamsAdapter(Adapter):
 
     def start(self, handler: InboundHandler) -> None:
         self._handler = handler
+        self.files.remake = handler.attachment
         missing = self.not_installed()
         if missing:
             log.warning("%d learners have not installed the app in Teams; their deliveries wait (blendwise teams "
@@ -135,37 +135,20 @@ class TeamsAdapter(Adapter):
             self._server = None
         self.connector.close()
         self._handler = None
+        self.files.remake = None
 
     @property
     def url(self) -> str:
         return self._server.url if self._server is not None else ""
 
     def web_routes(self) -> dict[str, Handler]:
-        return {MESSAGES_PATH: self._serve, FILES_PATH: self._serve_file}
+        return {MESSAGES_PATH: self._serve, FILES_PATH: self.files.serve}
 
-    def _link(self, attachment: Attachment) -> tuple[str, str]:
-        """Keep ``attachment`` behind an unguessable token; its title and URL. Kept in this process's memory (the
-        newest 20,000), so the web role must be the process that sends (``blendwise run`` with ``--role all``)."""
-        token = secrets.token_urlsafe(24)
-        with self._lock:
-            self._files[token] = attachment
-            while len(self._files) > MAX_FILES:
-                self._files.popitem(last=False)
-        base = (self.public_url or self.url).rstrip("/")
-        query = urllib.parse.urlencode({"t": token, "name": attachment.filename})
-        return attachment.title or attachment.filename, f"{base}{FILES_PATH}?{query}"
-
-    def _serve_file(self, request: HttpRequest) -> HttpResult:
-        if request.method not in ("GET", "HEAD"):
-            return HttpResult(405, b"method not allowed", headers={"Allow": ["GET"]})
-        token = urllib.parse.parse_qs(request.query).get("t", [""])[0]
-        with self._lock:
-            found = self._files.get(token)
-        if found is None:
-            return HttpResult(404, b"not found")
-        disposition = f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", found.filename)}"'
-        return HttpResult(200, found.content, content_type=found.mimetype,
-                          headers={"Content-Disposition": [disposition], "Cache-Control": ["private, no-store"]})
+    def _card(self, message: Message) -> dict[str, Any]:
+        """``message`` as a card whose attachments, sent now or kept from before an edit, are links."""
+        base = self.public_url or self.url
+        links = [self.files.link(base, a) for a in (*message.attachments, *message.kept_attachments)]
+        return cards.render(message, links)
 
     # ------------------------------------------------------------------ outbound
     def _service_url(self, workspace: str, conversation_id: str | None = None) -> str:
@@ -173,7 +156,7 @@ class TeamsAdapter(Adapter):
         return found or self.service_url or self.refs.any_service_url(workspace) or DEFAULT_SERVICE_URL
 
     def _activity(self, message: Message) -> dict[str, Any]:
-        card = cards.render(message, [self._link(a) for a in message.attachments])
+        card = self._card(message)
         return {"type": "message", "summary": message.text[:200], "attachments": [cards.attachment(card)]}
 
     def _remember(self, message: Message, ref: MessageRef) -> MessageRef:
@@ -346,7 +329,7 @@ class TeamsAdapter(Adapter):
         if response.modal is not None:
             card = cards.form(response.modal)
         elif response.replace is not None:
-            card = cards.render(response.replace, [self._link(a) for a in response.replace.attachments])
+            card = self._card(response.replace)
             if convert.conversation_type(activity) != "personal" and activity.get("replyToId"):
                 # The invoke's answer refreshes the card for the presser only; everyone in a channel sees counts.
                 ref = MessageRef(PLATFORM, convert.channel_of(activity), str(activity["replyToId"]))

@@ -1,6 +1,6 @@
 """Core :class:`~bot.messages.Message` -> an Adaptive Card 1.5, the version Teams renders on desktop, web and mobile.
 
-Buttons are ``Action.Execute`` (Universal Actions): a press reaches ``/api/messages`` as an ``adaptiveCard/action``
+Buttons are ``Action.Execute`` (Universal Actions), link buttons (a session's Join) ``Action.OpenUrl``: a press reaches ``/api/messages`` as an ``adaptiveCard/action``
 invoke whose ``data`` names our action and value, and the invoke's answer is the refreshed card, so quiz feedback,
 RSVP state and poll counts change in place for the person who pressed. A form (a reflection) is a card of its own
 with an ``Input.Text`` and a submitting ``Action.Execute``.
@@ -32,6 +32,7 @@ MAX_BUTTONS = 6  # more than six Action.Execute buttons fold into an overflow me
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 _SPECIAL = re.compile(r"([\[\]*_`~#>|<])")
 STYLES = {"primary": "positive", "danger": "destructive"}
+_WEB_URL = re.compile(r"https?://\S+\Z", re.IGNORECASE)
 
 
 def card_markdown(text: str) -> str:
@@ -52,7 +53,10 @@ def marker(delivery_id: int, part: int) -> str:
 
 
 def action(button: Button) -> dict[str, Any]:
-    """One ``Action.Execute``; ``verb`` is the core's stable ``bw:<action>:<value>``, ``data`` the same in parts."""
+    """One ``Action.Execute``; ``verb`` is the core's stable ``bw:<action>:<value>``, ``data`` the same in parts.
+    A link button (Join) is an ``Action.OpenUrl`` that opens its http(s) URL in one tap."""
+    if button.url and _WEB_URL.match(button.url):
+        return {"type": "Action.OpenUrl", "title": button.label[:80], "url": button.url}
     rendered: dict[str, Any] = {
         "type": "Action.Execute",
         "title": button.label[:80],

@@ -45,6 +45,9 @@ class TeamsSettings(BaseModel):
     #: Public base URL of ``blendwise run`` (``https://learn.example.com``): the manifest's valid domain and the
     #: address of calendar-invite links.
     public_url: str | None = None
+    #: Signs the links to calendar invites, so any web process serves them after any restart. Unset, the client
+    #: secret (``app_password``) or else the certificate file signs them; set it to rotate links independently.
+    link_secret: SecretStr | None = None
 
 
 def _build(section: TeamsSettings, parts: PlatformParts) -> Adapter:
@@ -65,6 +68,7 @@ SPEC = PLATFORMS.register(
             "tenant_id": "TEAMS_TENANT_ID",
             "service_url": "TEAMS_SERVICE_URL",
             "openid_metadata_url": "TEAMS_OPENID_METADATA_URL",
+            "link_secret": "TEAMS_LINK_SECRET",
         },
         owner=__name__,
         cli="bot.adapters.teams.cli",

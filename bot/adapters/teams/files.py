@@ -1,0 +1,96 @@
+"""Attachments as links: a bot cannot attach a file to a personal chat without asking the person's consent first, so
+a card links to ``GET /api/files`` instead.
+
+A file the core can make again (an attachment with a ``source``: a learner's session invite) is linked
+statelessly: the URL carries the source and an HMAC-SHA256 of it, keyed from the deployment's Teams secret. Any
+process of the HTTP tier serves it, after any restart, by checking the MAC and asking the core for the file at its
+current state (:meth:`bot.ports.InboundHandler.attachment`), so an old link to a moved session's invite gives the
+new time with a higher SEQUENCE and a cancelled one gives ``METHOD:CANCEL``. A missing, forged or tampered MAC, and
+a source that names nothing, are all the same 404: the answer says nothing about which it was.
+
+A one-off file (the manager digest's chart) has no source; it is kept in this process's memory behind a random
+token (the newest :data:`MAX_FILES`), so that link works only where the sending process also serves HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Callable
+
+from bot.messages import Attachment
+from bot.web import HttpRequest, HttpResult
+
+PATH = "/api/files"
+MAX_FILES = 20_000
+#: Binds the link key to this one use, so the deployment's secret itself never signs anything we hand out.
+_PURPOSE = b"blendwise teams file links v1"
+NOT_FOUND = HttpResult(404, b"not found", headers={"Cache-Control": ["no-store"]})
+
+
+def link_key(secret: str | bytes | None) -> bytes:
+    """The key that signs file links, derived from ``secret`` (the app's client secret or a dedicated one).
+    ``None`` gives a random key: links then die with the process (tests, a deployment with no secret)."""
+    if secret is None:
+        return secrets.token_bytes(32)
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(raw, _PURPOSE, hashlib.sha256).digest()
+
+
+class FileLinks:
+    """Signs links to attachments and serves them.
+
+    Args:
+        key: from :func:`link_key`; never logged.
+        remake: the core's :meth:`~bot.ports.InboundHandler.attachment`, or ``None`` before the adapter started.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.remake: Callable[[str], Attachment | None] | None = None
+        self._memory: OrderedDict[str, Attachment] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _mac(self, source: str) -> str:
+        digest = hmac.new(self._key, b"file:" + source.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def link(self, base: str, attachment: Attachment) -> tuple[str, str]:
+        """(title, URL) of ``attachment`` behind ``base`` (the public URL of the HTTP tier)."""
+        if attachment.source:
+            query = {"s": attachment.source, "t": self._mac(attachment.source)}
+        else:
+            token = secrets.token_urlsafe(24)
+            with self._lock:
+                self._memory[token] = attachment
+                while len(self._memory) > MAX_FILES:
+                    self._memory.popitem(last=False)
+            query = {"m": token}
+        query["name"] = attachment.filename  # last: a client that guesses the type from the URL sees ``.ics``
+        return attachment.title or attachment.filename, f"{base.rstrip('/')}{PATH}?{urllib.parse.urlencode(query)}"
+
+    def _find(self, query: dict[str, list[str]]) -> Attachment | None:
+        source, mac = query.get("s", [""])[0], query.get("t", [""])[0]
+        if source:
+            if not mac or not hmac.compare_digest(self._mac(source).encode(), mac.encode()):
+                return None
+            return self.remake(source) if self.remake is not None else None
+        with self._lock:
+            return self._memory.get(query.get("m", [""])[0])
+
+    def serve(self, request: HttpRequest) -> HttpResult:
+        """``GET /api/files``: the file, or 404 for anything this process cannot vouch for."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResult(405, b"method not allowed", headers={"Allow": ["GET"]})
+        found = self._find(urllib.parse.parse_qs(request.query))
+        if found is None:
+            return NOT_FOUND
+        disposition = f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", found.filename)}"'
+        return HttpResult(200, found.content, content_type=found.mimetype,
+                          headers={"Content-Disposition": [disposition], "Cache-Control": ["private, no-store"]})
