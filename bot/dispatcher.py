@@ -35,7 +35,7 @@ from bot.events import (
 from bot.journeys.compose import Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.journeys.model import QuizStep, ReflectionStep
-from bot.messages import Attachment, Message, Modal
+from bot.messages import Attachment, Message
 from bot.ports import SORRY, Subcommand
 from bot.states import StepState
 from bot.storage.db import transaction
@@ -288,16 +288,7 @@ class Dispatcher:
         if sp.state == StepState.DONE:
             return notice(replies.ALREADY_REFLECTED)
         ctx = self.composer.template_context(session, self.composer.scope(session, enrollment), step, sp)
-        question = self.composer.text(step.question, ctx)
-        return Response(
-            modal=Modal(
-                title=step.title[:24],
-                label=question[:2000],
-                action="reflection.submit",
-                value=str(sp.id),
-                placeholder=replies.REFLECTION_PLACEHOLDER,
-            )
-        )
+        return Response(modal=self.composer.reflection_form(step, sp, ctx))
 
     def _modal(self, session: Session, person: Person, ev: ModalSubmitted) -> Response:
         if ev.action != "reflection.submit":

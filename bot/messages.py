@@ -34,6 +34,9 @@ class Button:
     style: ButtonStyle = "default"
     #: Opens this URL where the platform has link buttons; elsewhere the button sends ``action`` as usual.
     url: str | None = None
+    #: The form the button's action answers with (a reflection): a platform that can reveal a form inside the
+    #: message shows it in place, with no round trip; elsewhere the button sends ``action`` as usual.
+    form: Modal | None = None
 
     @property
     def action_id(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import ics
+from bot import ics, replies
 from bot.journeys.chunks import split_markdown, truncate_markdown
 from bot.journeys.engine import Engine
 from bot.journeys.model import (
@@ -29,7 +29,7 @@ from bot.journeys.model import (
 )
 from bot.journeys.render import fmt_local, render_text, session_variables
 from bot.markup import Markdown, inert_line
-from bot.messages import Attachment, Button, Field, Message, MessageRef
+from bot.messages import Attachment, Button, Field, Message, MessageRef, Modal
 from bot.states import EnrollmentStatus, StepKind, StepState
 from bot.storage.models import (
     Attendance,
@@ -187,13 +187,24 @@ class Composer:
             return [self._card(step, sp, ctx, body, [], reminder=reminder, kind="prompt")]
         if isinstance(step, ReflectionStep):
             body = template("reflection", question=self.text(step.question, ctx), min_words=step.min_words)
-            buttons = [Button("Write my reflection", "reflection.open", str(sp.id), "primary")]
+            form = self.reflection_form(step, sp, ctx)
+            buttons = [Button("Write my reflection", "reflection.open", str(sp.id), "primary", form=form)]
             return [self._card(step, sp, ctx, body, buttons, reminder=reminder, kind="reflection")]
         if isinstance(step, PollStep):
             buttons = [Button(opt, "poll.step", f"{sp.id}.{i}") for i, opt in enumerate(step.options)]
             body = self.text(step.question, ctx)
             return [self._card(step, sp, ctx, body, buttons, reminder=reminder, kind="poll")]
         raise AssertionError(f"unhandled step kind {step.kind}")
+
+    def reflection_form(self, step: ReflectionStep, sp: StepProgress, ctx: dict[str, Any]) -> Modal:
+        """The form a reflection's button opens: its question and one free-text answer."""
+        return Modal(
+            title=step.title[:24],
+            label=self.text(step.question, ctx)[:2000],
+            action="reflection.submit",
+            value=str(sp.id),
+            placeholder=replies.REFLECTION_PLACEHOLDER,
+        )
 
     def _card(
         self,

@@ -110,6 +110,9 @@ class TeamsDriver:
             data = action.get("data") or {}
             if action.get("type") == "Action.Execute" and action.get("verb") != MODAL_VERB:
                 buttons.append(Btn(data["bw"], data["v"], action))
+            elif action.get("type") == "Action.ShowCard" and str(action.get("id", "")).startswith("bw:"):
+                _, name, value = action["id"].split(":", 2)
+                buttons.append(Btn(name, value, action))
         summary = str(posted.activity.get("summary") or posted.activity.get("text") or "")
         return Msg(title, "\n".join([summary.replace(ZWSP, ""), *texts]), buttons, posted)
 
@@ -155,6 +158,10 @@ class TeamsDriver:
 
     def press(self, user_id: str, msg: Msg, btn: Btn) -> None:
         posted: Posted = msg.ref
+        if btn.raw.get("type") == "Action.ShowCard":
+            self.forms[user_id] = Posted(posted.conversation, posted.id, {"attachments": [
+                {"contentType": "application/vnd.microsoft.card.adaptive", "content": btn.raw["card"]}]})
+            return  # the client reveals the inline form; nothing reaches the bot until it is submitted
         self.invoke(user_id, posted, btn.raw)
         shown = self.fake.find(posted.id)
         if shown is not None and any(a.get("verb") == MODAL_VERB for a in (shown.card or {}).get("actions", [])):

@@ -1,9 +1,11 @@
 """Core :class:`~bot.messages.Message` -> an Adaptive Card 1.5, the version Teams renders on desktop, web and mobile.
 
-Buttons are ``Action.Execute`` (Universal Actions), link buttons (a session's Join) ``Action.OpenUrl``: a press reaches ``/api/messages`` as an ``adaptiveCard/action``
+Buttons are ``Action.Execute`` (Universal Actions): a press reaches ``/api/messages`` as an ``adaptiveCard/action``
 invoke whose ``data`` names our action and value, and the invoke's answer is the refreshed card, so quiz feedback,
-RSVP state and poll counts change in place for the person who pressed. A form (a reflection) is a card of its own
-with an ``Input.Text`` and a submitting ``Action.Execute``.
+RSVP state and poll counts change in place for the person who pressed. A link button (a session's Join) is an
+``Action.OpenUrl``. A button that carries its form (a reflection's) is an ``Action.ShowCard`` that reveals an
+``Input.Text`` and a submitting ``Action.Execute`` inside the card; a form a handler answers with is a card of its own
+with the same input and submit.
 
 Card text is Markdown, but Teams' card Markdown has no backslash escapes: the core's escapes (which keep names and
 learner text inert, :mod:`bot.markup`) become the character followed by a zero-width space, which breaks link,
@@ -57,6 +59,10 @@ def action(button: Button) -> dict[str, Any]:
     A link button (Join) is an ``Action.OpenUrl`` that opens its http(s) URL in one tap."""
     if button.url and _WEB_URL.match(button.url):
         return {"type": "Action.OpenUrl", "title": button.label[:80], "url": button.url}
+    if button.form is not None:
+        # Revealed by the client with no round trip; its submit is the same invoke a form card's is.
+        inline = {"type": "AdaptiveCard", "body": _form_body(button.form), "actions": [_submit(button.form)]}
+        return {"type": "Action.ShowCard", "title": button.label[:80], "id": button.action_id, "card": inline}
     rendered: dict[str, Any] = {
         "type": "Action.Execute",
         "title": button.label[:80],
@@ -109,16 +115,21 @@ def _overflow(buttons: list[Button]) -> list[dict[str, Any]]:
     return extra
 
 
+def _form_body(modal: Modal) -> list[dict[str, Any]]:
+    return [{"type": "Input.Text", "id": INPUT_ID, "label": plain(modal.label, 100), "isMultiline": True,
+             "isRequired": True, "placeholder": modal.placeholder[:150]}]
+
+
+def _submit(modal: Modal) -> dict[str, Any]:
+    return {"type": "Action.Execute", "title": modal.submit_label[:80], "verb": MODAL_VERB,
+            "data": {"bw": modal.action, "v": modal.value}}
+
+
 def form(modal: Modal) -> dict[str, Any]:
-    """A reflection form: the prompt, one multi-line text input and the submit button."""
-    body = [
-        {"type": "TextBlock", "text": plain(modal.title), "weight": "Bolder", "size": "Medium", "wrap": True},
-        {"type": "Input.Text", "id": INPUT_ID, "label": plain(modal.label, 100), "isMultiline": True,
-         "isRequired": True, "placeholder": modal.placeholder[:150]},
-    ]
-    submit = {"type": "Action.Execute", "title": modal.submit_label[:80], "verb": MODAL_VERB,
-              "data": {"bw": modal.action, "v": modal.value}}
-    return _envelope(body, [submit])
+    """A form card (a form a handler answers with): the title, one multi-line text input and the submit button.
+    A button that carries its form reveals the same input inline instead (``Action.ShowCard``)."""
+    title = {"type": "TextBlock", "text": plain(modal.title), "weight": "Bolder", "size": "Medium", "wrap": True}
+    return _envelope([title, *_form_body(modal)], [_submit(modal)])
 
 
 def attachment(card: dict[str, Any]) -> dict[str, Any]:
