@@ -31,7 +31,7 @@ def build_teams_adapter(cfg: TeamsSettings, parts: PlatformParts) -> TeamsAdapte
     if not secret and not cfg.certificate:
         raise ConfigError("teams.app_password", "set TEAMS_APP_PASSWORD (a client secret) or TEAMS_CERTIFICATE")
     config = auth_configuration(cfg.app_id, tenant_id=cfg.tenant_id, secret=secret, certificate=cfg.certificate,
-                                issuers=cfg.issuers)
+                                issuers=cfg.issuers, authority=cfg.authority)
     web = parts.settings.web
     link_secret: str | bytes | None = cfg.link_secret.get_secret_value() if cfg.link_secret is not None else secret
     if not link_secret and cfg.certificate:

@@ -58,10 +58,12 @@ def jwks_uri_of(metadata_url: str) -> str:
 
 def auth_configuration(
     app_id: str, *, tenant_id: str | None = None, secret: str | None = None, certificate: str | None = None,
-    issuers: list[str] | None = None,
+    issuers: list[str] | None = None, authority: str | None = None,
 ) -> AgentAuthConfiguration:
-    """The SDK's configuration for this bot: audience, issuers (validated, not only listed) and credentials."""
+    """The SDK's configuration for this bot: audience, issuers (validated, not only listed), credentials and the
+    authority MSAL asks for app tokens (``None``: ``https://login.microsoftonline.com/<tenant>``)."""
     return AgentAuthConfiguration(
+        authority=authority,
         auth_type=AuthTypes.certificate if certificate else AuthTypes.client_secret,
         client_id=app_id,
         tenant_id=tenant_id,

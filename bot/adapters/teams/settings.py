@@ -33,6 +33,9 @@ class TeamsSettings(BaseModel):
     #: The OpenID metadata whose ``jwks_uri`` holds the signing keys of inbound tokens. Unset, the SDK uses the
     #: Bot Framework's own keys; tests point it at a local issuer.
     openid_metadata_url: str | None = None
+    #: The Entra authority MSAL asks for the bot's app tokens; unset, ``https://login.microsoftonline.com/<tenant>``.
+    #: Set it for a national cloud (``https://login.microsoftonline.us/<tenant>``).
+    authority: str | None = None
     #: Token issuers accepted on inbound activities (the Bot Framework's by default).
     issuers: list[str] = Field(default_factory=lambda: ["https://api.botframework.com"])
     #: The port of the standalone endpoint (``/api/messages``); also the HTTP tier's when ``web.port`` is unset.
@@ -69,6 +72,7 @@ SPEC = PLATFORMS.register(
             "service_url": "TEAMS_SERVICE_URL",
             "openid_metadata_url": "TEAMS_OPENID_METADATA_URL",
             "link_secret": "TEAMS_LINK_SECRET",
+            "authority": "TEAMS_AUTHORITY",
         },
         owner=__name__,
         cli="bot.adapters.teams.cli",
