@@ -129,8 +129,11 @@ def test_five_learners_through_feedback_fundamentals_in_teams(teams: TeamsDriver
     posts = [c for c in teams.fake.calls if c.method == "POST" and c.status == 201]
     personal = [c for c in posts if "/a%3Apersonal-" in c.path or "/a:personal-" in c.path]
     assert personal and all(c.body["attachments"][0]["content"]["version"] == "1.5" for c in personal)
-    assert all(a["type"] in ("Action.Execute", "Action.OpenUrl")
-               for c in personal for a in c.body["attachments"][0]["content"].get("actions", []))
+    actions = [a for c in personal for a in c.body["attachments"][0]["content"].get("actions", [])]
+    assert all(a["type"] in ("Action.Execute", "Action.OpenUrl", "Action.ShowCard") for a in actions)
+    inline = [a["card"] for a in actions if a["type"] == "Action.ShowCard"]
+    assert inline and all(x["type"] == "Action.Execute" for card in inline for x in card["actions"]), \
+        "reflections are written in their card and submitted as a Universal Action"
     assert any(c.path == "/v3/conversations" for c in posts), "prompts open threads in the cohort channel"
     assert len(teams.calendar_files("UANA")) >= 1, "the invite links its .ics"
     assert all(p.activity.get("attachments") for p in teams.fake.in_channel(teams.channel))
