@@ -32,7 +32,7 @@ from bot.events import (
     fit,
     fit_actor,
 )
-from bot.journeys.compose import Composer, fmt_local
+from bot.journeys.compose import INVITE_SOURCE, Composer, fmt_local
 from bot.journeys.engine import Engine
 from bot.journeys.model import QuizStep, ReflectionStep
 from bot.messages import Attachment, Message
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 
 Handler = Callable[[Session, Person, ButtonPressed], Response]
+#: Makes the attachment a source names (``<kind>:...``) again, or ``None`` when it names nothing.
+AttachmentMaker = Callable[[Session, str], Attachment | None]
 
 
 def notice(text: str) -> Response:
@@ -85,6 +87,8 @@ class Dispatcher:
         }
 
         self.button_owners: dict[str, str] = dict.fromkeys(self.buttons, __name__)
+        self.attachment_makers: dict[str, AttachmentMaker] = {INVITE_SOURCE: self.composer.remake}
+        self.attachment_owners: dict[str, str] = dict.fromkeys(self.attachment_makers, __name__)
 
     def register_button(self, action: str, handler: Handler, *, owner: str = "?") -> None:
         """Extension point for features that add their own buttons (live polls, catch-up lessons...).
@@ -104,10 +108,25 @@ class Dispatcher:
             for name, sub in self.commands.subs.items()
         ]
 
+    def register_attachment(self, kind: str, maker: AttachmentMaker, *, owner: str = "?") -> None:
+        """Extension point for features whose messages carry files (the digest's chart): ``maker`` makes again
+        the attachments whose :attr:`~bot.messages.Attachment.source` is ``<kind>:...``.
+
+        Raises:
+            DuplicateRegistration: ``kind`` already has a maker; the message names both registrants.
+        """
+        if kind in self.attachment_makers:
+            raise DuplicateRegistration("attachment", kind, self.attachment_owners.get(kind, "?"), owner)
+        self.attachment_makers[kind] = maker
+        self.attachment_owners[kind] = owner
+
     def attachment(self, source: str) -> Attachment | None:
         """See :meth:`bot.ports.InboundHandler.attachment`."""
+        maker = self.attachment_makers.get(source.partition(":")[0])
+        if maker is None:
+            return None
         with self.factory() as session:
-            return self.composer.remake(session, source)
+            return maker(session, source)
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: InboundEvent) -> Response:

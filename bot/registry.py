@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from bot.app import Runtime
     from bot.commands import Sub
-    from bot.dispatcher import Handler
+    from bot.dispatcher import AttachmentMaker, Handler
     from bot.journeys.engine import Engine
     from bot.nudges.purposes import Purpose, Renderer
 
@@ -112,6 +112,12 @@ class Registry:
         """Handle presses of buttons whose action is ``action``."""
         owner = self.owner
         self._do(lambda: self.runtime.dispatcher.register_button(action, handler, owner=owner))
+
+    def add_attachment(self, kind: str, maker: AttachmentMaker) -> None:
+        """Make again, from the database, the files whose source is ``<kind>:...`` (a platform that links to files
+        serves them with it, see :meth:`bot.ports.InboundHandler.attachment`)."""
+        owner = self.owner
+        self._do(lambda: self.runtime.dispatcher.register_attachment(kind, maker, owner=owner))
 
     def add_command(self, name: str, sub: Sub) -> None:
         """Add the ``/learn <name>`` subcommand: on every platform, and in ``/learn help``."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bot.journeys.engine import Engine
+    from bot.messages import Attachment
     from bot.registry import Registry
     from bot.storage.models import Delivery
 
@@ -46,48 +47,62 @@ EXTRA = "reports"
 REQUIRES = ("matplotlib",)
 
 
+#: The :attr:`~bot.messages.Attachment.source` kind of a manager's team-progress chart: ``digest-chart:<person id>``.
+CHART_SOURCE = "digest-chart"
+
+
 def setup(registry: Registry) -> None:
     from bot.states import PurposeName
 
     engine = registry.runtime.engine
     if PurposeName.DIGEST in registry.runtime.sender.purposes:
         registry.wrap_purpose(PurposeName.DIGEST, lambda render: digest_with_chart(engine, render))
+        registry.add_attachment(CHART_SOURCE, lambda session, source: chart_of(session, engine, source))
+
+
+def team_chart(session: Session, engine: Engine, manager_id: int) -> Attachment | None:
+    """The PNG of the manager's team progress now, or ``None`` (no such person, no team, or it cannot be drawn).
+
+    The chart is drawn from :func:`bot.nudges.digests.team_rows`, the same rows as the digest text, so it covers
+    exactly the manager's own reports (direct, plus indirect ones when ``digest.include_indirect`` is set).
+    """
+    from bot.messages import Attachment
+    from bot.nudges.digests import team_rows
+    from bot.storage.models import Person
+
+    manager = session.get(Person, manager_id)
+    if manager is None:
+        return None
+    rows = team_rows(session, engine, manager)
+    if not rows:
+        return None
+    try:
+        from bot.reporting.charts import team_progress_png
+
+        png = team_progress_png(rows)
+    except Exception:  # a chart is a nicety; the digest text must still go out
+        log.exception("could not draw the digest chart for manager %s", manager.id)
+        return None
+    return Attachment(filename="team-progress.png", content=png, mimetype="image/png", title="Team progress",
+                      source=f"{CHART_SOURCE}:{manager.id}")
+
+
+def chart_of(session: Session, engine: Engine, source: str) -> Attachment | None:
+    """The chart ``digest-chart:<person id>`` names, drawn again (a platform that links to files serves it)."""
+    kind, _, manager_id = source.partition(":")
+    return team_chart(session, engine, int(manager_id)) if kind == CHART_SOURCE and manager_id.isdigit() else None
 
 
 def digest_with_chart(engine: Engine, render: Any) -> Any:
-    """Wrap the digest renderer: same message, plus a PNG of the manager's team progress.
-
-    The chart is drawn from :func:`bot.nudges.digests.team_rows`, the same rows as the text, so it covers exactly
-    the manager's own reports (direct, plus indirect ones when ``digest.include_indirect`` is set).
-    """
+    """Wrap the digest renderer: same message, plus a PNG of the manager's team progress (:func:`team_chart`)."""
 
     def wrapped(session: Session, delivery: Delivery) -> Any:
         message = render(session, delivery)
-        if message is None or isinstance(message, list):
+        if message is None or isinstance(message, list) or delivery.person_id is None:
             return message
-        from bot.messages import Attachment
-        from bot.nudges.digests import team_rows
-        from bot.storage.models import Person
-
-        manager = session.get(Person, delivery.person_id)
-        if manager is None:
-            return message
-        rows = team_rows(session, engine, manager)
-        if not rows:
-            return message
-        try:
-            from bot.reporting.charts import team_progress_png
-
-            png = team_progress_png(rows)
-        except Exception:  # a chart is a nicety; the digest text must still go out
-            log.exception("could not draw the digest chart for manager %s", manager.id)
-            return message
-        message.attachments = [
-            *message.attachments,
-            Attachment(
-                filename="team-progress.png", content=png, mimetype="image/png", title="Team progress"
-            ),
-        ]
+        chart = team_chart(session, engine, delivery.person_id)
+        if chart is not None:
+            message.attachments = [*message.attachments, chart]
         return message
 
     return wrapped

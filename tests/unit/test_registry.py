@@ -46,6 +46,15 @@ def test_a_button_registered_twice_fails_naming_both_registrants(rt: Runtime) ->
     assert err.value.exit_code == 2
 
 
+def test_an_attachment_kind_registered_twice_fails_naming_both_registrants(rt: Runtime) -> None:
+    """The reporting feature makes the digest chart again; the core makes session invites again."""
+    assert rt.dispatcher.attachment_owners["digest-chart"] == "bot.reporting"
+    for kind, first in (("digest-chart", "bot.reporting"), ("session-invite", "bot.dispatcher")):
+        with pytest.raises(DuplicateRegistration, match=re.escape(f"by {first} and by tests.files")):
+            Registry(rt).setup(feature("tests.files", lambda r, k=kind: r.add_attachment(k, lambda s, src: None)))
+    assert rt.dispatcher.attachment("nothing:1") is None, "a kind nobody registered names nothing"
+
+
 def test_a_feature_button_cannot_replace_another_features_button(rt: Runtime) -> None:
     """The live feature owns ``poll.step``; the core no longer has a handler that a feature silently replaces."""
     assert rt.dispatcher.button_owners["poll.step"] == "bot.live"

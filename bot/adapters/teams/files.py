@@ -1,15 +1,15 @@
 """Attachments as links: a bot cannot attach a file to a personal chat without asking the person's consent first, so
 a card links to ``GET /api/files`` instead.
 
-A file the core can make again (an attachment with a ``source``: a learner's session invite) is linked
-statelessly: the URL carries the source and an HMAC-SHA256 of it, keyed from the deployment's Teams secret. Any
+A file the core can make again (an attachment with a ``source``: a learner's session invite, a manager's
+team-progress chart) is linked statelessly: the URL carries the source and an HMAC-SHA256 of it, keyed from the deployment's Teams secret. Any
 process of the HTTP tier serves it, after any restart, by checking the MAC and asking the core for the file at its
 current state (:meth:`bot.ports.InboundHandler.attachment`), so an old link to a moved session's invite gives the
 new time with a higher SEQUENCE and a cancelled one gives ``METHOD:CANCEL``. A missing, forged or tampered MAC, and
 a source that names nothing, are all the same 404: the answer says nothing about which it was.
 
-A one-off file (the manager digest's chart) has no source; it is kept in this process's memory behind a random
-token (the newest :data:`MAX_FILES`), so that link works only where the sending process also serves HTTP.
+A file without a source (the core sends none today; a feature might) is kept in this process's memory behind a
+random token (the newest :data:`MAX_FILES`), so that link works only where the sending process also serves HTTP.
 """
 
 from __future__ import annotations

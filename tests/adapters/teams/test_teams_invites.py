@@ -170,3 +170,15 @@ def test_after_an_rsvp_the_card_keeps_its_calendar_link_and_join_button(tiers: T
     assert _join(answered) == [{"type": "Action.OpenUrl", "title": "Join", "url": JOIN}]
     _, event = _event(_get(_on(tiers.web, _ics_link(answered)))[1])
     assert event["ATTENDEE"].params["PARTSTAT"] == "ACCEPTED", "the link gives the invite with the RSVP"
+
+
+def test_the_digest_chart_link_is_served_by_another_web_process(tiers: Tiers) -> None:
+    setup_cohort(tiers.driver, tiers.worker, manager="UMGR")
+    tiers.clock.set(datetime(2026, 3, 2, 9, 5, tzinfo=UTC))  # Monday 09:00 London: the managers' digest
+    tiers.worker.plan_digests()
+    tiers.worker.step()
+    links = [a["url"] for m in tiers.driver.inbox("UMGR") for a in _actions(m)
+             if a["type"] == "Action.OpenUrl" and "/api/files?" in a["url"]]
+    (chart,) = [link for link in links if link.endswith(".png")]
+    status, data = _get(_on(tiers.web, chart))
+    assert status == 200 and data.startswith(b"\x89PNG"), "drawn again by a process that never sent it"
