@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,6 +61,14 @@ def notice(text: str) -> Response:
     return Response(ephemeral=Message(text=text, body=text))
 
 
+def _claim(what: str, table: dict[str, Any], owners: dict[str, str], key: str, value: Any, owner: str) -> None:
+    """Register ``value`` under ``key``, refusing a second registrant (the error names both)."""
+    if key in table:
+        raise DuplicateRegistration(what, key, owners.get(key, "?"), owner)
+    table[key] = value
+    owners[key] = owner
+
+
 class Dispatcher:
     def __init__(self, factory: sessionmaker[Session], engine: Engine, clock: Clock) -> None:
         self.factory = factory
@@ -96,10 +105,7 @@ class Dispatcher:
         Raises:
             DuplicateRegistration: ``action`` already has a handler; the message names both registrants.
         """
-        if action in self.buttons:
-            raise DuplicateRegistration("button", action, self.button_owners.get(action, "?"), owner)
-        self.buttons[action] = handler
-        self.button_owners[action] = owner
+        _claim("button", self.buttons, self.button_owners, action, handler, owner)
 
     def subcommands(self) -> list[Subcommand]:
         """The ``/learn`` subcommands, core and features alike (see :meth:`bot.ports.InboundHandler.subcommands`)."""
@@ -115,10 +121,7 @@ class Dispatcher:
         Raises:
             DuplicateRegistration: ``kind`` already has a maker; the message names both registrants.
         """
-        if kind in self.attachment_makers:
-            raise DuplicateRegistration("attachment", kind, self.attachment_owners.get(kind, "?"), owner)
-        self.attachment_makers[kind] = maker
-        self.attachment_owners[kind] = owner
+        _claim("attachment", self.attachment_makers, self.attachment_owners, kind, maker, owner)
 
     def attachment(self, source: str) -> Attachment | None:
         """See :meth:`bot.ports.InboundHandler.attachment`."""
