@@ -120,6 +120,8 @@ class TeamsAdapter(Adapter):
     def start(self, handler: InboundHandler) -> None:
         self._handler = handler
         self.files.remake = handler.attachment
+        if self.shared_web and not self.public_url:
+            log.warning("teams.public_url is not set: calendar-invite links in cards have no host to open")
         missing = self.not_installed()
         if missing:
             log.warning("%d learners have not installed the app in Teams; their deliveries wait (blendwise teams "
