@@ -1,6 +1,7 @@
 """The bot's app token comes from the SDK's real MSAL client: the runtime is built from app.yaml-style settings (the
 real factory, ``msal_token_provider``), ``teams.authority`` points MSAL at a local Entra-like issuer over TLS, and
-the fake Bot Connector only accepts the token that issuer handed out. A second post reuses MSAL's cached token."""
+the fake Bot Connector only accepts the token that issuer handed out. A second post reuses MSAL's cached token. The
+same factory keys the file links from the client secret."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.teams.adapter import TeamsAdapter
+from bot.adapters.teams.files import FileLinks, link_key
 from bot.app import build
-from bot.messages import Message
+from bot.messages import Attachment, Message
 from tests.conftest import make_settings
 from tests.fakes.entra_token import FakeEntra
 from tests.fakes.teams_connector import APP_ID, CHANNEL, ISSUER, TENANT, FakeTeams
@@ -43,6 +45,9 @@ def test_app_tokens_come_from_msal_against_the_configured_authority(
         assert isinstance(adapter, TeamsAdapter)
         adapter.send_channel(TENANT, CHANNEL, Message(text="Week 1 recap", title="Week 1 recap", body="Hello"))
         adapter.send_channel(TENANT, CHANNEL, Message(text="Week 2 recap", title="Week 2 recap", body="Hello"))
+        invite = Attachment("s.ics", b"", "text/calendar", source="session-invite:1:s")
+        assert adapter.files.link("https://x", invite) == FileLinks(link_key(SECRET)).link("https://x", invite), \
+            "without TEAMS_LINK_SECRET the client secret keys the file links, the same in every process"
     finally:
         rt.adapters["teams"].stop()
         entra.stop()
