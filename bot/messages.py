@@ -20,10 +20,14 @@ from any process, and the file it serves is never stale (a moved session's invit
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 ButtonStyle = Literal["default", "primary", "danger"]
+
+
+_WEB_URL = re.compile(r"https?://\S+\Z", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class Button:
     def action_id(self) -> str:
         """A stable id for platforms that carry one string (Discord custom_id, Slack action_id)."""
         return f"bw:{self.action}:{self.value}"
+
+    @property
+    def link(self) -> str | None:
+        """``url`` when it is a web address (http or https) that a platform's link button may open, else ``None``."""
+        if self.url and _WEB_URL.match(self.url):
+            return self.url
+        return None
 
 
 @dataclass(frozen=True)

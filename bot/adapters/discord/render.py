@@ -160,7 +160,10 @@ def build_view(buttons: list[Button]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for n, button in enumerate(buttons):
         label = truncate(neutralise(button.label), MAX_LABEL) or button.action
-        view.add_item(ActionButton.build(label, button.action_id, button.style, row=n // ROW_WIDTH))
+        if button.link:  # a link button (Join): Discord opens it; it has no custom_id and sends no interaction
+            view.add_item(discord.ui.Button(label=label, url=button.link, row=n // ROW_WIDTH))
+        else:
+            view.add_item(ActionButton.build(label, button.action_id, button.style, row=n // ROW_WIDTH))
     return view
 
 

@@ -363,6 +363,11 @@ def button_element(button: Button, action_id: str, primary: bool = False) -> Blo
     }
     if button.value:
         element["value"] = button.value
+    if button.link:
+        # A link button (Join): Slack opens the URL itself and still reports the press, under an id that is not
+        # ours (no ``bw:`` prefix), which the adapter acknowledges and otherwise ignores.
+        element["url"] = button.link
+        element["action_id"] = f"link-{action_id}"[:ACTION_ID_LIMIT]
     style = "primary" if primary and button.style == "default" else button.style
     if style != "default":
         element["style"] = style

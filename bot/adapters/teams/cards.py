@@ -34,7 +34,6 @@ MAX_BUTTONS = 6  # more than six Action.Execute buttons fold into an overflow me
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 _SPECIAL = re.compile(r"([\[\]*_`~#>|<])")
 STYLES = {"primary": "positive", "danger": "destructive"}
-_WEB_URL = re.compile(r"https?://\S+\Z", re.IGNORECASE)
 
 
 def card_markdown(text: str) -> str:
@@ -57,8 +56,8 @@ def marker(delivery_id: int, part: int) -> str:
 def action(button: Button) -> dict[str, Any]:
     """One ``Action.Execute``; ``verb`` is the core's stable ``bw:<action>:<value>``, ``data`` the same in parts.
     A link button (Join) is an ``Action.OpenUrl`` that opens its http(s) URL in one tap."""
-    if button.url and _WEB_URL.match(button.url):
-        return {"type": "Action.OpenUrl", "title": button.label[:80], "url": button.url}
+    if button.link:
+        return {"type": "Action.OpenUrl", "title": button.label[:80], "url": button.link}
     if button.form is not None:
         # Revealed by the client with no round trip; its submit is the same invoke a form card's is.
         inline = {"type": "AdaptiveCard", "body": _form_body(button.form), "actions": [_submit(button.form)]}

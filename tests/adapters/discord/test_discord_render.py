@@ -72,6 +72,18 @@ def test_rich_message_becomes_an_embed_with_buttons_in_rows_of_five() -> None:
     assert [f.filename for f in part.files] == ["session.ics"]
 
 
+def test_a_join_button_is_a_link_button_with_no_interaction() -> None:
+    buttons = [Button("Going", "rsvp.yes", "6"), Button("Join", "session.join", "6", url="https://meet.example.com/x")]
+    buttons.append(Button("Not a web link", "session.join", "7", url="javascript:alert(1)"))
+    (part,) = render(Message(text="t", buttons=buttons, kind="session"))
+    view = part.view()
+    assert view is not None
+    going, join, other = (c for r in view.to_components() for c in r["components"])
+    assert join == {"type": 2, "style": discord.ButtonStyle.link.value, "label": "Join",
+                    "url": "https://meet.example.com/x", "disabled": False}
+    assert going["custom_id"] == "bw:rsvp.yes:6" and other["custom_id"] == "bw:session.join:7"
+
+
 def test_long_body_is_split_within_discord_limits_with_buttons_last() -> None:
     paragraphs = [f"Paragraph {n}. " + "word " * 180 for n in range(30)]
     body = "\n\n".join(paragraphs)

@@ -235,6 +235,18 @@ def test_first_button_is_primary_unless_the_choices_are_equal() -> None:
     assert all("style" not in e for e in quiz.blocks[-1]["elements"])
 
 
+def test_a_join_button_is_a_link_that_slack_opens_and_the_bot_does_not_handle() -> None:
+    buttons = [Button("Going", "rsvp.yes", "6"), Button("Join", "session.join", "6", url="https://meet.example.com/x")]
+    buttons.append(Button("Not a web link", "session.join", "7", url="javascript:alert(1)"))
+    [invite] = render_message(Message(text="t", buttons=buttons, kind="session"))
+    going, join, other = invite.blocks[-1]["elements"]
+    assert join["url"] == "https://meet.example.com/x" and "url" not in going and "url" not in other
+    # Slack reports a press on a link button too; its id is not ours, so no reply duplicates the link.
+    assert convert.parse_action_id(join["action_id"], join.get("value")) is None
+    assert convert.parse_action_id(other["action_id"], other.get("value")) == ("session.join", "7")
+    assert block_problems(invite.blocks) == []
+
+
 def test_action_ids_stay_unique_and_long_values_still_route() -> None:
     long_value = "v" * 400
     buttons = [
