@@ -151,6 +151,9 @@ class Runtime:
             # No channel: the platform's adapter picks its own (Discord's ``voice_channel``); the core knows none.
             channel=None,
             cancelled=live.cancelled_at is not None,
+            # The step's minimum, so voice and meeting-event attendance hold people to the rule an imported report
+            # is held to; None lets the adapter apply its platform default.
+            min_minutes=program.attendance_minutes(live.step_id) if program else None,
         )
 
     def mirror_sessions(self) -> int:

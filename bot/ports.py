@@ -80,6 +80,9 @@ class LiveSession:
     channel: str | None = None
     #: The session was cancelled: a native twin should be cancelled too.
     cancelled: bool = False
+    #: Minutes present that count as attending (the step's ``checkin.min_minutes``); ``None``: the step sets none,
+    #: so an adapter that sees presence itself (voice, meeting events) applies its own platform default.
+    min_minutes: float | None = None
 
 
 @dataclass(frozen=True)

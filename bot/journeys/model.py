@@ -337,6 +337,13 @@ class Program(Strict):
     def sessions(self) -> list[SessionStep]:
         return [s for s in self.steps if isinstance(s, SessionStep)]
 
+    def attendance_minutes(self, step_id: str) -> float | None:
+        """The session step's ``checkin.min_minutes``: the one minimum-minutes rule of every automatic attendance
+        source (a meeting tool's report, voice channel presence, meeting participant events). ``None`` when the step
+        sets none (or is not a session), so each source falls back to its own default."""
+        step = next((s for s in self.sessions if s.id == step_id), None)
+        return None if step is None else step.checkin.min_minutes
+
     def with_evaluation(self) -> Program:
         """The program with its ``evaluation`` appended as poll steps (what the engine delivers)."""
         if self.evaluation is None:

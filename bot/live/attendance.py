@@ -467,13 +467,8 @@ def import_report(
     if now < live.start_at:
         raise InvalidInput(replies.session_not_started(live.title))
     if min_minutes is None:
-        step = (
-            engine.library.step(cohort.program_id, live.step_id)
-            if cohort.program_id in engine.library
-            else None
-        )
-        checkin = getattr(step, "checkin", None)
-        configured = getattr(checkin, "min_minutes", None)
+        program = engine.library.program(cohort.program_id) if cohort.program_id in engine.library else None
+        configured = program.attendance_minutes(live.step_id) if program is not None else None
         min_minutes = DEFAULT_MIN_MINUTES if configured is None else float(configured)
     learners = session.execute(
         select(Enrollment, Person, StepProgress)

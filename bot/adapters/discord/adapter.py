@@ -213,7 +213,8 @@ class DiscordAdapter(Adapter):
             role name in ``Actor.platform_roles`` and maps these to the core roles in ``Actor.roles``; it checks at
             start-up that these roles exist.
         api_url, gateway_url: ``DISCORD_API_URL`` / ``DISCORD_GATEWAY_URL``; ``None`` for Discord itself.
-        voice_min_minutes: minutes in a session's voice/stage channel that count as attendance.
+        voice_min_minutes: minutes in a session's voice/stage channel that count as attendance when the session's
+            step sets no ``checkin.min_minutes`` (``LiveSession.min_minutes``).
         read_message_content: request the privileged MESSAGE_CONTENT intent, to pass reply text on.
         sync_commands: upload the ``/learn`` definitions at start-up (``PUT .../commands``).
         clock: the time source for presence minutes.
@@ -703,7 +704,7 @@ class DiscordAdapter(Adapter):
                 )
             if channel is not None:
                 self._track(
-                    TrackedSession(str(event.id), str(guild.id), str(channel.id), session.start, session.end)
+                    TrackedSession.of(str(event.id), str(guild.id), str(channel.id), session)
                 )
             return str(event.id)
 
@@ -729,7 +730,7 @@ class DiscordAdapter(Adapter):
             kwargs, channel = self._event_kwargs(guild, session)
             await event.edit(**kwargs)
             if channel is not None:
-                self._track(TrackedSession(str(event.id), str(guild.id), str(channel.id), session.start, session.end))
+                self._track(TrackedSession.of(str(event.id), str(guild.id), str(channel.id), session))
 
         self._call("on_session_changed", go)
 
@@ -855,7 +856,7 @@ class DiscordAdapter(Adapter):
             if guild is None:
                 raise AdapterError(f"the bot is not in Discord guild {session.workspace}", retryable=False)
             channel = self._voice_channel(guild, session.channel or "")
-            self._track(TrackedSession(ref, str(guild.id), str(channel.id), session.start, session.end))
+            self._track(TrackedSession.of(ref, str(guild.id), str(channel.id), session))
 
         self._call("track_session", go)
 
@@ -875,7 +876,8 @@ class DiscordAdapter(Adapter):
                 self.presence.moved(session.workspace, str(user_id), session.channel_id, now, name)
 
     def check_presence(self) -> list[PresenceObserved]:
-        """Report members whose minutes reached ``voice_min_minutes`` (also done every ``presence_interval``)."""
+        """Report members whose minutes reached the session's minimum (its step's ``checkin.min_minutes``, else
+        ``voice_min_minutes``); also done every ``presence_interval``."""
         return self._call("check_presence", lambda: self._report_presence(self.clock.now()))
 
     async def _report_presence(self, now: datetime) -> list[PresenceObserved]:

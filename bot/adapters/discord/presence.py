@@ -3,7 +3,9 @@
 Pure bookkeeping, fed with voice state changes and the clock; the adapter turns what :meth:`PresenceTracker.due`
 returns into :class:`~bot.events.PresenceObserved`. Presence outside the window does not count (joining early is
 fine, but only the minutes after the start are counted), and each member is reported once per session, when their
-minutes first reach the minimum. Reporting again after a restart is harmless: attendance is a set in the core.
+minutes first reach the minimum: the session's own (its step's ``checkin.min_minutes``, carried by
+:class:`~bot.ports.LiveSession`), else the tracker's default (``discord.voice_min_minutes``). Reporting again after
+a restart is harmless: attendance is a set in the core.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from bot.ports import LiveSession
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,13 @@ class TrackedSession:
     channel_id: str
     start: datetime
     end: datetime
+    #: The session's own minimum minutes; ``None``: the tracker's default.
+    min_minutes: float | None = None
+
+    @classmethod
+    def of(cls, ref: str, workspace: str, channel_id: str, session: LiveSession) -> TrackedSession:
+        """The core's session ``ref`` (its Scheduled Event) as tracked in ``channel_id``, with its own minimum."""
+        return cls(ref, workspace, channel_id, session.start, session.end, session.min_minutes)
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class PresenceTracker:
             for session in self.sessions.values():
                 if now < session.start:
                     continue
+                minimum = self.min_minutes if session.min_minutes is None else session.min_minutes
                 users = {u for (ref, u) in self._closed if ref == session.ref}
                 users |= {
                     u
@@ -113,7 +125,7 @@ class PresenceTracker:
                     if (session.ref, user_id) in self._reported:
                         continue
                     minutes = self._minutes(session, user_id, now)
-                    if minutes >= self.min_minutes:
+                    if minutes >= minimum:
                         self._reported.add((session.ref, user_id))
                         stint = self._open.get((session.workspace, user_id))
                         name = stint.name if stint else self._names.get((session.ref, user_id), "")

@@ -28,6 +28,8 @@ class DiscordSettings(BaseModel):
     admin_roles: list[str] = Field(default_factory=lambda: ["Learning Admin"])
     api_url: str | None = None
     gateway_url: str | None = None
+    #: Minutes in a session's voice/stage channel that count as attending when its step sets no
+    #: ``checkin.min_minutes`` (a step's own minimum wins, as it does for every attendance source).
     voice_min_minutes: float = Field(default=10, ge=0)
     #: The voice or stage channel (id or name) of mirrored live sessions, whose attendance is then tracked.
     voice_channel: str | None = None

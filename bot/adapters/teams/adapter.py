@@ -63,7 +63,8 @@ class TeamsAdapter(Adapter):
         factory: sessions on the Blendwise database (conversation references); ``None`` until :meth:`bind`.
         service_url: the connector to use before an activity named the tenant's regional one.
         admins / leads: Entra object ids or UPNs mapped to the core roles ``admin`` / ``lead``.
-        meeting_min_minutes: minutes in a meeting that count as attending.
+        meeting_min_minutes: minutes in a meeting that count as attending when the session's step sets no
+            ``checkin.min_minutes`` (``LiveSession.min_minutes``).
         link_secret: keys the signatures of file links (the app's client secret, or a dedicated secret); every
             process of one deployment must have the same one. ``None``: a random key, links die with the process.
     """
@@ -220,11 +221,11 @@ class TeamsAdapter(Adapter):
         thread = meeting_thread(session.join_url)
         if thread is None:
             return None
-        self.meetings.track(thread, session.workspace, session.start, session.end)
+        self.meetings.track(thread, session)
         return thread
 
     def refresh_session(self, session: LiveSession, ref: str) -> None:
-        self.meetings.track(ref, session.workspace, session.start, session.end)
+        self.meetings.track(ref, session)
 
     def not_installed(self) -> list[tuple[str, str]]:
         """(tenant, user id) of every enrolled Teams learner without a conversation reference."""

@@ -4,8 +4,9 @@ When a live session's join URL is a Teams meeting link, :meth:`Meetings.track` k
 thread id (``19:meeting_…@thread.v2``, which the link carries and every meeting event's conversation names). With
 the app added to the meeting (and the OnlineMeetingParticipant.Read.Chat resource-specific permission), Teams sends
 ``meetingParticipantJoin`` / ``meetingParticipantLeave`` events and ``meetingEnd``; minutes inside the session's
-window are summed per person and, once they reach ``teams.meeting_min_minutes`` (the rule Discord voice applies with
-``voice_min_minutes``), reported to the core once as :class:`~bot.events.PresenceObserved`. Attendance is a set in
+window are summed per person and, once they reach the session's minimum (its step's ``checkin.min_minutes``, the rule
+Discord voice and imported reports apply too; ``teams.meeting_min_minutes`` when the step sets none), reported to the
+core once as :class:`~bot.events.PresenceObserved`. Attendance is a set in
 the core, so a report repeated after a restart changes nothing.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from bot.adapters.teams import convert
 from bot.clock import Clock
 from bot.events import Actor, PresenceObserved
+from bot.ports import LiveSession
 
 _THREAD = re.compile(r"(19:meeting_[^/@]+@thread\.v2)")
 
@@ -38,6 +40,8 @@ class Window:
     workspace: str
     start: datetime
     end: datetime
+    #: Minutes that count as attending this session.
+    min_minutes: float
 
 
 class Meetings:
@@ -52,9 +56,11 @@ class Meetings:
         self._reported: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def track(self, thread: str, workspace: str, start: datetime, end: datetime) -> None:
+    def track(self, thread: str, session: LiveSession) -> None:
+        """Count minutes in meeting ``thread`` inside ``session``'s window, held to its minimum (else the default)."""
+        minimum = self.min_minutes if session.min_minutes is None else session.min_minutes
         with self._lock:
-            self._windows[thread] = Window(workspace, start, end)
+            self._windows[thread] = Window(session.workspace, session.start, session.end, minimum)
 
     def _inside(self, window: Window, since: datetime, until: datetime) -> float:
         start, end = max(since, window.start), min(until, window.end)
@@ -88,7 +94,7 @@ class Meetings:
         since, name = joined
         total = self._minutes.get(key, 0.0) + self._inside(window, since, now)
         self._minutes[key] = total
-        if total < self.min_minutes or key in self._reported:
+        if total < window.min_minutes or key in self._reported:
             return None
         self._reported.add(key)
         thread, user = key

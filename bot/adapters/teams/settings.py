@@ -43,7 +43,8 @@ class TeamsSettings(BaseModel):
     #: Admins and global leads by Entra object id or UPN (``ana@contoso.com``); cohort leads are set per cohort.
     admins: list[str] = Field(default_factory=list)
     leads: list[str] = Field(default_factory=list)
-    #: Minutes in a meeting that count as attending, as ``discord.voice_min_minutes`` does for voice.
+    #: Minutes in a meeting that count as attending when the session's step sets no ``checkin.min_minutes`` (a
+    #: step's own minimum wins), as ``discord.voice_min_minutes`` does for voice.
     meeting_min_minutes: float = Field(default=10, ge=0)
     #: Public base URL of ``blendwise run`` (``https://learn.example.com``): the manifest's valid domain and the
     #: address of calendar-invite links.
