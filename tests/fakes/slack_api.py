@@ -591,17 +591,37 @@ class FakeSlack:
         return answer(200, body)
 
     def share_file(
-        self, name: str, content: bytes, *, user: str = "U0LEAD", mimetype: str = "text/plain", size: int | None = None
+        self,
+        name: str,
+        content: bytes,
+        *,
+        user: str = "U0LEAD",
+        mimetype: str = "text/plain",
+        size: int | None = None,
+        channel: str | None = None,
+        text: str = "",
     ) -> dict[str, Any]:
         """A file a person shared (in a message): returns the file object a message event lists (``id``, ``name``).
 
         ``files.info`` answers its metadata and ``url_private_download`` serves ``content`` only to a request
         carrying a bot token of the team in ``Authorization: Bearer`` (Slack's sign-in page otherwise, as HTML).
-        ``size`` overrides the size files.info reports (to play a big video without sending one).
+        ``size`` overrides the size files.info reports (to play a big video without sending one). With ``channel``
+        the share is a message in that conversation (``text``, the file, a new ``ts``): ``conversations.history``
+        lists it and ``files.info`` names it under ``shares.private`` (DMs) or ``shares.public``, as Slack does.
         """
         file_id = f"F{next(self._counter):08d}"
+        shares: dict[str, Any] = {}
+        if channel is not None:
+            ts = self._next_ts()
+            scope = "private" if channel.startswith(("D", "G")) else "public"
+            shares = {scope: {channel: [{"ts": ts, "reply_count": 0, "team_id": self.team_id}]}}
+            message = {"type": "message", "user": user, "text": text, "ts": ts,
+                       "files": [{"id": file_id, "name": name, "mimetype": mimetype}]}  # fmt: skip
+            with self._lock:
+                self._messages.setdefault(channel, []).append(message)
         with self._lock:
             self._shared[file_id] = {
+                "shares": shares,
                 "id": file_id,
                 "name": name,
                 "title": name,
@@ -820,8 +840,14 @@ class FakeSlack:
         channel = self._channel_for(team, params.get("channel"))
         limit = int(params.get("limit") or 100)
         with_metadata = _truthy(params.get("include_all_metadata"))
+        latest = params.get("latest")
+        inclusive = _truthy(params.get("inclusive"))
         with self._lock:
-            messages = [dict(m) for m in reversed(self._messages.get(channel, []))][:limit]
+            messages = [
+                dict(m)
+                for m in reversed(self._messages.get(channel, []))
+                if latest is None or float(m["ts"]) < float(latest) or (inclusive and m["ts"] == str(latest))
+            ][:limit]
         if not with_metadata:
             for message in messages:
                 message.pop("metadata", None)

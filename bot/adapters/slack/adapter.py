@@ -841,8 +841,12 @@ class SlackAdapter(Adapter):
             return
         kind = (body.get("event") or {}).get("type")
         shared = files.shared_files(body) if kind == "message" else None
+        bare = files.file_shared(body) if kind == "file_shared" else None
         if shared is not None:
             self._on_shared_files(shared)
+        elif bare is not None:
+            if bare.user_id != self.bot_user_id:
+                self._on_file_shared(bare)
         elif kind == "message":
             converted = convert.thread_reply(body)
             if converted is not None:
@@ -855,10 +859,39 @@ class SlackAdapter(Adapter):
                 except AdapterError as err:  # e.g. a user Slack does not know: nothing to show, nobody waiting
                     logger.warning("Could not publish the Home of %s: %s", actor.user_id, err)
 
-    def _on_shared_files(self, shared: files.SharedFiles) -> None:
-        """A file shared in a direct message becomes the ``/learn`` command its message names, with the file."""
+    def _on_file_shared(self, bare: files.FileShared) -> None:
+        """A bare ``file_shared`` event: the same path as a message with the file. ``files.info`` names the message
+        that shared it (its text is the command, read with ``conversations.history``); keyed by that message's ts,
+        the file is attached once whichever of the two events comes first."""
+        client = self._client(bare.workspace)
+        try:
+            info = self._call("files.info", client.files_info, file=bare.file_id).get("file") or {}
+            ts = files.share_ts(info, bare.channel)
+            text = ""
+            if ts is not None:
+                history = self._call(
+                    "conversations.history", client.conversations_history,
+                    channel=bare.channel, latest=ts, inclusive=True, limit=1,
+                )  # fmt: skip
+                text = next((str(m.get("text") or "") for m in history.get("messages") or [] if m.get("ts") == ts), "")
+        except SlackCallError as err:
+            logger.warning("Could not read a file %s shared: %s", bare.user_id, err)
+            return
+        shared = files.SharedFiles(bare.workspace, bare.user_id, bare.channel, text, (bare.file_id,), ts or bare.event_ts)
+        self._on_shared_files(shared, info)
+
+    def _on_shared_files(self, shared: files.SharedFiles, info: dict[str, Any] | None = None) -> None:
+        """A file shared in a direct message becomes the ``/learn`` command its message names, with the file.
+
+        Slack reports a file shared in a DM twice (the message with the file, and ``file_shared``), so each share
+        is claimed once per process before anything is read or said; the core's dedupe key (the same share) keeps
+        it once across processes."""
+        once = f"slack:share:{shared.workspace}:{shared.channel}:{shared.ts}"
         if not shared.text.strip():
-            self._ephemeral(Message(text=replies.FILE_NEEDS_A_COMMAND), shared.target)
+            if self._seen.first_time(f"{once}:hint"):
+                self._ephemeral(Message(text=replies.FILE_NEEDS_A_COMMAND), shared.target)
+            return
+        if not self._seen.first_time(once):
             return
         attached: tuple[tuple[str, bytes], ...] = ()
         try:
@@ -866,7 +899,8 @@ class SlackAdapter(Adapter):
                 raise InvalidInput(replies.SHARE_ONE_FILE)
             if shared.file_ids:
                 client = self._client(shared.workspace)
-                info = self._call("files.info", client.files_info, file=shared.file_ids[0]).get("file") or {}
+                if info is None:
+                    info = self._call("files.info", client.files_info, file=shared.file_ids[0]).get("file") or {}
                 name, url = files.check(info)
                 attached = ((name, files.download(name, url, client.token or "", self._timeout)),)
         except InvalidInput as refusal:

@@ -83,6 +83,48 @@ def shared_files(body: dict[str, Any]) -> SharedFiles | None:
     return SharedFiles(event_workspace(body), user_id, channel, event.get("text") or "", ids, ts)
 
 
+@dataclass(frozen=True)
+class FileShared:
+    """A bare ``file_shared`` event in a direct message with the bot: the file id, and no message text.
+
+    Slack sends it for every file that appears in a conversation the bot is in, beside the message event that
+    carries the file when there is one; a file shared from elsewhere (another conversation, the file browser) may
+    come with this event only. The message it was shared with, if any, is found through ``files.info``'s shares.
+    """
+
+    workspace: str
+    user_id: str
+    channel: str
+    file_id: str
+    event_ts: str
+
+
+def file_shared(body: dict[str, Any]) -> FileShared | None:
+    """A person's ``file_shared`` event in a direct message (a ``D`` channel), else ``None``: files shared in
+    channels are conversation, and the bot's own uploads (invites' ``.ics``) are never read back."""
+    event = body.get("event") or {}
+    if not isinstance(event, dict) or event.get("type") != "file_shared":
+        return None
+    user_id, channel, file_id = event.get("user_id"), event.get("channel_id"), event.get("file_id")
+    if not all(isinstance(v, str) and v for v in (user_id, channel, file_id)):
+        return None
+    bots = {a.get("user_id") for a in body.get("authorizations") or [] if isinstance(a, dict) and a.get("is_bot")}
+    if not str(channel).startswith("D") or user_id in bots:
+        return None
+    return FileShared(event_workspace(body), str(user_id), str(channel), str(file_id), str(event.get("event_ts") or ""))
+
+
+def share_ts(info: dict[str, Any], channel: str) -> str | None:
+    """The ``ts`` of the latest message that shared the file in ``channel``, from ``files.info``'s ``shares``
+    (direct messages are under ``private``), or ``None``."""
+    shares = info.get("shares") or {}
+    found: list[str] = []
+    for scope in ("private", "public"):
+        entries = (shares.get(scope) or {}).get(channel) if isinstance(shares, dict) else None
+        found += [str(e["ts"]) for e in entries or [] if isinstance(e, dict) and e.get("ts")]
+    return max(found, key=float) if found else None
+
+
 #: The ``/learn recording`` modal: typed with no arguments, the command opens a form with Slack's file input.
 RECORDING_CALLBACK_ID = "bw_recording_upload"
 _INPUTS = (

@@ -29,7 +29,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "channels:read",
 )
 
-BOT_EVENTS: tuple[str, ...] = ("app_home_opened", "message.channels", "message.groups", "message.im")
+BOT_EVENTS: tuple[str, ...] = ("app_home_opened", "file_shared", "message.channels", "message.groups", "message.im")
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
 

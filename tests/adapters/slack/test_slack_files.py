@@ -6,11 +6,14 @@ download URL only to the bot token (its sign-in page otherwise, as Slack does).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.adapters.slack.files import MAX_FILE_BYTES
-from bot.adapters.slack.manifest import BOT_SCOPES
+from bot.adapters.slack.manifest import BOT_EVENTS, BOT_SCOPES
 from bot.events import CommandInvoked, Response
 from bot.messages import Message
 from tests.adapters.slack.harness import SlackHarness
@@ -98,6 +101,70 @@ def test_files_in_channels_are_conversation_not_commands(slack: SlackHarness) ->
 
 def test_the_manifest_asks_for_files_read() -> None:
     assert "files:read" in BOT_SCOPES
+    assert "file_shared" in BOT_EVENTS
+
+
+# ------------------------------------------------------------------------------ bare file_shared events
+TRANSCRIPT = b"WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n"
+
+
+def file_shared(slack: SlackHarness, file: dict[str, str], user: str = "U0LEAD", channel: str = DM) -> None:
+    """Slack's ``file_shared`` event: the file id and where, no message text."""
+    event = {"type": "file_shared", "channel_id": channel, "file_id": file["id"], "user_id": user,
+             "file": {"id": file["id"]}, "event_ts": f"{time.time():.6f}"}  # fmt: skip
+    assert slack.post_event(slack_signing.event_callback(event)).status == 200
+
+
+def test_a_bare_file_shared_event_is_the_command_its_share_names(slack: SlackHarness) -> None:
+    # Shared from elsewhere: no message event reaches the bot, only file_shared.
+    transcript = slack.fake.share_file(
+        "kickoff.vtt", TRANSCRIPT, channel=DM, text="recording kickoff <https://rec.example.com/k>"
+    )
+    file_shared(slack, transcript)
+    (event,) = slack.handler.wait_for(1)
+    assert isinstance(event, CommandInvoked)
+    assert event.args == "recording kickoff https://rec.example.com/k"
+    assert event.attachments == (("kickoff.vtt", TRANSCRIPT),)
+    assert event.channel == DM and event.actor.user_id == "U0LEAD"
+    [history] = slack.fake.calls("conversations.history")
+    assert history.params["channel"] == DM
+    [download] = slack.fake.calls("download")
+    assert download.params["authorised"] is True
+
+
+@pytest.mark.parametrize("first", ["message", "file_shared"])
+def test_a_file_reported_by_both_events_is_attached_once(slack: SlackHarness, first: str) -> None:
+    text = "recording kickoff https://rec.example.com/k"
+    transcript = slack.fake.share_file("kickoff.vtt", TRANSCRIPT, channel=DM, text=text)
+    ts = slack.fake.messages_in(DM)[-1]["ts"]
+    message = slack_signing.message_event(
+        user="U0LEAD", channel=DM, text=text, ts=ts, channel_type="im", subtype="file_share", files=[transcript]
+    )
+    for kind in (first, *({"message", "file_shared"} - {first})):
+        if kind == "message":
+            assert slack.post_event(slack_signing.event_callback(message)).status == 200
+        else:
+            file_shared(slack, transcript)
+    event = slack.handler.wait_for(1)[0]
+    # Both events are handled by now (one worker, in order); the second changed nothing.
+    marker = slack_signing.message_event(user="U0LEAD", channel="C0COHORT01", text="marker", thread_ts="1.1")
+    assert slack.post_event(slack_signing.event_callback(marker)).status == 200
+    slack.handler.wait_for(2)
+    assert [e for e in slack.handler.events if isinstance(e, CommandInvoked)] == [event]
+    assert len(slack.fake.calls("download")) == 1
+    assert event.dedupe_key == f"slack:file:{slack.fake.team_id}:{DM}:{ts}"  # one key for both: the core's dedupe
+
+
+def test_the_bots_own_uploads_and_files_in_channels_are_not_read(slack: SlackHarness) -> None:
+    invite = slack.fake.share_file("session.ics", b"BEGIN:VCALENDAR", user="U0BLENDBOT", channel="D0ANADM001")
+    file_shared(slack, invite, user="U0BLENDBOT", channel="D0ANADM001")  # the bot's own .ics in a learner's DM
+    report = slack.fake.share_file("meet.csv", REPORT, channel="C0COHORT01", text="attendance kickoff")
+    file_shared(slack, report, channel="C0COHORT01")
+    marker = slack_signing.message_event(user="U0LEAD", channel="C0COHORT01", text="marker", thread_ts="1.1")
+    assert slack.post_event(slack_signing.event_callback(marker)).status == 200
+    (event,) = slack.handler.wait_for(1)
+    assert not isinstance(event, CommandInvoked)
+    assert slack.fake.calls("files.info") == []
 
 
 # ------------------------------------------------------------------------------ through the real core
