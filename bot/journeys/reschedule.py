@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, insert, literal, not_, select, update
+from sqlalchemy import Select, and_, case, delete, func, insert, literal, not_, select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
@@ -28,6 +28,7 @@ from bot.journeys import progress, timeline
 from bot.journeys.context import FINAL_STATES, Context, lock
 from bot.journeys.enrolment import session_agenda
 from bot.journeys.model import SessionStep
+from bot.journeys.people import zone_window
 from bot.nudges.purposes import CHECKIN, SESSION_CHANGE, SESSION_REMIND, insert_planned, planned_columns
 from bot.states import AgendaAction, DeliveryState, EnrollmentStatus, StepState, Verb
 from bot.storage.db import rowcount
@@ -151,16 +152,36 @@ def cancel(ctx: Context, session: Session, live: LiveSessionRow) -> Change:
 def _replan_session_rows(
     ctx: Context, session: Session, live: LiveSessionRow, step: SessionStep, ids: Select[Any], now: datetime
 ) -> None:
-    """Replace the reminder, check-in and close rows of every open learner: one DELETE, one INSERT per row kind."""
+    """Replace the reminder, check-in and close rows of every open learner: one DELETE, then per time zone of the
+    learners one INSERT per row kind, each zone's day-ahead reminders kept out of its night as at enrolment
+    (:func:`bot.journeys.enrolment.session_agenda` with the zone's window)."""
     session.execute(
         delete(AgendaItem)
         .where(AgendaItem.progress_id.in_(ids), AgendaItem.action.in_(SESSION_ACTIONS))
         .execution_options(synchronize_session=False)
     )
-    sp, e = StepProgress, Enrollment
-    for action, seq, fire, expires in session_agenda(step, live, ctx.settings.nudges.session_reminders, now):
-        rows = (
-            select(
+    sp, e, p = StepProgress, Enrollment, Person
+    cohort = session.get(Cohort, live.cohort_id)
+    assert cohort is not None
+    # Engine.person_tz, in SQL: the person's zone, else the cohort's, else the installation's.
+    zone = func.coalesce(func.nullif(p.tz, ""), literal(cohort.tz or ctx.settings.timezone))
+    planned = (
+        select(sp.id)
+        .join(e, e.id == sp.enrollment_id)
+        .join(p, p.id == e.person_id)
+        .where(
+            sp.id.in_(ids),
+            sp.state.not_in(FINAL_STATES),
+            # Completed learners keep their later sessions (see bot.nudges.tick), so a move reaches them too.
+            e.status.in_((EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)),
+        )
+    )
+    zones = session.scalars(planned.with_only_columns(zone).distinct()).all()
+    reminders = ctx.settings.nudges.session_reminders
+    for tz in zones:
+        agenda = session_agenda(step, live, reminders, now, zone_window(ctx.settings, tz))
+        for action, seq, fire, expires in agenda:
+            rows = planned.where(zone == tz).with_only_columns(
                 sp.id,
                 sp.enrollment_id,
                 literal(str(action)),
@@ -168,19 +189,11 @@ def _replan_session_rows(
                 literal(to_ms(fire) if fire else None),
                 literal(to_ms(expires) if expires else None),
             )
-            .join(e, e.id == sp.enrollment_id)
-            .where(
-                sp.id.in_(ids),
-                sp.state.not_in(FINAL_STATES),
-                # Completed learners keep their later sessions (see bot.nudges.tick), so a move reaches them too.
-                e.status.in_((EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)),
+            session.execute(
+                insert(AgendaItem).from_select(
+                    ["progress_id", "enrollment_id", "action", "seq", "fire_at", "expires_at"], rows
+                )
             )
-        )
-        session.execute(
-            insert(AgendaItem).from_select(
-                ["progress_id", "enrollment_id", "action", "seq", "fire_at", "expires_at"], rows
-            )
-        )
 
 
 def _shift_invite(session: Session, ids: Select[Any], live: LiveSessionRow, delta: timedelta, now: datetime) -> None:

@@ -17,7 +17,7 @@ from bot.clock import VirtualClock
 from bot.errors import InvalidInput
 from bot.messages import Button
 from bot.storage.db import transaction
-from bot.storage.models import AgendaItem, Cohort, Delivery, Enrollment, LiveSessionRow
+from bot.storage.models import AgendaItem, Cohort, Delivery, Enrollment, LiveSessionRow, Person, StepProgress
 from tests.conftest import make_cohort
 from tests.unit.helpers import build_runtime, button, enrollment, events, progress, state
 from tests.unit.test_sessions import at, utc
@@ -158,6 +158,75 @@ def test_reminders_and_check_in_follow_the_new_time_only(rt, clock, console):
     assert state(rt, "ana", "workshop") == "done"
     at(rt, clock, utc(2026, 3, 12, 16, 1))
     assert state(rt, "bo", "workshop") == "missed", "missed-marking follows the new end"
+
+
+def day_ahead_reminders(rt: Runtime) -> dict[str, datetime | None]:
+    """Each learner's first (24-hour) workshop reminder, as planned."""
+    with rt.factory() as session:
+        rows = session.execute(
+            select(Person.user_id, AgendaItem.fire_at)
+            .join(StepProgress, StepProgress.id == AgendaItem.progress_id)
+            .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+            .join(Person, Person.id == Enrollment.person_id)
+            .where(StepProgress.step_id == "workshop", AgendaItem.action == "session_remind", AgendaItem.seq == 1)
+        ).all()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def test_a_move_keeps_day_ahead_reminders_out_of_the_night(rt, clock, console):
+    """Issue 14's rule holds after a move as at enrolment: the workshop moves to Thursday 15:00 UTC, midnight in
+    Tokyo, so Kei's 24-hour reminder (Thursday 00:00 there) goes at 16:30 Wednesday, the last working hour;
+    London's and New York's fall in working hours and stay 24 hours ahead."""
+    with transaction(rt.factory) as session:
+        cohort = session.scalar(select(Cohort).where(Cohort.name == "c1"))
+        assert cohort is not None
+        kei = rt.engine.person(session, "console", "console", "kei", name="Kei", tz="Asia/Tokyo")
+        rt.engine.enroll(session, cohort, kei)
+    lead_says(console, "session move c1 workshop 2026-03-12 15:00")
+    assert day_ahead_reminders(rt) == {
+        "ana": utc(2026, 3, 11, 15, 0), "bo": utc(2026, 3, 11, 15, 0), "kei": utc(2026, 3, 11, 7, 30),
+    }  # fmt: skip
+    at(rt, clock, utc(2026, 3, 11, 7, 30))
+    assert titles(console, "kei", "Coming up: Workshop") == 1 and titles(console, "ana", "Coming up: Workshop") == 0
+
+
+def test_a_manual_check_in_state_does_not_survive_a_move(rt, clock, console):
+    """A lead's "checkin open" (or "close") was about the old time: after a move check-in follows the new window
+    by itself, so a session opened by hand on Monday is not open for a week before its new time."""
+    checkin = Button("Check in", "session.checkin", str(progress(rt, "ana", "workshop").id))
+    lead_says(console, "checkin open workshop")
+    lead_says(console, "session move c1 workshop 2026-03-12 15:00")
+    assert live_row(rt).checkin_state == "auto"
+    reply = console.press("ana", invite(console, "ana"), checkin)
+    assert reply.ephemeral is not None and "opens shortly before it starts" in reply.ephemeral.body
+    lead_says(console, "checkin close workshop")
+    lead_says(console, "session move c1 workshop 2026-03-13 15:00")
+    at(rt, clock, utc(2026, 3, 13, 14, 50))  # the new window opens: the manual close was for the old time
+    reply = console.press("ana", invite(console, "ana"), checkin)
+    assert reply.ephemeral is not None and reply.ephemeral.body.startswith("You're checked in")
+
+
+def test_moving_a_session_under_way_closes_check_in_and_keeps_who_attended(rt, clock, console):
+    """The edge case: the host never came, so the lead moves the session while it is under way and check-in is open
+    (here also opened by hand). Check-in closes at once and reopens at the new time; who checked in stays checked
+    in (the learning record is append-only: they were there), gets no reminders for the new time, and the others
+    are planned for it as usual."""
+    clock.set(utc(2026, 3, 4, 14, 5))
+    reply = console.press("ana", invite(console, "ana"), Button("Check in", "session.checkin", str(progress(rt, "ana", "workshop").id)))
+    assert reply.ephemeral is not None and reply.ephemeral.body.startswith("You're checked in")
+    lead_says(console, "checkin open workshop")
+    lead_says(console, "session move c1 workshop 2026-03-12 15:00")
+    bo = Button("Check in", "session.checkin", str(progress(rt, "bo", "workshop").id))
+    reply = console.press("bo", invite(console, "bo"), bo)
+    assert reply.ephemeral is not None and "opens shortly before it starts" in reply.ephemeral.body
+    assert state(rt, "ana", "workshop") == "done" and [e.verb for e in events(rt, "attended", "ana")] == ["attended"]
+    at(rt, clock, utc(2026, 3, 4, 15, 31))  # the old end and check-in close: nobody is marked missed
+    assert state(rt, "bo", "workshop") == "open"
+    at(rt, clock, utc(2026, 3, 12, 14, 50))
+    assert titles(console, "bo", "Check in: Workshop") == 1 and titles(console, "ana", "Check in: Workshop") == 0
+    assert titles(console, "ana", "Coming up: Workshop") == 0
+    reply = console.press("bo", invite(console, "bo"), bo)
+    assert reply.ephemeral is not None and reply.ephemeral.body.startswith("You're checked in")
 
 
 def test_a_pending_reminder_for_the_old_time_never_fires(rt, clock, console):
