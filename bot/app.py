@@ -114,7 +114,10 @@ class Runtime:
     # ------------------------------------------------------------------ one beat of the clock
     def tick(self) -> TickResult:
         with transaction(self.factory) as session:
-            result = tick(session, self.clock.now(), auto_pause_after=self.settings.nudges.auto_pause_after)
+            now = self.clock.now()
+            result = tick(session, now, auto_pause_after=self.settings.nudges.auto_pause_after)
+            # In the same transaction: a session the tick made n/a releases what waits on it, or nothing does.
+            self.engine.release_not_applicable(session, result.not_applicable, now)
         for planner in self.planners:
             with transaction(self.factory) as session:
                 planner(session, self.engine, self.clock.now())

@@ -166,6 +166,9 @@ class Engine(Context):
     def seen(self, session: Session, key: str | None) -> bool:
         return progress.seen(self, session, key)
 
+    def release_not_applicable(self, session: Session, progress_ids: Sequence[int], now: datetime) -> int:
+        return timeline.release_not_applicable(self, session, progress_ids, now)
+
     def complete(self, session: Session, sp: StepProgress, *, source: str = "learner") -> bool:
         return progress.complete(self, session, sp, source=source)
 

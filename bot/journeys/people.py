@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -136,6 +136,13 @@ def reports_of(ctx: Context, session: Session, manager: Person, *, indirect: boo
 
 def person_tz(ctx: Context, who: Person, cohort: Cohort | None = None) -> str:
     return who.tz or (cohort.tz if cohort else None) or ctx.settings.timezone
+
+
+def person_tz_sql(ctx: Context, cohort_tz: SQLColumnExpression[str] | str | None) -> ColumnElement[str]:
+    """:func:`person_tz` in SQL, for set-wise planning grouped by zone: the person's zone, else ``cohort_tz`` (a
+    column or a value), else the installation's (an empty zone counts as none, as in Python)."""
+    cohort_zone = literal(cohort_tz or "") if cohort_tz is None or isinstance(cohort_tz, str) else cohort_tz
+    return func.coalesce(func.nullif(Person.tz, ""), func.nullif(cohort_zone, ""), literal(ctx.settings.timezone))
 
 
 def window(ctx: Context, who: Person, cohort: Cohort | None = None, *, respect_pause: bool = True) -> Window:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, insert, literal, not_, select, update
+from sqlalchemy import Select, and_, case, delete, insert, literal, not_, select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
@@ -28,7 +28,7 @@ from bot.journeys import progress, timeline
 from bot.journeys.context import FINAL_STATES, Context, lock
 from bot.journeys.enrolment import session_agenda
 from bot.journeys.model import SessionStep
-from bot.journeys.people import zone_window
+from bot.journeys.people import person_tz_sql, zone_window
 from bot.nudges.purposes import CHECKIN, SESSION_CHANGE, SESSION_REMIND, insert_planned, planned_columns
 from bot.states import AgendaAction, DeliveryState, EnrollmentStatus, StepState, Verb
 from bot.storage.db import rowcount
@@ -163,8 +163,7 @@ def _replan_session_rows(
     sp, e, p = StepProgress, Enrollment, Person
     cohort = session.get(Cohort, live.cohort_id)
     assert cohort is not None
-    # Engine.person_tz, in SQL: the person's zone, else the cohort's, else the installation's.
-    zone = func.coalesce(func.nullif(p.tz, ""), literal(cohort.tz or ctx.settings.timezone))
+    zone = person_tz_sql(ctx, cohort.tz)
     planned = (
         select(sp.id)
         .join(e, e.id == sp.enrollment_id)

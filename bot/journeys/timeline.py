@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bot.errors import InvalidInput
 from bot.journeys import people
@@ -132,9 +132,6 @@ def release_dependents(
     dependents = [s for s in program.steps if step_id in s.unlock.after]
     if not dependents:
         return
-    person = session.get(Person, enrollment.person_id)
-    cohort = session.get(Cohort, enrollment.cohort_id)
-    assert person is not None and cohort is not None
     # Counted off in SQL (``waiting_on - 1``), never computed in Python from a value another transaction may have
     # changed: two prerequisites completing at once must both count, and only the last one releases the step.
     counted = session.execute(
@@ -148,40 +145,81 @@ def release_dependents(
         .returning(StepProgress.id, StepProgress.step_id, StepProgress.waiting_on)
         .execution_options(synchronize_session=False)
     ).all()
-    window = people.window(ctx, person, cohort, respect_pause=False)
-    for progress_id, dep_id, waiting_on in counted:
-        sp = session.get(StepProgress, progress_id, populate_existing=True)
-        if sp is None or waiting_on:
+    _schedule_released(ctx, session, [progress_id for progress_id, _, waiting_on in counted if not waiting_on], now)
+
+
+def release_not_applicable(ctx: Context, session: Session, progress_ids: Sequence[int], now: datetime) -> int:
+    """Sessions the tick found not applicable (late joiners on a timeline planned before that rule) hold nothing
+    back, as at enrolment: count them off every step waiting on them and schedule the steps now free. Set-wise:
+    one UPDATE per session step, then a few per group of released steps sharing a zone, step and unlock time.
+    Returns how many steps were released."""
+    if not progress_ids:
+        return 0
+    sp, e, other = StepProgress, Enrollment, aliased(StepProgress)
+    pairs = session.execute(
+        select(e.program_id, sp.step_id)
+        .distinct()
+        .select_from(sp)
+        .join(e, e.id == sp.enrollment_id)
+        .where(sp.id.in_(progress_ids))
+    ).all()
+    released: list[int] = []
+    for program_id, step_id in pairs:
+        if program_id not in ctx.library:
             continue
-        _schedule_released(ctx, session, sp, program.step(dep_id), program, window, now)
-
-
-def _schedule_released(
-    ctx: Context,
-    session: Session,
-    sp: StepProgress,
-    dep: AnyStep,
-    program: Program,
-    window: Window,
-    now: datetime,
-) -> None:
-    """Give a step whose last prerequisite just completed its delivery and reminder times."""
-    assert sp.unlock_at is not None
-    deliver_at = window.next_open(max(sp.unlock_at, now))
-    due = due_after(dep, deliver_at, window)
-    if due is not None:
-        sp.due_at = due
-    offsets = reminder_offsets(ctx, dep, program)
-    for item in session.scalars(
-        select(AgendaItem).where(
-            AgendaItem.progress_id == sp.id,
-            AgendaItem.action.in_((AgendaAction.DELIVER, AgendaAction.REMIND)),
+        dependents = [s.id for s in ctx.library.program(program_id).steps if step_id in s.unlock.after]
+        if not dependents:
+            continue
+        learners = (
+            select(other.enrollment_id)
+            .join(e, e.id == other.enrollment_id)
+            .where(other.id.in_(progress_ids), other.step_id == step_id, e.program_id == program_id)
         )
-    ):
-        if item.action == AgendaAction.DELIVER:
-            item.fire_at = deliver_at
-        elif 1 <= item.seq <= len(offsets):
-            item.fire_at = window.next_open(deliver_at + offsets[item.seq - 1])
+        # Counted off in SQL, as release_dependents does: a prerequisite completing at the same time counts too.
+        counted = session.execute(
+            update(sp)
+            .where(sp.enrollment_id.in_(learners), sp.step_id.in_(dependents), sp.waiting_on > 0)
+            .values(waiting_on=sp.waiting_on - 1)
+            .returning(sp.id, sp.waiting_on)
+            .execution_options(synchronize_session=False)
+        ).all()
+        released += [progress_id for progress_id, waiting_on in counted if waiting_on == 0]
+    _schedule_released(ctx, session, released, now)
+    return len(released)
+
+
+def _schedule_released(ctx: Context, session: Session, progress_ids: list[int], now: datetime) -> None:
+    """Give steps whose last prerequisite just went their delivery, reminder and due times: computed once per
+    (zone, program, step, unlock time), in that zone's working window, and written to the whole group."""
+    if not progress_ids:
+        return
+    sp, e = StepProgress, Enrollment
+    rows = session.execute(
+        select(people.person_tz_sql(ctx, Cohort.tz), e.program_id, sp.step_id, sp.unlock_at, sp.id)
+        .select_from(sp)
+        .join(e, e.id == sp.enrollment_id)
+        .join(Person, Person.id == e.person_id)
+        .join(Cohort, Cohort.id == e.cohort_id)
+        .where(sp.id.in_(progress_ids))
+    ).all()
+    groups: dict[tuple[str, str, str, datetime | None], list[int]] = {}
+    for tz, program_id, step_id, unlock_at, progress_id in rows:
+        groups.setdefault((tz, program_id, step_id, unlock_at), []).append(progress_id)
+    for (tz, program_id, step_id, unlock_at), ids in groups.items():
+        program = ctx.library.program(program_id)
+        dep = program.step(step_id)
+        window = people.zone_window(ctx.settings, tz)  # as release_dependents: a pause does not move the plan
+        deliver_at = window.next_open(max(unlock_at or now, now))
+        agenda = update(AgendaItem).where(AgendaItem.progress_id.in_(ids)).execution_options(synchronize_session=False)
+        session.execute(agenda.where(AgendaItem.action == AgendaAction.DELIVER).values(fire_at=deliver_at))
+        for seq, offset in enumerate(reminder_offsets(ctx, dep, program), start=1):
+            fire = window.next_open(deliver_at + offset)
+            session.execute(agenda.where(AgendaItem.action == AgendaAction.REMIND, AgendaItem.seq == seq).values(fire_at=fire))
+        due = due_after(dep, deliver_at, window)
+        if due is not None:
+            session.execute(
+                update(sp).where(sp.id.in_(ids)).values(due_at=due).execution_options(synchronize_session=False)
+            )
 
 
 def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) -> datetime:

@@ -85,6 +85,9 @@ class TickResult:
     planned: dict[str, int] = field(default_factory=dict)
     missed: int = 0
     auto_paused: int = 0
+    #: Progress rows of sessions this tick found not applicable (late joiners on a timeline planned before that
+    #: rule): the caller releases the steps waiting on them (see :func:`bot.journeys.timeline.release_not_applicable`).
+    not_applicable: list[int] = field(default_factory=list)
 
     @property
     def total_planned(self) -> int:
@@ -248,7 +251,7 @@ def _claim_due(session: Session, dialect: str, t: int, batch: int) -> Table:
 def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
     """A session that had started when the learner enrolled is not applicable to them: no invite, reminder,
     check-in or "missed" from a timeline planned before that rule (enrolment now plans none), set-wise over the
-    claimed rows."""
+    claimed rows. The rows changed are returned in the result, for the caller to release what waits on them."""
     sp, e, ls = StepProgress, Enrollment, LiveSessionRow
     started_before = (
         select(literal(1))
@@ -256,7 +259,7 @@ def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
         .join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id))
         .where(e.id == sp.enrollment_id, ls.start_at <= e.enrolled_at)
     )
-    tp.session.execute(
+    changed = tp.session.execute(
         update(sp)
         .where(
             sp.id.in_(select(tp.claim.c.progress_id)),
@@ -265,8 +268,10 @@ def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
             exists(started_before),
         )
         .values(state=StepState.NOT_APPLICABLE, due_at=None)
+        .returning(sp.id)
         .execution_options(synchronize_session=False)
     )
+    tp.result.not_applicable = list(changed.scalars())
 
 
 def _plan_step_cards(tp: _TickPass) -> None:

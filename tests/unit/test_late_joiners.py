@@ -15,7 +15,15 @@ from bot.events import Actor, CommandInvoked
 from bot.nudges.digests import digest_message
 from bot.reporting import Filters, build_report
 from bot.storage.db import transaction
-from bot.storage.models import Cohort, Enrollment, LearningEvent, LiveSessionRow, Person, StepProgress
+from bot.storage.models import (
+    AgendaItem,
+    Cohort,
+    Enrollment,
+    LearningEvent,
+    LiveSessionRow,
+    Person,
+    StepProgress,
+)
 from tests.conftest import make_cohort
 
 SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "live" / "samples" / "kickoff.vtt"
@@ -133,3 +141,65 @@ def test_a_timeline_planned_before_the_rule_is_corrected_by_the_tick(rt, clock, 
     rt.step()
     assert _state(rt, "dee") == "n/a"
     assert not _about_kickoff(console, "dee", kickoff.title)
+
+
+WAITING = """
+id: waiting
+title: Waiting
+tz: Europe/London
+defaults:
+  reminders: {enabled: true, after: [1d]}
+steps:
+  - id: kickoff
+    title: Kickoff
+    kind: session
+    start: {day: 0, at: "14:00"}
+    duration: 1h
+  - id: debrief
+    title: Debrief
+    kind: lesson
+    body: What the kickoff decided.
+    due: 2d
+    unlock: {after: [kickoff]}
+"""
+
+
+def test_steps_waiting_on_a_session_the_tick_makes_not_applicable_are_released(db_url, tmp_path, clock, console):
+    """As at enrolment, a session that is n/a for a learner holds nothing back: corrected by the tick (a timeline
+    planned before the rule), the lesson waiting on it is delivered, with its reminder and due date."""
+    from tests.unit.helpers import build_runtime
+
+    rt = build_runtime(db_url, tmp_path, clock, console, {"waiting": WAITING})
+    try:
+        make_cohort(rt, "waiting", [("dee", "Europe/London"), ("eve", "Europe/London")])
+        with transaction(rt.factory) as session:
+            kickoff = session.scalar(select(LiveSessionRow).where(LiveSessionRow.step_id == "kickoff"))
+            # As an older release left it: a full timeline, for Dee who joined after the start.
+            dee = select(Person.id).where(Person.user_id == "dee").scalar_subquery()
+            session.execute(
+                update(Enrollment)
+                .where(Enrollment.person_id == dee)
+                .values(enrolled_at=kickoff.start_at + timedelta(minutes=5))
+            )
+        clock.set(kickoff.start_at + timedelta(minutes=10))  # Monday 14:10 London, inside working hours
+        rt.step()
+        rt.step()  # the released lesson, planned by the first tick, goes out now
+        assert _state(rt, "dee") == "n/a"
+        assert _state(rt, "dee", "debrief") == "open"
+        assert [s.message.title for s in console.messages_to("dee") if "Debrief" in (s.message.title or "")]
+        assert _state(rt, "eve", "debrief") == "locked", "Eve's kickoff still holds her lesson back"
+        with rt.factory() as session:
+            sp = session.scalar(
+                select(StepProgress)
+                .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+                .join(Person, Person.id == Enrollment.person_id)
+                .where(Person.user_id == "dee", StepProgress.step_id == "debrief")
+            )
+            assert sp is not None and sp.waiting_on == 0
+            reminders = session.scalars(
+                select(AgendaItem.fire_at).where(AgendaItem.progress_id == sp.id, AgendaItem.action == "remind")
+            ).all()
+        assert sp.due_at == datetime(2026, 3, 4, 14, 10, tzinfo=UTC), "due 2 working days after delivery"
+        assert reminders == [datetime(2026, 3, 3, 14, 10, tzinfo=UTC)], "one day after delivery"
+    finally:
+        rt.db.dispose()
