@@ -253,6 +253,8 @@ class Runtime:
                     LiveSessionRow.platform_ref != "-",
                     LiveSessionRow.end_at > now,
                     LiveSessionRow.start_at < now + timedelta(days=7),
+                    # A cancelled session has nothing left to sync: re-tracking it would count presence again.
+                    LiveSessionRow.cancelled_at.is_(None),
                 )
             ).all()
             todo = [(self._live(live, cohort), live.platform_ref or "", cohort.platform) for live, cohort in rows]

@@ -314,6 +314,10 @@ def session_was_cancelled(title: str) -> str:
     return f"'{title}' was cancelled, so it has no attendance to import."
 
 
+def session_cancelled_no_attendance(title: str) -> str:
+    return f"'{title}' was cancelled, so there is no attendance to record."
+
+
 def session_not_started(title: str) -> str:
     return f"'{title}' has not started yet; import its attendance report after the session."
 

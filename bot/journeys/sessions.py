@@ -130,6 +130,9 @@ def check_in(
     hold(session, sp)
     enrollment, live = session_for_progress(session, sp)
     now = ctx.clock.now()
+    if live.cancelled_at is not None:
+        # Whatever the source (a lead, voice or meeting presence still reported for it): it did not take place.
+        raise InvalidInput(replies.session_cancelled_no_attendance(live.title))
     if source == "checkin" and not checkin_open(live, now):
         local = live.start_at.astimezone(zone(ctx.settings.timezone))
         if now < live.checkin_opens_at:

@@ -9,6 +9,7 @@ in production.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from bot.app import Runtime, build
 from bot.clock import VirtualClock
 from bot.events import PresenceObserved
 from bot.storage.db import transaction
-from bot.storage.models import Attendance, Enrollment, Person
+from bot.storage.models import Attendance, Enrollment, LiveSessionRow, Person
 from tests.conftest import make_settings
 from tests.contract.discord_driver import DiscordDriver
 from tests.contract.drivers import wait_until
@@ -107,11 +108,11 @@ def test_discord_voice_holds_learners_to_the_steps_minimum(db_url: str, tmp_path
         rt.db.dispose()
 
 
-@pytest.mark.teams
-def test_teams_meeting_events_hold_learners_to_the_steps_minimum(db_url: str, tmp_path: Path) -> None:
+@pytest.fixture
+def teams_world(db_url: str, tmp_path: Path) -> Iterator[tuple[Runtime, VirtualClock, TeamsDriver]]:
+    """A runtime over the program above on the fake Teams, its session mirrored (tracked by the meeting's thread)."""
     clock = VirtualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     teams = TeamsDriver()  # teams.meeting_min_minutes: the default 10
-    assert teams.adapter.meetings.min_minutes == 10
     content = write_programs(tmp_path, {"live": PROGRAM % JOIN_URL})
     rt = build(make_settings(db_url, content_dir=str(content)), clock=clock, adapters={"teams": teams.adapter})
     try:
@@ -120,14 +121,58 @@ def test_teams_meeting_events_hold_learners_to_the_steps_minimum(db_url: str, tm
             teams.add_user(key, key, "Europe/London")
         _cohort(rt, "teams", teams.workspace, {key: teams.uid(key) for key in STAYS})
         assert rt.mirror_sessions() == 1  # tracked by the meeting's thread id, with the step's minimum
-
-        clock.set(SESSION_START)
-        for key in STAYS:
-            meeting_event(teams, "Join", key)
-        for key, minutes in sorted(STAYS.items(), key=lambda kv: kv[1]):
-            clock.set(SESSION_START + timedelta(minutes=minutes))
-            meeting_event(teams, "Leave", key)
-        assert _attended(rt) == {"L1": 7.0}
+        yield rt, clock, teams
     finally:
         teams.stop()
         rt.db.dispose()
+
+
+def _meet(teams: TeamsDriver, clock: VirtualClock, start: datetime) -> None:
+    """Everyone joins at ``start``; each leaves after their minutes in :data:`STAYS`."""
+    clock.set(start)
+    for key in STAYS:
+        meeting_event(teams, "Join", key)
+    for key, minutes in sorted(STAYS.items(), key=lambda kv: kv[1]):
+        clock.set(start + timedelta(minutes=minutes))
+        meeting_event(teams, "Leave", key)
+
+
+@pytest.mark.teams
+def test_teams_meeting_events_hold_learners_to_the_steps_minimum(
+    teams_world: tuple[Runtime, VirtualClock, TeamsDriver],
+) -> None:
+    rt, clock, teams = teams_world
+    assert teams.adapter.meetings.min_minutes == 10
+    _meet(teams, clock, SESSION_START)
+    assert _attended(rt) == {"L1": 7.0}
+
+
+@pytest.mark.teams
+def test_a_moved_teams_meeting_counts_in_its_new_window_at_once(
+    teams_world: tuple[Runtime, VirtualClock, TeamsDriver],
+) -> None:
+    """The runtime passes a move to the adapter on its next tick, so the meeting's window moves before the hourly
+    refresh would move it."""
+    rt, clock, teams = teams_world
+    moved = SESSION_START + timedelta(days=1)
+    with transaction(rt.factory) as session:
+        live = session.scalar(select(LiveSessionRow).where(LiveSessionRow.step_id == "workshop"))
+        assert live is not None
+        rt.engine.move_session(session, live, moved)
+    assert rt.sync_session_changes() == 1
+    _meet(teams, clock, moved)
+    assert _attended(rt) == {"L1": 7.0}
+
+
+@pytest.mark.teams
+def test_a_cancelled_teams_meeting_no_longer_counts(teams_world: tuple[Runtime, VirtualClock, TeamsDriver]) -> None:
+    """Cancelled: the adapter stops counting, and the hourly refresh does not track the session again."""
+    rt, clock, teams = teams_world
+    with transaction(rt.factory) as session:
+        live = session.scalar(select(LiveSessionRow).where(LiveSessionRow.step_id == "workshop"))
+        assert live is not None
+        rt.engine.cancel_session(session, live)
+    assert rt.sync_session_changes() == 1
+    rt.refresh_sessions()
+    _meet(teams, clock, SESSION_START)
+    assert _attended(rt) == {}

@@ -296,6 +296,20 @@ def test_cancel_sends_a_cancellation_and_drops_everything_pending(rt, clock, con
         assert session.scalar(select(Cohort.name)) == "c1"
 
 
+def test_a_cancelled_session_takes_no_attendance_from_any_source(rt, clock, console):
+    """Voice or meeting presence an adapter still reports, or a lead's mark, records nothing for a session that did
+    not take place; the check-in button was refused already."""
+    lead_says(console, "session cancel c1 workshop")
+    clock.set(utc(2026, 3, 4, 14, 20))
+    with transaction(rt.factory) as session:
+        sp = session.get(StepProgress, progress(rt, "ana", "workshop").id)
+        assert sp is not None
+        for source in ("voice", "lead", "checkin"):
+            with pytest.raises(InvalidInput, match="was cancelled, so there is no attendance to record"):
+                rt.engine.check_in(session, sp, source=source, minutes=20)
+    assert events(rt, "attended", "ana") == [] and state(rt, "ana", "workshop") == "skipped"
+
+
 def test_a_cancelled_session_no_longer_blocks_completion(rt, clock, console):
     """Completion needs every required session by default; cancelling the one a learner could not attend
     completes the program for whoever has done everything else."""

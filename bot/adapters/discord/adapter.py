@@ -724,6 +724,7 @@ class DiscordAdapter(Adapter):
             guild = self._guild(guild_id)
             event = guild.get_scheduled_event(event_id) or await guild.fetch_scheduled_event(event_id)
             if session.cancelled:
+                self.presence.forget(str(event.id))
                 if event.status in (discord.EventStatus.scheduled, discord.EventStatus.active):
                     await event.cancel()
                 return

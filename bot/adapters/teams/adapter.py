@@ -224,6 +224,14 @@ class TeamsAdapter(Adapter):
         self.meetings.track(thread, session)
         return thread
 
+    def on_session_changed(self, session: LiveSession, ref: str) -> None:
+        """A moved session's meeting counts minutes inside its new window (at once, not at the next hourly refresh);
+        a cancelled one is no longer counted."""
+        if session.cancelled:
+            self.meetings.forget(ref)
+        else:
+            self.meetings.track(ref, session)
+
     def refresh_session(self, session: LiveSession, ref: str) -> None:
         self.meetings.track(ref, session)
 

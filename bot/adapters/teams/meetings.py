@@ -62,6 +62,13 @@ class Meetings:
         with self._lock:
             self._windows[thread] = Window(session.workspace, session.start, session.end, minimum)
 
+    def forget(self, thread: str) -> None:
+        """Stop counting meeting ``thread`` (its session was cancelled)."""
+        with self._lock:
+            self._windows.pop(thread, None)
+            for key in [k for k in self._joined if k[0] == thread]:
+                del self._joined[key]
+
     def _inside(self, window: Window, since: datetime, until: datetime) -> float:
         start, end = max(since, window.start), min(until, window.end)
         return max(0.0, (end - start).total_seconds() / 60)
