@@ -148,6 +148,9 @@ class Figures:
     tick_s: float = 0.0
     planned: int = 0
     drain_s: float = 0.0
+    #: CPU seconds of this process (all its threads) for the tick and the drain; None with worker processes.
+    tick_cpu: float = 0.0
+    drain_cpu: float | None = None
     sent: int = 0
     deliveries_sent: int = 0
     rejected: int = 0
@@ -222,9 +225,9 @@ def run(args: argparse.Namespace) -> Figures:
         assert first is not None
         cohort = session.get(Cohort, cohort.id)
     clock.set(first)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = rt.tick()
-    figures.tick_s = time.perf_counter() - t0
+    figures.tick_s, figures.tick_cpu = time.perf_counter() - t0, time.process_time() - c0
     figures.planned = result.total_planned
 
     # 3. drain
@@ -235,12 +238,13 @@ def run(args: argparse.Namespace) -> Figures:
     wall_start = time.time()
     deadline = wall_start + args.max_drain_seconds
     sent: list[tuple[str, int, int, str]] = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if args.workers <= 1:
         rt.sender.clock = FlowingClock(base, wall_start)
         rt.clock = rt.sender.clock
         drain_until_empty(rt, deadline)
         sent, figures.rejected = adapter.sent, adapter.rejected
+        figures.drain_cpu = time.process_time() - c0
     else:
         if figures.backend == "sqlite":
             figures.notes.append("several workers on SQLite: the embedded default is meant for one process")
@@ -361,6 +365,10 @@ def report(f: Figures, args: argparse.Namespace) -> None:
         print(f"checks            lost {f.lost}, duplicated {f.duplicated}, learners out of order {f.out_of_order} "
               f"({f.deliveries_sent:,} deliveries sent)")
         print(f"plan + dispatch   {ours:8.2f} s   (tick + drain)")
+        if f.drain_cpu is not None:
+            cpu = f.tick_cpu + f.drain_cpu
+            print(f"CPU time          tick {f.tick_cpu:.2f} s + drain {f.drain_cpu:.2f} s = {cpu:.2f} s "
+                  f"({f.sent / f.drain_cpu if f.drain_cpu else 0:,.0f} messages per CPU second)")
     for note in f.notes:
         print(f"note              {note}")
     if f.peer is not None:
@@ -369,6 +377,11 @@ def report(f: Figures, args: argparse.Namespace) -> None:
         label = "peer (APScheduler, one job per delivery)"
         print(f"{label}: {p.deliveries:,} deliveries, plan {p.plan_s:.2f} s, dispatch {p.dispatch_s:.2f} s, "
               f"executed {p.executed:,} ({f.peer_sent:,} messages rendered and sent), duplicates {p.duplicates}")
+        if f.drain_cpu is not None and args.drain:
+            ours_cpu = f.tick_cpu + f.drain_cpu
+            print(f"peer CPU time     plan {p.plan_cpu:.2f} s + dispatch {p.dispatch_cpu:.2f} s: "
+                  f"{(p.plan_cpu + p.dispatch_cpu) * scale / ours_cpu if ours_cpu else 0:.1f}x our CPU time "
+                  f"on plan + dispatch (comparable under load; the target is on wall time)")
         if scale != 1.0:
             print(f"peer scaled       x{scale:.2f} to all {f.planned:,} deliveries: {p.total_s * scale:.1f} s "
                   f"(EXTRAPOLATED linearly from --peer-learners {args.peer_learners:,}, not measured)")
