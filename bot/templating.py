@@ -82,18 +82,15 @@ class Templates:
 
     def _build(self, flavour: str) -> Environment:
         loader = FileSystemLoader([str(p) for p in self._paths])
+        # The templates ship with the package and do not change while a process runs: without ``auto_reload``
+        # off, Jinja stats the file on every render (a drain renders several templates per message).
+        common: dict[str, Any] = {"loader": loader, "undefined": StrictUndefined, "auto_reload": False}
         if flavour == "chat":
             # Chat Markdown, not HTML: HTML-escaping would show "&amp;" in Slack and Discord.
-            env = Environment(
-                loader=loader,
-                undefined=StrictUndefined,
-                autoescape=False,  # noqa: S701
-                finalize=self._finalize,
-            )
+            env = Environment(**common, autoescape=False, finalize=self._finalize)  # noqa: S701
         elif flavour == "html":
             env = Environment(
-                loader=loader,
-                undefined=StrictUndefined,
+                **common,
                 autoescape=select_autoescape(default=True, default_for_string=True),
                 trim_blocks=True,
                 lstrip_blocks=True,

@@ -11,6 +11,7 @@ never inside an inline span.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 #: The longest message body we send. Chat apps fold longer text behind "Show more" or cap a card at a few thousand, and
 #: on a phone anything longer is a wall of text.
@@ -62,8 +63,12 @@ def _cut_point(text: str, limit: int) -> int:
     return next((c for c in reversed(spaces) if _safe(c, spans)), limit)
 
 
+@lru_cache(maxsize=2048)
 def truncate_markdown(text: str, limit: int, ellipsis: str = " ...") -> str:
-    """``text`` shortened to at most ``limit`` characters (ellipsis included) at a word outside any span."""
+    """``text`` shortened to at most ``limit`` characters (ellipsis included) at a word outside any span.
+
+    Cached: a batch composes the same lesson for many learners, and most lessons read the same for all of them.
+    """
     text = text.strip()
     if len(text) <= limit:
         return text
@@ -102,11 +107,16 @@ def split_markdown(text: str, limit: int = MAX_CHUNK) -> list[str]:
 
     Paragraphs are packed greedily; a paragraph (or a lead-in plus its list) that is too long on its own is cut
     between list items, then lines, sentences and words, never inside ``**bold**``, ``_italic_``, ``code`` or a
-    link.
+    link. Cached like :func:`truncate_markdown` (a new list each call: callers may change theirs).
     """
+    return list(_split_markdown(text, limit))
+
+
+@lru_cache(maxsize=512)
+def _split_markdown(text: str, limit: int) -> tuple[str, ...]:
     text = text.strip()
     if len(text) <= limit:
-        return [text]
+        return (text,)
     chunks: list[str] = []
     current = ""
     for block in _blocks(text):
@@ -118,4 +128,4 @@ def split_markdown(text: str, limit: int = MAX_CHUNK) -> list[str]:
                 current = f"{current}\n\n{piece}" if current else piece
     if current:
         chunks.append(current)
-    return chunks
+    return tuple(chunks)
