@@ -10,6 +10,7 @@ on every worker (claims with leases keep each delivery on one of them).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -460,6 +461,24 @@ class Runtime:
         return run
 
 
+#: Python's default collector thresholds, and the ones a runtime uses instead (see :func:`tune_gc`).
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often than Python's default, unless the process set its own thresholds.
+
+    A drain allocates several short-lived objects per message (ORM rows, template contexts, messages, futures):
+    with the default gen-0 threshold of 700 a collection runs every few deliveries, and every tenth of those
+    scans the older generations, which hold the whole loaded program, SQLAlchemy's and Jinja's caches. In a null
+    drain that was about a fifth of the CPU time. Reference counting still frees almost everything at once;
+    only cycles wait a little longer.
+    """
+    if gc.get_threshold() == DEFAULT_GC_THRESHOLDS:
+        gc.set_threshold(*GC_THRESHOLDS)
+
+
 def build(
     settings: Settings,
     *,
@@ -470,6 +489,7 @@ def build(
 ) -> Runtime:
     """Assemble a runtime. Collaborators can be injected (tests, the demo); defaults come from settings."""
     clock = clock or SystemClock()
+    tune_gc()
     db = make_engine(settings.database_url)
     if migrate:
         upgrade(db)
