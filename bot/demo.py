@@ -29,6 +29,7 @@ from bot.errors import BlendwiseError
 from bot.journeys.compose import Composer
 from bot.journeys.render import SAMPLE_LEARNERS, SAMPLE_START
 from bot.messages import Button, Message
+from bot.nudges.digests import next_weekly_moment
 from bot.states import DeliveryState
 from bot.storage.db import transaction
 from bot.storage.models import AgendaItem, Delivery, StepProgress
@@ -257,10 +258,8 @@ class Simulation:
     def next_moment(self, until: datetime) -> datetime:
         now = self.clock.now()
         candidates = [until]
-        if now.weekday() in (0, 6):
-            # Digests are planned on the hour around Monday (each manager's local Monday morning), so the clock
-            # stops on every hour there; elsewhere it jumps straight to the next thing that is due.
-            candidates.append(now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        if self.next_digest is not None:
+            candidates.append(self.next_digest)
         with self.rt.factory() as session:
             agenda = session.scalar(select(func.min(AgendaItem.fire_at)))
             outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == DeliveryState.PENDING))
@@ -273,15 +272,20 @@ class Simulation:
 
     def run_until(self, until: datetime, progress: Callable[[float], None] | None = None) -> None:
         begin = self.clock.now()
+        self.next_digest: datetime | None = begin
         span = max((until - begin).total_seconds(), 1)
         while self.clock.now() < until:
             if progress is not None:
                 progress(min((self.clock.now() - begin).total_seconds() / span, 1.0))
             self.rt.tick()
             self.rt.drain()
-            if self.clock.now().minute == 0:
+            if self.next_digest is not None and self.clock.now() >= self.next_digest:
+                # What the hourly cron does, at the moments it has something to plan (each manager's and cohort's
+                # local digest time); the clock stops there rather than at every hour around Monday.
                 self.rt.plan_digests()
                 self.rt.drain()
+                with self.rt.factory() as session:
+                    self.next_digest = next_weekly_moment(session, self.rt.engine, self.clock.now())
             while self.queue and self.queue[0].at <= self.clock.now():
                 heapq.heappop(self.queue).run()
             self.clock.set(self.next_moment(until))

@@ -37,14 +37,39 @@ def _weekly(
     The key carries the week (``<purpose>:<owner id>:<year>-W<week>``), which makes planning idempotent and lets an
     hour the cron missed catch up later in the same week. Returns whether a row was queued.
     """
-    cfg = engine.settings.digest
-    local = now.astimezone(zone(tz))
-    year, week, _ = local.isocalendar()
-    monday = local.date() - timedelta(days=local.weekday())
-    if now < local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day)), cfg.at, tz):
+    if now < _weekly_instant(engine, now, tz):
         return False
+    year, week, _ = now.astimezone(zone(tz)).isocalendar()
     label = f"{year}-W{week:02d}"
     return enqueue(session, purpose, (owner_id, label), now=now, payload={"week": label}, **row) is not None
+
+
+def _weekly_instant(engine: Engine, now: datetime, tz: str, weeks_ahead: int = 0) -> datetime:
+    """The configured digest day and time of the ISO week ``now`` falls in, in ``tz`` (as a UTC instant)."""
+    cfg = engine.settings.digest
+    local = now.astimezone(zone(tz))
+    monday = local.date() - timedelta(days=local.weekday())
+    return local_instant(monday + timedelta(days=DAY_NAMES.index(cfg.day) + 7 * weeks_ahead), cfg.at, tz)
+
+
+def next_weekly_moment(session: Session, engine: Engine, now: datetime) -> datetime | None:
+    """The next instant after ``now`` at which :func:`plan_digests` or :func:`plan_cohort_recaps` has something
+    new to plan (a manager's or a cohort's local digest time); ``None`` when digests are off or nobody gets one.
+
+    The hourly cron needs no such thing; a simulation on a virtual clock (the demo) uses it to stop exactly there
+    instead of at every hour of the days around it.
+    """
+    if not engine.settings.digest.enabled:
+        return None
+    from bot.storage.models import Cohort
+
+    managers = session.scalars(select(Person).where(Person.id.in_(select(Person.manager_id).distinct())))
+    zones = {engine.person_tz(m) for m in managers}
+    zones |= set(session.scalars(select(Cohort.tz).where(Cohort.channel.is_not(None)).distinct()))
+    moments = [
+        next(t for t in (_weekly_instant(engine, now, tz, w) for w in (0, 1, 2)) if t > now) for tz in zones
+    ]
+    return min(moments, default=None)
 
 
 def plan_digests(session: Session, engine: Engine, now: datetime) -> int:
@@ -104,6 +129,7 @@ __all__ = [
     "cohort_recap_message",
     "digest_message",
     "digest_purposes",
+    "next_weekly_moment",
     "plan_cohort_recaps",
     "plan_digests",
     "render_cohort_recap",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -104,6 +104,25 @@ def play_the_week(rt: Runtime, clock: VirtualClock, console: ConsoleAdapter) -> 
     sent, b = button(console, "ana", "session.checkin", "Check in: Live")
     console.press("ana", sent, b)
     at(rt, clock, utc(2026, 3, 3, 15, 0))  # bo missed the session
+
+
+def test_the_next_weekly_moment_is_when_planning_first_has_something_to_plan(rt, clock, console):
+    """The demo's clock stops only at these moments, so each must be exactly the first instant a digest or a
+    recap becomes plannable: a second earlier nothing is, at it something is."""
+    from bot.nudges.digests import next_weekly_moment
+
+    seen = []
+    for _ in range(3):
+        with rt.factory() as session:
+            moment = next_weekly_moment(session, rt.engine, clock.now())
+        assert moment is not None
+        clock.set(moment - timedelta(seconds=1))
+        assert rt.plan_digests() == 0
+        clock.set(moment)
+        assert rt.plan_digests() > 0
+        seen.append(moment)
+    # London's Monday 09:00, then New York's, then London's next Monday.
+    assert seen == [utc(2026, 3, 2, 9, 0), utc(2026, 3, 2, 14, 0), utc(2026, 3, 9, 9, 0)]
 
 
 def test_digest_is_planned_at_each_managers_local_time_once_per_week(rt, clock, console):
