@@ -198,7 +198,18 @@ def fmt_local(instant: datetime, tz: str, *, with_zone: bool = True) -> str:
 def session_variables(
     title: str, start_at: datetime, end_at: datetime, join_url: str | None, location: str | None, tz: str
 ) -> dict[str, Any]:
-    """``session.*`` for one session seen from zone ``tz``; delivery and ``content check`` both build it here."""
+    """``session.*`` for one session seen from zone ``tz``; delivery and ``content check`` both build it here.
+
+    Every step card's context carries it, so a drain builds it for each learner; the learners of a cohort share a
+    few zones, hence the cache (each caller gets its own dict).
+    """
+    return dict(_session_variables(title, start_at, end_at, join_url, location, tz))
+
+
+@lru_cache(maxsize=1024)
+def _session_variables(
+    title: str, start_at: datetime, end_at: datetime, join_url: str | None, location: str | None, tz: str
+) -> dict[str, Any]:
     local = start_at.astimezone(zone(tz))
     return {
         "title": title,
