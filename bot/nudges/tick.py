@@ -139,10 +139,15 @@ class _TickPass:
     actions: dict[str, int]
     result: TickResult
 
+    def wants(self, name: str) -> bool:
+        """Whether a claimed agenda row has the action statement ``name`` needs; when none has, the statement would
+        find nothing, and the planners skip even building it (most ticks claim one or two kinds of action)."""
+        return name not in ACTION_OF or ACTION_OF[name] in self.actions
+
     def plan(self, name: str, stmt: Select[tuple[object, ...]]) -> None:
         """Insert the outbox rows ``stmt`` selects, unless no claimed agenda row has the action they need (the
         skipped statement would find nothing, and skipping spares the database the join)."""
-        if name in ACTION_OF and ACTION_OF[name] not in self.actions:
+        if not self.wants(name):
             return
         self.result.planned[name] = insert_planned(self.session, stmt) + self.result.planned.get(name, 0)
 
@@ -276,6 +281,8 @@ def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
 
 def _plan_step_cards(tp: _TickPass) -> None:
     """Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll)."""
+    if not tp.wants("deliver"):
+        return
     a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
     tp.plan(
         "deliver",
@@ -298,6 +305,8 @@ def _plan_step_cards(tp: _TickPass) -> None:
 
 def _plan_cohort_prompts(tp: _TickPass) -> None:
     """Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort."""
+    if not tp.wants(COHORT_PROMPT.name):
+        return
     a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
     tp.plan(
         COHORT_PROMPT.name,
@@ -318,6 +327,8 @@ def _plan_cohort_prompts(tp: _TickPass) -> None:
 
 def _plan_reminders(tp: _TickPass) -> None:
     """Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out."""
+    if not tp.wants(REMIND.name):
+        return
     a, sp, e, p, t = tp.claim.c, StepProgress, Enrollment, Person, tp.t
     not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
     not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
@@ -341,6 +352,8 @@ def _plan_reminders(tp: _TickPass) -> None:
 
 def _plan_session_nudges(tp: _TickPass) -> None:
     """Session reminders and check-in prompts: for those who said yes or maybe, or have not answered."""
+    if not (tp.wants(SESSION_REMIND.name) or tp.wants(CHECKIN.name)):
+        return
     a, sp, e, p, t = tp.claim.c, StepProgress, Enrollment, Person, tp.t
     ls, att = LiveSessionRow, Attendance
     session_base = tp.base().join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id)).join(
@@ -380,6 +393,8 @@ def _plan_session_nudges(tp: _TickPass) -> None:
 
 def _close_missed_sessions(tp: _TickPass) -> None:
     """Sessions that ended without attendance: record "missed" events, then the state, set-wise."""
+    if AgendaAction.CLOSE not in tp.actions:
+        return  # nothing closing: both statements would touch no row
     a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
     closing = select(a.progress_id).where(a.action == AgendaAction.CLOSE)
     missed_rows = (
