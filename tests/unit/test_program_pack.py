@@ -164,6 +164,6 @@ def test_every_shipped_program_is_ready_for_monday() -> None:
             assert step.objectives, f"{program.id}/{step.id}"
         assert any(s.rubric for s in program.sessions), program.id
         reinforced = [q for s in program.steps if s.kind == "quiz" for q in getattr(s, "questions", []) if q.reinforce]
-        # feedback-fundamentals stays unmarked: tests/unit/test_reinforce.py drives its quiz as a program whose
-        # questions come back only when answered wrong (marking them is open work, see the issue 14 report).
-        assert len(reinforced) >= (0 if program.id == "feedback-fundamentals" else 3), program.id
+        # Every program brings a few questions back as spaced recalls (issue 14); tests/unit/test_reinforce.py runs
+        # on programs of its own, so these marks can change without moving its numbers.
+        assert len(reinforced) >= 3, program.id

@@ -1,12 +1,23 @@
-"""Spaced reinforcement over a virtual clock: FSRS brings wrong answers back inside working hours, capped per week."""
+"""Spaced reinforcement over a virtual clock: FSRS brings wrong answers back inside working hours, capped per week.
+
+The tests run on two small programs of their own, so the shipped programs can mark (or unmark) questions for
+reinforcement without moving these numbers: ``recall`` has the feedback-fundamentals pre-work rhythm (lessons on
+days 0 and 1, a quiz on Friday, day 4) and no marked question, so a card appears only for a wrong answer;
+``recall-marked`` marks a single-choice question, a multiple-choice one (never carded) and leaves one unmarked.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot.adapters.console import ConsoleAdapter
+from bot.app import Runtime
+from bot.clock import VirtualClock
 from bot.journeys.model import QuizStep
 from bot.reinforcement.cards import collect_cards
 from bot.reinforcement.models import ReinforcementCard
@@ -14,13 +25,112 @@ from bot.reporting import Filters, build_report
 from bot.storage.db import transaction
 from bot.storage.models import Delivery, Enrollment, LearningEvent, Person, QuizAnswer, StepProgress
 from bot.timewindow import zone
-from tests.conftest import make_cohort, make_settings
-from tests.unit.test_report import PROGRAM, at, press, take_quiz
+from tests.conftest import make_cohort
+from tests.unit.helpers import build_runtime
+from tests.unit.test_report import at, press, take_quiz
+
+RECALL = """
+id: recall
+title: Recall
+tz: Europe/London
+steps:
+  - id: behaviour-lesson
+    title: Behaviour, not labels
+    kind: lesson
+    body: Describe what a camera could record.
+    unlock: {day: 0}
+    due: 2d
+  - id: sbi-lesson
+    title: Situation, Behaviour, Impact
+    kind: lesson
+    body: Name the moment, the behaviour and its effect.
+    unlock: {day: 1}
+    due: 2d
+  - id: check
+    title: Pre-work check
+    kind: quiz
+    unlock: {day: 4, after: [sbi-lesson]}
+    due: 3d
+    pass_mark: 0.75
+    retry: {max_attempts: 3}
+    questions:
+      - id: observable-behaviour
+        text: Which one describes a behaviour?
+        options:
+          - text: You seemed disengaged.
+          - text: You checked your phone three times.
+            correct: true
+          - text: You don't care.
+      - id: impact-part
+        text: What does the Impact part describe?
+        options:
+          - text: The effect the behaviour had.
+            correct: true
+          - text: What it says about the person.
+      - id: first-response
+        text: Your report was "confusing". First response?
+        options:
+          - text: Where did it start to lose you?
+            correct: true
+          - text: Explain why you wrote it that way.
+      - id: timing
+        text: Good timing for feedback? Choose all that apply.
+        multiple: true
+        options:
+          - text: Soon after the event.
+            correct: true
+          - text: At the annual review.
+          - text: In private, when it redirects.
+            correct: true
+"""
+
+RECALL_MARKED = """
+id: recall-marked
+title: Recall, marked
+tz: Europe/London
+steps:
+  - id: marked-check
+    title: Marked check
+    kind: quiz
+    questions:
+      - id: marked
+        text: Which one describes a behaviour?
+        reinforce: true
+        options:
+          - text: You checked your phone three times.
+            correct: true
+          - text: You seemed disengaged.
+      - id: marked-multiple
+        text: Good timing for feedback? Choose all that apply.
+        multiple: true
+        reinforce: true
+        options:
+          - text: Soon after the event.
+            correct: true
+          - text: In private, when it redirects.
+            correct: true
+          - text: At the annual review.
+      - id: unmarked
+        text: What does the Impact part describe?
+        options:
+          - text: The effect the behaviour had.
+            correct: true
+          - text: What it says about the person.
+"""
 
 
 @pytest.fixture
-def settings(db_url):
-    return make_settings(db_url, nudges={"max_reinforcement_per_week": 1})
+def rt(db_url: str, tmp_path: Path, clock: VirtualClock, console: ConsoleAdapter) -> Iterator[Runtime]:
+    runtime = build_runtime(
+        db_url,
+        tmp_path,
+        clock,
+        console,
+        {"recall": RECALL, "recall-marked": RECALL_MARKED},
+        nudges={"max_reinforcement_per_week": 1},
+    )
+    yield runtime
+    runtime.db.dispose()
 
 
 def recalls(console, user: str):
@@ -57,7 +167,7 @@ def cards(rt, user: str) -> list[ReinforcementCard]:
 
 
 def quiz_day(rt, clock, console, wrong: set[int]) -> None:
-    make_cohort(rt, PROGRAM, [("ana", "Europe/London")])
+    make_cohort(rt, "recall", [("ana", "Europe/London")])
     at(clock, 0, 10)
     rt.step()
     press(console, "ana", "lesson.done")
@@ -66,7 +176,7 @@ def quiz_day(rt, clock, console, wrong: set[int]) -> None:
     press(console, "ana", "lesson.done")
     at(clock, 4, 10)  # Friday 6 March
     rt.step()
-    take_quiz(rt, console, "ana", wrong=wrong)
+    take_quiz(rt, console, "ana", wrong=wrong, program="recall", quiz="check")
 
 
 def test_wrong_answer_comes_back_in_working_hours_and_feeds_retention(rt, clock, console):
@@ -143,9 +253,9 @@ def test_weekly_cap_and_one_at_a_time(rt, clock, console):
 
 
 def test_questions_marked_for_reinforcement_become_cards_even_when_right(rt, clock, console):
-    program = rt.library.program("coaching-skills-lab")
+    program = rt.library.program("recall-marked")
     quiz = next(s for s in program.steps if isinstance(s, QuizStep) and any(q.reinforce for q in s.questions))
-    make_cohort(rt, "coaching-skills-lab", [("ana", "Europe/London")])
+    make_cohort(rt, "recall-marked", [("ana", "Europe/London")])
     with transaction(rt.factory) as session:
         sp = session.scalar(
             select(StepProgress)
@@ -162,6 +272,7 @@ def test_questions_marked_for_reinforcement_become_cards_even_when_right(rt, clo
     assert again == 0  # answers already carded are never looked at again
     active = cards(rt, "ana")
     marked = {q.id for q in quiz.questions if q.reinforce and not q.multiple}
+    assert marked == {"marked"}  # the marked multiple-choice question and the unmarked one never become cards
     assert {c.question_id for c in active} == marked
     assert all(c.reason == "marked" for c in active)
 

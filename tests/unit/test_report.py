@@ -29,9 +29,11 @@ def press(console, user: str, action: str) -> None:
     console.press(user, *found)
 
 
-def take_quiz(rt, console, user: str, wrong: set[int]) -> None:
+def take_quiz(
+    rt, console, user: str, wrong: set[int], *, program: str = PROGRAM, quiz: str = "feedback-check"
+) -> None:
     """Answer the quiz card through its buttons; questions in ``wrong`` get a wrong option."""
-    step = rt.library.step(PROGRAM, "feedback-check")
+    step = rt.library.step(program, quiz)
     for qi, question in enumerate(step.questions):
         sent, _ = console.last_with_button(user, "quiz.submit") or console.last_with_button(
             user, "quiz.answer"
