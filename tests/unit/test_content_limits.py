@@ -10,9 +10,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.journeys.loader import check_path, load_program
 from tests.conftest import ROOT
@@ -281,6 +283,40 @@ def test_json_format() -> None:
     assert (done.returncode, json.loads(done.stdout)) == (0, {"ok": True, "problems": [], "warnings": []})
     done = run("content", "check", "--format", "yaml", str(path))
     assert (done.returncode, done.stderr.strip()) == (1, "error: --format: 'yaml' is not one of text, json")
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``blendwise ARGS`` in this process, through the real entry point: (exit code, stdout, stderr)."""
+    from bot.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["blendwise", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, errors = capsys.readouterr()
+    return int(exited.value.code or 0), out, errors
+
+
+def test_an_internal_error_is_exit_3_please_report_never_a_finding(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No input is known to crash the check (the fuzz test holds it to that), so the fault is injected: PyYAML's
+    composer runs out of memory. That is a library failing under us, not our code mocked to pass."""
+    path = write(HEADER + LESSON)
+    assert cli(monkeypatch, capsys, "content", "check", str(path)) == (0, "OK: prog/program.yaml is valid.\n", "")
+
+    def out_of_memory(self: object) -> None:
+        raise MemoryError("fault injected by the test")
+
+    monkeypatch.setattr(yaml.composer.Composer, "get_single_node", out_of_memory)
+    for fmt in ("text", "json"):
+        code, out, errors = cli(monkeypatch, capsys, "content", "check", "--format", fmt, str(path))
+        # Nothing on stdout: a CI job or an editor plugin reading the findings sees no finding and no "OK".
+        assert (code, out) == (3, ""), (fmt, out, errors)
+        assert errors.count("\n") == 1 and errors.startswith(
+            "error: internal error in the content check (MemoryError: fault injected by the test); this is a bug "
+            "in Blendwise, not in your content: please report it"
+        ), errors
+        assert "Traceback" not in errors and "problem(s) found" not in errors
 
 
 # ------------------------------------------------------------------------------------------------------------

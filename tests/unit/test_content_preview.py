@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,33 @@ def test_preview_mistakes_are_one_line(tmp_path: Path) -> None:
     done = preview(tmp_path, str(PROGRAM), "--step", "nope", "--platform", "pager")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith("error: --platform: 'pager' is not one of console, ")
+
+
+class _NoDiscord(importlib.abc.MetaPathFinder):
+    """The ``discord`` extra, not installed: importing it fails exactly as a missing package does."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.split(".")[0] == "discord":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def test_a_platform_whose_extra_is_missing_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, through the real entry point; the SDK is hidden from the import system (nothing of ours
+    is replaced: the discord renderer really fails to import)."""
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in sys.modules if n.split(".")[0] == "discord" or n == "bot.adapters.discord.render"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoDiscord(), *sys.meta_path])
+    args = ["content", "preview", str(PROGRAM), "--step", "feedback-check", "--platform", "discord"]
+    monkeypatch.setattr(sys, "argv", ["blendwise", "--config", "none.yaml", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, errors = capsys.readouterr()
+    assert exited.value.code == 2
+    assert errors == "error: the discord preview needs the 'discord' extra: pip install 'blendwise[discord]'\n"
+    assert out == "=== feedback-check (quiz) ===\n"  # the step's heading, then nothing half-rendered
