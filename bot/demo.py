@@ -171,8 +171,11 @@ class Simulation:
                 self.console.press(user, sent, pick)
             elif toggles:
                 submit = next(b for b in buttons if b.action == "quiz.submit")
-                for b in toggles:
-                    if self.rng.random() < 0.5 or b is toggles[0]:
+                # Choose-all-that-apply: exactly the right options with the persona's probability, like a single
+                # choice; otherwise a guess. (Always guessing failed keen learners' quizzes at random.)
+                right = set(self._correct(toggles)) if self.rng.random() < persona.correct else None
+                for i, b in enumerate(toggles):
+                    if (i in right) if right is not None else (self.rng.random() < 0.5 or i == 0):
                         self.console.press(user, sent, b)
                 self.console.press(user, sent, submit)
             elif retry and self.rng.random() < persona.act:
@@ -180,8 +183,8 @@ class Simulation:
             else:
                 return
 
-    def _pick(self, answers: list[Button], sent: Sent, persona: Persona) -> Button:
-        """Pick the right answer with the persona's probability (the demo peeks at the program to know it)."""
+    def _correct(self, answers: list[Button]) -> list[int]:
+        """The right options of the question these buttons answer (the demo peeks at the program to know it)."""
         pid, _attempt, qi, _ = (int(x) for x in answers[0].value.split("."))
         with self.rt.factory() as session:
             from bot.storage.models import Enrollment, StepProgress
@@ -191,7 +194,11 @@ class Simulation:
             enrollment = session.get(Enrollment, sp.enrollment_id)
             assert enrollment is not None
             step = self.rt.library.step(enrollment.program_id, sp.step_id)
-        correct = [i for i, o in enumerate(step.questions[qi].options) if o.correct]  # type: ignore[union-attr]
+        return [i for i, o in enumerate(step.questions[qi].options) if o.correct]  # type: ignore[union-attr]
+
+    def _pick(self, answers: list[Button], sent: Sent, persona: Persona) -> Button:
+        """Pick the right answer with the persona's probability."""
+        correct = self._correct(answers)
         if self.rng.random() < persona.correct:
             return answers[correct[0]]
         wrong = [b for i, b in enumerate(answers) if i not in correct]
