@@ -97,12 +97,14 @@ def digest_with_chart(engine: Engine, render: Any) -> Any:
     """Wrap the digest renderer: same message, plus a PNG of the manager's team progress (:func:`team_chart`)."""
 
     def wrapped(session: Session, delivery: Delivery) -> Any:
-        message = render(session, delivery)
-        if message is None or isinstance(message, list) or delivery.person_id is None:
-            return message
+        out = render(session, delivery)
+        if not out or delivery.person_id is None:
+            return out
+        # A large team's digest comes in parts: the chart goes with the last one, under the whole list.
+        message = out[-1] if isinstance(out, list) else out
         chart = team_chart(session, engine, delivery.person_id)
         if chart is not None:
             message.attachments = [*message.attachments, chart]
-        return message
+        return out
 
     return wrapped

@@ -196,3 +196,30 @@ def test_a_manager_with_no_enrolled_reports_gets_a_polite_empty_digest(rt, clock
     rt.drain()
     [body] = digests_to(console, "boss")
     assert "None of your reports is enrolled in a program right now." in body
+
+
+def test_a_large_teams_digest_comes_in_parts_cut_between_learners(rt, clock, console):
+    """Issue 14 holds every message to MAX_CHUNK characters; a manager of 20 sent one of about 1,700."""
+    from bot.journeys.chunks import MAX_CHUNK
+
+    with transaction(rt.factory) as session:
+        mia = rt.engine.person(session, "console", "console", "mia")
+        cohort = rt.engine.cohort_by_name(session, "console", "c1")
+        for n in range(18):
+            p = rt.engine.person(
+                session, "console", "console", f"r{n}", name=f"Report {n:02d} Longname-Doublebarrel", tz="Europe/London"
+            )
+            p.manager_id = mia.id
+            rt.engine.enroll(session, cohort, p)
+    clock.set(utc(2026, 3, 2, 14, 0))
+    rt.plan_digests()
+    rt.drain()
+    parts = [s.message for s in console.messages_to("mia") if s.message.kind == "digest"]
+    assert len(parts) >= 2
+    assert [m.title for m in parts[1:]] == [f"Your team's learning this week ({i}/{len(parts)})" for i in range(2, len(parts) + 1)]
+    assert all(len(m.body) <= MAX_CHUNK and m.body.count("**") % 2 == 0 for m in parts)
+    lines = [line for m in parts for line in m.body.splitlines() if line.startswith("- ")]
+    names = [line.split("**")[1] for line in lines]
+    assert names == ["Ana", "Bo", *(f"Report {n:02d} Longname-Doublebarrel" for n in range(18))]
+    assert all(line.endswith("· on track") or line.endswith("· behind") for line in lines), lines
+    assert [bool(m.context) for m in parts] == [False] * (len(parts) - 1) + [True]
