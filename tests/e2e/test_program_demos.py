@@ -2,8 +2,9 @@
 within 1,200 characters with no span cut, the recording and catch-up of the program's own first session, and
 the evaluation recorded with its Kirkpatrick level (issue 14, "programs ready for Monday").
 
-Twelve learners keep a run short (about 10 s on a quiet machine); ``blendwise demo --program X --learners 30
---seed 1`` gives steadier figures.
+The cohort is the issue's: 30 learners, two seeds, and no session's attendance or the completion below 30 %. Each
+run took 10 to 25 s on a two-core machine at load 3 (up to 67 s at load 5), so the eight are marked slow. ``blendwise demo --program X
+--learners 30 --seed 1`` shows the same figures.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PROGRAMS = sorted(p.name for p in CONTENT.iterdir() if (p / "program.yaml").is_f
 @pytest.mark.parametrize("program_id", PROGRAMS)
 def test_a_simulated_cohort_of_each_program_is_plausible(tmp_path: Path, program_id: str, seed: int) -> None:
     result = run_demo(
-        program_id=program_id, learners=12, seed=seed, database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        program_id=program_id, learners=30, seed=seed, database_url=f"sqlite:///{tmp_path / 'demo.db'}",
         content_dir=CONTENT,
     )
     rt, console = result.runtime, result.console
@@ -41,11 +42,11 @@ def test_a_simulated_cohort_of_each_program_is_plausible(tmp_path: Path, program
         with rt.factory() as session:
             report = build_report(session, rt.engine, Filters(program=program_id))
             (cohort,) = report.cohorts
-            # Twelve learners are few: one persona more or less moves a rate by 8 points. A rule that starves a
-            # session or blocks completion (the defects of issue 14) shows as 0 % to 17 %; 20 % is the floor.
-            assert cohort.completion_rate >= 20, cohort
+            # A rule that starves a session or blocks completion (the defects of issue 14: learners cut off after
+            # completing early, 12 seats for a cohort of 30) shows as 0 % to 27 %; 30 % is the issue's floor.
+            assert cohort.completion_rate >= 30, (program_id, seed, cohort.completion_rate)
             for live in cohort.sessions:
-                assert live["rate"] >= 20, (program_id, seed, live)
+                assert live["rate"] >= 30, (program_id, seed, live)
             assert [q["level"] for q in cohort.evaluation] == [1, 2, 3]
             assert cohort.evaluation[0]["responses"] > 0
             levels = [
