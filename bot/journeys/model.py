@@ -93,6 +93,11 @@ class Question(Strict):
             raise ValueError(f"question '{self.id}' has no correct option")
         if not self.multiple and correct > 1:
             raise ValueError(f"question '{self.id}' is single choice but marks {correct} options correct")
+        if self.multiple and self.reinforce:
+            # A recall card is one tap on one answer; marking a choose-all question would silently never bring it back.
+            raise ValueError(
+                f"question '{self.id}' is choose-all-that-apply; reinforce: true brings back single-choice questions only"
+            )
         return self
 
 

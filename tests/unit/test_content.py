@@ -197,6 +197,32 @@ def test_quiz_question_without_correct_option_points_at_the_question(tmp_path: P
     assert "Value error" not in problem
 
 
+def test_a_choose_all_question_marked_for_reinforcement_is_refused_at_its_line(tmp_path: Path) -> None:
+    # A recall card is one tap on one answer, so such a mark would silently never bring the question back.
+    path = write(
+        tmp_path / "prog",
+        HEADER
+        + """\
+  - id: check
+    title: Check
+    kind: quiz
+    questions:
+      - id: q1
+        text: Pick all that apply
+        multiple: true
+        reinforce: true
+        options:
+          - text: A
+            correct: true
+          - text: B
+            correct: true
+""",
+    )
+    problem = only_problem(path)
+    assert problem.startswith(f"prog/program.yaml:{line_of(path, '- id: q1')}: ")
+    assert "reinforce: true brings back single-choice questions only" in problem
+
+
 def test_bad_time_zone_points_at_the_tz_key(tmp_path: Path) -> None:
     path = write(
         tmp_path / "prog",
