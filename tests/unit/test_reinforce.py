@@ -3,7 +3,8 @@
 The tests run on two small programs of their own, so the shipped programs can mark (or unmark) questions for
 reinforcement without moving these numbers: ``recall`` has the feedback-fundamentals pre-work rhythm (lessons on
 days 0 and 1, a quiz on Friday, day 4) and no marked question, so a card appears only for a wrong answer;
-``recall-marked`` marks a single-choice question, a multiple-choice one (never carded) and leaves one unmarked.
+``recall-marked`` marks a single-choice question and leaves a multiple-choice one (the check refuses the mark there)
+and a single-choice one unmarked.
 """
 
 from __future__ import annotations
@@ -103,7 +104,6 @@ steps:
       - id: marked-multiple
         text: Good timing for feedback? Choose all that apply.
         multiple: true
-        reinforce: true
         options:
           - text: Soon after the event.
             correct: true
@@ -272,7 +272,7 @@ def test_questions_marked_for_reinforcement_become_cards_even_when_right(rt, clo
     assert again == 0  # answers already carded are never looked at again
     active = cards(rt, "ana")
     marked = {q.id for q in quiz.questions if q.reinforce and not q.multiple}
-    assert marked == {"marked"}  # the marked multiple-choice question and the unmarked one never become cards
+    assert marked == {"marked"}  # the multiple-choice question and the unmarked one never become cards
     assert {c.question_id for c in active} == marked
     assert all(c.reason == "marked" for c in active)
 
