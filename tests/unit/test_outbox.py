@@ -346,3 +346,18 @@ def test_a_crash_between_parts_resumes_with_the_missing_parts_only(rt, clock, co
     assert parts[-3:] == [(1, 3), (2, 3), (3, 3)]
     delivered = [e for e in events(rt, "delivered", "dee") if e.object_id == "program/outbox/step/long"]
     assert len(delivered) == 1
+
+
+def test_a_claim_takes_at_most_its_batch_and_leaves_the_rest_to_other_workers(rt, clock):
+    """On PostgreSQL, ``id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` may be rerun for every row the UPDATE
+    scans, and each rerun skips the rows the statement has just updated: the LIMIT slid down the queue and one
+    worker's claim took every due row (the three-worker benchmark: one worker sent 1,950 of 2,000)."""
+    clock.set(TUESDAY_0930)
+    rt.tick()  # six deliveries, one claimable at the head of each of the three learners' lanes
+    first = rt.sender._claim(2, probe=False)
+    assert len(first) == 2
+    second = rt.sender._claim(2, probe=False)
+    assert len(second) == 1  # the third lane's head; the other rows wait behind their learners' claimed ones
+    with rt.factory() as session:
+        sending = session.scalars(select(Delivery.id).where(Delivery.state == "sending")).all()
+    assert sorted(sending) == sorted(c.id for c in first + second)

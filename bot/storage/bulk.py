@@ -1,0 +1,49 @@
+"""Many rows in one statement: PostgreSQL reads them from arrays, other databases run an executemany.
+
+The sender records a few hundred outcomes per batch. As an executemany, PostgreSQL runs one statement per row:
+psycopg pipelines them, but the server still binds and executes each one (and checks each row's foreign keys one
+statement at a time), and the client adapts every row's parameters. On the three-worker PostgreSQL benchmark that
+was most of the database server's CPU in the drain. Here the rows travel as one array per column and the statement
+reads them with ``unnest``, so a batch is one statement whatever its size:
+
+    UPDATE deliveries SET message_ref = v.ref FROM unnest(:ids, :refs) AS v(id, ref) WHERE deliveries.id = v.id
+
+SQLite runs in process, where an executemany costs no round trips; it keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, Executable, bindparam, func
+from sqlalchemy.orm import Session
+from sqlalchemy.types import ARRAY, TypeEngine
+
+#: A statement built over one row's values, ``v[column]`` (the same statement serves every row).
+Build = Callable[[Mapping[str, ColumnElement[Any]]], Executable]
+
+
+def execute_rows(
+    session: Session, rows: list[dict[str, Any]], types: Mapping[str, TypeEngine[Any]], build: Build
+) -> None:
+    """Run ``build(v)`` for every row of ``rows`` at once; ``v[name]`` stands for a row's value of ``name``.
+
+    Args:
+        session: the session whose transaction the statement joins.
+        rows: the rows, each a dict holding at least the keys of ``types``.
+        types: each column's SQL type, in the order the columns are read.
+        build: makes the statement. An UPDATE joins on ``v["id"]``; an INSERT selects the values
+            (``insert(t).from_select(names, select(*v.values()))``).
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = [
+            bindparam(f"a_{name}", [row[name] for row in rows], type_=ARRAY(type_)) for name, type_ in types.items()
+        ]
+        source = func.unnest(*arrays).table_valued(*types).render_derived(name="v")
+        session.execute(build({name: source.c[name] for name in types}))
+        return
+    params = [{f"b_{name}": row[name] for name in types} for row in rows]
+    session.execute(build({name: bindparam(f"b_{name}", type_=type_) for name, type_ in types.items()}), params)
