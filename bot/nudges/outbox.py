@@ -5,8 +5,9 @@ One drain pass is a few statements whatever the batch size:
 1. **Reclaim** rows whose lease expired (a worker died or hung mid-send): one conditional UPDATE puts them back to
    ``pending`` and marks them ``unsure``. Any worker does this on every pass, not only at start-up.
 2. **Claim** a batch with a lease (``claimed_by``, ``lease_until``): on PostgreSQL
-   ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING ...``, on SQLite the same
-   ``UPDATE ... RETURNING`` without the lock clause (SQLite has one writer). Only the *head* of each learner's lane
+   ``WITH pick AS MATERIALIZED (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) UPDATE ... FROM pick RETURNING ...``, on
+   SQLite ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING ...`` without the lock clause (SQLite has one
+   writer). Only the *head* of each learner's lane
    is claimable: a row waits while an earlier row of the same person is being sent, is due, or is backing off after
    a failure. So a learner's messages go out in the order they were planned, and a retry holds that learner's later
    messages without holding anyone else's.
@@ -17,7 +18,8 @@ One drain pass is a few statements whatever the batch size:
    pacing is a scheduling decision: a destination that is not ready (the adapter's per-channel pacing, the shared
    workspace budget in :mod:`bot.nudges.budget`) is skipped for one that is, and nothing sleeps while other work is
    ready. The parts of a multi-part delivery go out in order, each carrying ``part i of n``.
-5. **Record** outcomes, step openings, ``delivered`` learning events and cohort posts in bulk (executemany).
+5. **Record** outcomes, step openings, ``delivered`` learning events and cohort posts in bulk: one statement per
+   kind of change (arrays on PostgreSQL, an executemany on SQLite; :mod:`bot.storage.bulk`).
 
 Crash safety: an ``unsure`` row (reclaimed, or failed in a way the platform may still have stored, such as an HTTP
 5xx or a lost answer) is reconciled before anything is re-sent: the adapter looks each remaining part up on the
