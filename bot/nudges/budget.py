@@ -13,6 +13,7 @@ and every worker on one database shares the same wall clock.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ class SharedBudget:
         horizon still bounds what one worker can hold. The row moves by compare-and-swap, so two workers never get
         the same slot (a lost race reads the row again).
         """
-        gap = max(1, round(1000 / rate))
+        gap = 1000 / rate  # milliseconds; the row holds whole ones, so it moves on by the total rounded up
         horizon = int(self.horizon * 1000)
         with self.factory() as session, session.begin():
             if key not in self._known:
@@ -64,11 +65,11 @@ class SharedBudget:
                 start = max(int(current if current is not None else now), now)
                 if start > now + horizon:
                     return [], (start - horizon) / 1000
-                k = max(1, min(n, (now + horizon - start) // gap + 1))
+                k = max(1, min(n, int((now + horizon - start) // gap) + 1))
                 moved = session.execute(
                     update(_table)
                     .where(_table.c.key == key, _table.c.next_at == current)
-                    .values(next_at=start + k * gap)
+                    .values(next_at=start + math.ceil(k * gap))  # never faster than ``rate``
                 )
                 if rowcount(moved):
                     return [(start + i * gap) / 1000 for i in range(k)], 0.0
