@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fsrs import Card, Rating, Scheduler, State
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, PermissionDenied
@@ -174,6 +174,8 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
     Per person: at most one outstanding micro-quiz, and at most ``nudges.max_reinforcement_per_week`` planned in
     any seven days. The delivery is due at the next moment inside the learner's working window.
     """
+    if not _may_have_work(session, now):
+        return 0
     collect_cards(session, engine, now)
     limit = engine.settings.nudges.max_reinforcement_per_week
     if limit <= 0:
@@ -227,6 +229,21 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
     if planned:
         log.info("planned %d reinforcement micro-quiz(zes)", planned)
     return planned
+
+
+def _may_have_work(session: Session, now: datetime) -> bool:
+    """One statement for the common idle pass (the planner runs after every tick): is there an answer the cards have
+    not seen, a stale micro-quiz to release, or a card due? False means the three passes would find nothing; True
+    may still plan nothing (the due card's owner has a micro-quiz out)."""
+    from bot.records.models import RecordsCursor
+
+    answered = select(func.max(QuizAnswer.id)).scalar_subquery()
+    seen = select(RecordsCursor.position).where(RecordsCursor.name == "reinforce").scalar_subquery()
+    stale = exists().where(ReinforcementCard.asked_at.is_not(None), ReinforcementCard.asked_at < now - STALE_AFTER)
+    due = exists().where(
+        ReinforcementCard.active.is_(True), ReinforcementCard.due_at <= now, ReinforcementCard.asked_at.is_(None)
+    )
+    return bool(session.scalar(select(or_(answered > func.coalesce(seen, 0), stale, due))))
 
 
 def _release_stale(session: Session, now: datetime) -> None:
