@@ -229,6 +229,24 @@ def test_wrong_answer_comes_back_in_working_hours_and_feeds_retention(rt, clock,
         assert build_report(session, rt.engine, Filters()).learners[0].retention == 50.0
 
 
+def test_an_unanswered_recall_goes_stale_and_comes_back(rt, clock, console):
+    """The planner probes before it plans; a stale micro-quiz is work even when nothing else is (no new answer, no
+    card free and due), or the learner would never be asked again."""
+    quiz_day(rt, clock, console, wrong={0})
+    at(clock, 5, 10, 30)
+    rt.step()  # planned for Monday 09:00, and never answered
+    at(clock, 7, 9, 0)
+    rt.step()
+    assert len(recalls_all(console, "ana")) == 1
+    at(clock, 11, 10)  # more than five days after it was asked
+    rt.step()
+    (card,) = cards(rt, "ana")
+    assert card.asked_at is None and card.due_at == clock.now() + timedelta(days=1)
+    at(clock, 14, 9, 30)
+    rt.step()
+    assert len(recalls_all(console, "ana")) == 2
+
+
 def test_weekly_cap_and_one_at_a_time(rt, clock, console):
     quiz_day(rt, clock, console, wrong={0, 1})
     rt.tick()
