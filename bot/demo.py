@@ -275,9 +275,11 @@ class Simulation:
         candidates = [until]
         if self.next_digest is not None:
             candidates.append(self.next_digest)
-        with self.rt.factory() as session:
-            agenda = session.scalar(select(func.min(AgendaItem.fire_at)))
-            outbox = session.scalar(select(func.min(Delivery.due_at)).where(Delivery.state == DeliveryState.PENDING))
+        pending = select(func.min(Delivery.due_at)).where(Delivery.state == DeliveryState.PENDING)
+        with self.rt.factory() as session:  # one round trip: this runs at every stop
+            agenda, outbox = session.execute(
+                select(select(func.min(AgendaItem.fire_at)).scalar_subquery(), pending.scalar_subquery())
+            ).one()
         due = [t for t in (agenda, outbox) if t is not None]
         candidates.extend(due)
         if self.queue:
