@@ -91,7 +91,7 @@ from bot.nudges.purposes import (
     PurposeRegistry,
 )
 from bot.ports import Adapter, ChannelTarget, Recipient
-from bot.states import DeliveryState, StepKind, StepState, Verb
+from bot.states import FINAL_STEP_STATES, DeliveryState, StepKind, StepState, Verb
 from bot.storage.bulk import Build, execute_rows
 from bot.storage.db import rowcount
 from bot.storage.events import object_id
@@ -1077,7 +1077,7 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
 
     def session_reminder(session: Session, d: Delivery) -> Message | None:
         sp = progress(session, d)
-        if sp.state in (StepState.DONE, StepState.MISSED, StepState.SKIPPED):
+        if sp.state in FINAL_STEP_STATES:  # attended, missed, skipped or no longer applicable: nothing to remind
             return None
         return composer.session_reminder(session, sp, checkin=d.purpose == CHECKIN.name)
 

@@ -394,7 +394,7 @@ def _plan_session_nudges(tp: _TickPass) -> None:
                 tp.reachable(),
                 or_(p.paused_until.is_(None), p.paused_until <= t),
                 going[action],
-                sp.state.not_in((StepState.DONE, StepState.MISSED, StepState.SKIPPED, StepState.NOT_APPLICABLE)),
+                sp.state.not_in(FINAL_STEP_STATES),
                 ls.cancelled_at.is_(None),
                 att.attended_at.is_(None),
             ),

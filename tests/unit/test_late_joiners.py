@@ -203,3 +203,25 @@ def test_steps_waiting_on_a_session_the_tick_makes_not_applicable_are_released(d
         assert reminders == [datetime(2026, 3, 3, 14, 10, tzinfo=UTC)], "one day after delivery"
     finally:
         rt.db.dispose()
+
+
+def test_a_session_reminder_already_planned_is_not_sent_once_the_session_is_not_applicable(rt, clock, console):
+    """The outbox renders a session reminder at send time: a session that became n/a for the learner after the
+    reminder was planned (the tick's correction of an older timeline) gets no reminder, like an attended one."""
+    from bot.nudges.purposes import SESSION_REMIND
+    from bot.storage.models import Delivery
+
+    make_cohort(rt, "new-manager-onboarding", [("dee", "Europe/London")])
+    with rt.factory() as session:
+        kickoff = session.scalar(select(LiveSessionRow).where(LiveSessionRow.step_id == "kickoff"))
+    clock.set(kickoff.start_at - timedelta(minutes=14))
+    rt.tick()  # plans the invite and the 15-minute reminder
+    reminders = select(Delivery.state).where(Delivery.purpose == SESSION_REMIND.name)
+    with transaction(rt.factory) as session:
+        assert session.scalars(reminders).all() == ["pending"], "a session reminder is waiting to be sent"
+        session.execute(
+            update(StepProgress).where(StepProgress.step_id == "kickoff").values(state="n/a", due_at=None)
+        )
+    rt.drain()
+    with rt.factory() as session:
+        assert "sent" not in session.scalars(reminders).all()
