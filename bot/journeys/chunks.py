@@ -11,7 +11,10 @@ never inside an inline span.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import lru_cache
+
+from bot.messages import Message
 
 #: The longest message body we send. Chat apps fold longer text behind "Show more" or cap a card at a few thousand, and
 #: on a phone anything longer is a wall of text.
@@ -129,3 +132,27 @@ def _split_markdown(text: str, limit: int) -> tuple[str, ...]:
     if current:
         chunks.append(current)
     return tuple(chunks)
+
+
+def in_parts(message: Message) -> list[Message]:
+    """``message`` as delivered: a body too long for one message (:data:`MAX_CHUNK`) goes out in parts cut at the
+    most natural boundaries (:func:`split_markdown`), the later ones titled ``Title (2/3)`` with their own preview
+    text; the buttons and the context line close the last part. A short body is the message itself."""
+    chunks = split_markdown(message.body)
+    if len(chunks) == 1:
+        return [message]
+    parts = []
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        title = message.title if i == 0 else f"{message.title} ({i + 1}/{len(chunks)})"
+        parts.append(
+            replace(
+                message,
+                text=message.text if i == 0 else f"{title}: {truncate_markdown(chunk, 150)}",
+                title=title,
+                body=chunk,
+                buttons=message.buttons if last else [],
+                context=message.context if last else "",
+            )
+        )
+    return parts

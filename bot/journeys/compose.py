@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import ics, replies
-from bot.journeys.chunks import split_markdown, truncate_markdown
+from bot.journeys.chunks import in_parts, split_markdown, truncate_markdown
 from bot.journeys.engine import Engine
 from bot.journeys.model import (
     AnyStep,
@@ -265,22 +265,17 @@ class Composer:
                     kind="lesson",
                 )
             ]
-        chunks = split_markdown(body)
-        messages = []
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            title = step.title if i == 0 else f"{step.title} ({i + 1}/{len(chunks)})"
-            messages.append(
-                Message(
-                    text=f"{title}: {truncate_markdown(chunk, 150)}",
-                    title=title,
-                    body=chunk,
-                    buttons=buttons if last else [],
-                    context=footer if last else "",
-                    kind="lesson",
-                )
+        first = split_markdown(body)[0]
+        return in_parts(
+            Message(
+                text=f"{step.title}: {truncate_markdown(first, 150)}",
+                title=step.title,
+                body=body,
+                buttons=buttons,
+                context=footer,
+                kind="lesson",
             )
-        return messages
+        )
 
     # ------------------------------------------------------------------ quizzes
     def quiz(

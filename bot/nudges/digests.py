@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import DAY_NAMES
-from bot.journeys.chunks import split_markdown
+from bot.journeys.chunks import in_parts
 from bot.journeys.compose import fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Message
@@ -115,19 +115,9 @@ def digest_message(session: Session, engine: Engine, manager: Person) -> Message
 
 
 def digest_parts(message: Message) -> list[Message]:
-    """The digest as delivered: a team too big for one message (MAX_CHUNK characters; about 12 reports) goes out in
-    parts cut between learners' lines, never inside one, titled ``(2/3)`` like a long lesson; the context line
-    closes the last part."""
-    chunks = split_markdown(message.body)
-    if len(chunks) == 1:
-        return [message]
-    parts = []
-    for i, chunk in enumerate(chunks):
-        last = i == len(chunks) - 1
-        title = message.title if i == 0 else f"{message.title} ({i + 1}/{len(chunks)})"
-        text = message.text if i == 0 else title
-        parts.append(Message(text=text, title=title, body=chunk, context=message.context if last else "", kind="digest"))
-    return parts
+    """The digest as delivered: a team too big for one message (about 12 reports) goes out in parts cut between
+    learners' lines, never inside one, titled ``(2/3)`` like a long lesson (:func:`~bot.journeys.chunks.in_parts`)."""
+    return in_parts(message)
 
 
 def render_digest(engine: Engine) -> Any:
