@@ -16,6 +16,7 @@ fails safe (a stray backslash at worst), forgetting to mark fails visibly in tes
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 #: Characters with a meaning somewhere in the subset (emphasis, code, links, strike, spoilers, escapes). ``<``,
@@ -47,8 +48,16 @@ def inert(text: object) -> Markdown:
     if isinstance(text, Markdown):
         return text
     raw = str(text)
+    # Names, options and objectives recur in every message of a batch: their two regex passes run once.
+    return _inert_short(raw) if len(raw) <= 200 else _inert(raw)
+
+
+def _inert(raw: str) -> Markdown:
     escaped = _INLINE_RE.sub(r"\\\1", raw)
     return Markdown(_LINE_START_RE.sub(r"\1\\\2", escaped))
+
+
+_inert_short = lru_cache(maxsize=8192)(_inert)
 
 
 def inert_line(text: object) -> Markdown:

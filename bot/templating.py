@@ -25,6 +25,33 @@ from bot.markup import Markdown, finalize
 
 CORE = Path(__file__).resolve().parent / "templates"
 
+#: Rendered chat texts kept at most (cleared when full: a drain's working set is a few templates times a few zones).
+_MEMO_SIZE = 4096
+_LEAVES = frozenset({str, Markdown, int, float, bool, type(None)})
+
+
+class _Unkeyable(Exception):
+    pass
+
+
+def _frozen(value: Any) -> Any:
+    kind = type(value)
+    if kind in _LEAVES:
+        return (kind, value)
+    if kind is dict:
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    if kind is list or kind is tuple:
+        return (kind, tuple(_frozen(v) for v in value))
+    raise _Unkeyable
+
+
+def _key(name: str, context: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable key for rendering ``name`` with ``context``, or ``None`` when a value is not plain data."""
+    try:
+        return (name, *((k, _frozen(v)) for k, v in context.items()))
+    except _Unkeyable:
+        return None
+
 
 class Templates:
     """A search path of template folders, the filters both flavours share, and the two environments.
@@ -38,6 +65,8 @@ class Templates:
         self._filters: dict[str, Callable[..., Any]] = {}
         self._finalize: Callable[[Any], Any] | None = None
         self._envs: dict[str, Environment] = {}
+        #: Rendered chat text by template name and context (see :meth:`chat`).
+        self._memo: dict[tuple[Any, ...], str] = {}
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -58,12 +87,12 @@ class Templates:
             if clash:
                 raise ValueError(f"template {clash[0]} is provided by both {other} and {path}")
         self._paths.append(path)
-        self._envs.clear()
+        self._reset()
 
     def add_filter(self, name: str, fn: Callable[..., Any]) -> None:
         """Make ``fn`` available as ``{{ value | name }}`` in every template (chat and HTML)."""
         self._filters[name] = fn
-        self._envs.clear()
+        self._reset()
 
     def set_finalize(self, fn: Callable[[Any], Any] | None) -> None:
         """Pass every ``{{ value }}`` of a chat template through ``fn`` (Jinja's ``finalize``).
@@ -72,7 +101,11 @@ class Templates:
         inert in chat Markdown unless it is marked as trusted. HTML keeps its own autoescape.
         """
         self._finalize = fn
+        self._reset()
+
+    def _reset(self) -> None:
         self._envs.clear()
+        self._memo.clear()
 
     def environment(self, flavour: str) -> Environment:
         env = self._envs.get(flavour)
@@ -104,8 +137,25 @@ class Templates:
         return env
 
     def chat(self, name: str, /, **context: Any) -> str:
-        """Render ``<name>.j2`` as chat Markdown, without the surrounding blank lines."""
-        return self.environment("chat").get_template(f"{name}.j2").render(**context).strip()
+        """Render ``<name>.j2`` as chat Markdown, without the surrounding blank lines.
+
+        A chat template is a pure function of its context (no globals; the filters and ``finalize`` are pure), and a
+        drain renders the same few for thousands of learners with the same values (a lesson's footer, a reminder's
+        nudge), so the text is kept by name and context. Only plain values make a key (text, numbers, ``None``, and
+        dicts, lists and tuples of them), each with its type: ``Markdown`` and ``str`` render differently. A
+        context holding anything else is rendered every time.
+        """
+        key = _key(name, context)
+        if key is not None:
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
+        out = self.environment("chat").get_template(f"{name}.j2").render(**context).strip()
+        if key is not None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = out
+        return out
 
     def html(self, name: str, /, **context: Any) -> str:
         """Render ``<name>.html.j2`` as an autoescaped HTML page."""

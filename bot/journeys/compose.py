@@ -31,6 +31,7 @@ from bot.journeys.render import fmt_local, render_text, session_variables
 from bot.markup import Markdown, inert_line
 from bot.messages import Attachment, Button, Field, Message, MessageRef, Modal
 from bot.states import EnrollmentStatus, StepKind, StepState
+from bot.storage import batch
 from bot.storage.models import (
     Attendance,
     Cohort,
@@ -82,8 +83,8 @@ class Composer:
 
     # ------------------------------------------------------------------ context
     def scope(self, session: Session, enrollment: Enrollment) -> Scope:
-        person = session.get(Person, enrollment.person_id)
-        cohort = session.get(Cohort, enrollment.cohort_id)
+        person = batch.get(session, Person, enrollment.person_id)
+        cohort = batch.get(session, Cohort, enrollment.cohort_id)
         assert person is not None and cohort is not None
         program = self.engine.library.program(enrollment.program_id)
         return Scope(person, enrollment, cohort, program, self.engine.person_tz(person, cohort))
@@ -147,7 +148,7 @@ class Composer:
 
     # ------------------------------------------------------------------ step cards
     def step_card(self, session: Session, sp: StepProgress, *, reminder: bool = False) -> list[Message]:
-        enrollment = session.get(Enrollment, sp.enrollment_id)
+        enrollment = batch.get(session, Enrollment, sp.enrollment_id)
         assert enrollment is not None
         scope = self.scope(session, enrollment)
         step = scope.program.step(sp.step_id)
@@ -290,7 +291,7 @@ class Composer:
     ) -> Message:
         """The quiz card in its current state: the next question, or the final result with Retry if allowed."""
         if ctx is None:
-            enrollment = session.get(Enrollment, sp.enrollment_id)
+            enrollment = batch.get(session, Enrollment, sp.enrollment_id)
             assert enrollment is not None
             ctx = self.template_context(session, self.scope(session, enrollment), step, sp)
         state = self.engine.quiz_state(sp)

@@ -190,6 +190,12 @@ def _template_line(exc: BaseException) -> int:
 
 def fmt_local(instant: datetime, tz: str, *, with_zone: bool = True) -> str:
     """``Mon 2 Mar, 14:00 GMT``: an instant in a person's zone, as every message shows times."""
+    return _fmt_local(instant, tz, with_zone)
+
+
+@lru_cache(maxsize=4096)
+def _fmt_local(instant: datetime, tz: str, with_zone: bool) -> str:
+    # A cohort's due times and session times recur in every learner's card: formatted once per zone.
     local = instant.astimezone(zone(tz))
     out = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
     return f"{out} {local:%Z}" if with_zone else out

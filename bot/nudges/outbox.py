@@ -43,6 +43,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -53,6 +54,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -92,6 +94,7 @@ from bot.nudges.purposes import (
 )
 from bot.ports import Adapter, ChannelTarget, Recipient
 from bot.states import FINAL_STEP_STATES, DeliveryState, StepKind, StepState, Verb
+from bot.storage import batch
 from bot.storage.bulk import Build, execute_rows
 from bot.storage.db import rowcount
 from bot.storage.events import object_id
@@ -157,6 +160,54 @@ _POST_TYPES: dict[str, TypeEngine[Any]] = {
 def _inserting(table: Any) -> Build:
     """An INSERT of the rows' values into ``table`` (for :func:`~bot.storage.bulk.execute_rows`)."""
     return lambda v: insert(table).from_select(list(v), select(*v.values()))
+
+
+
+@lru_cache(maxsize=1)
+def _probe_due() -> Any:
+    """Is any row due at ``:t``? One probe of the partial index on pending rows."""
+    d = _deliveries.c
+    return select(d.id).where(d.state == _PENDING, d.due_at <= bindparam("t")).limit(1)
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> Any:
+    """The claim: up to ``:n`` rows due at ``:t`` that head their learner's lane, marked ``sending`` for
+    ``:worker`` until ``:lease``. Built once per dialect (a drain claims often, and building the statement, with
+    its two aliases, cost more than running it); the values are bound parameters."""
+    t: Any = bindparam("t")
+    cand = _deliveries.alias("cand")
+    earlier = _deliveries.alias("earlier")
+    held = exists().where(
+        earlier.c.person_id == cand.c.person_id,
+        earlier.c.id < cand.c.id,
+        earlier.c.state.in_([_PENDING, _SENDING]),
+        or_(earlier.c.state == _SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0, earlier.c.unsure.is_(True)),
+    )
+    pick = (
+        select(cand.c.id)
+        .where(cand.c.state == _PENDING, cand.c.due_at <= t, or_(cand.c.person_id.is_(None), ~held))
+        .order_by(cand.c.due_at, cand.c.priority, cand.c.id)
+        .limit(bindparam("n", type_=Integer))
+    )
+    d = _deliveries.c
+    claim = update(_deliveries).values(
+        state=DeliveryState.SENDING,
+        claimed_by=bindparam("worker"),
+        lease_until=bindparam("lease"),
+        attempts=d.attempts + 1,
+    )
+    if dialect == "postgresql":
+        # The picked ids are materialised once, then joined on the primary key. As ``id IN (SELECT ...
+        # FOR UPDATE SKIP LOCKED LIMIT n)`` PostgreSQL may run the subquery once per outer row, and each
+        # rerun skips the rows this same statement has just updated, so the LIMIT slides down the queue:
+        # one claim took every due row (all 20,000 of a benchmark burst, in quadratic time) and the other
+        # workers found nothing. The row lock re-checks ``state = 'pending'`` on the newest version.
+        picked = pick.with_for_update(skip_locked=True, of=cand).cte("pick").prefix_with("MATERIALIZED")
+        claim = claim.where(d.id == picked.c.id)
+    else:
+        claim = claim.where(d.id.in_(pick.scalar_subquery()), d.state == DeliveryState.PENDING)
+    return claim.returning(d.id, d.purpose, d.person_id, d.attempts, d.payload, d.unsure, d.due_at, d.priority)
 
 
 def worker_name() -> str:
@@ -399,48 +450,13 @@ class Sender:
     def _claim(self, n: int, *, probe: bool = True) -> list[Claimed]:
         now = self.clock.now()
         t = to_ms(now)
-        cand = _deliveries.alias("cand")
-        earlier = _deliveries.alias("earlier")
-        held = exists().where(
-            earlier.c.person_id == cand.c.person_id,
-            earlier.c.id < cand.c.id,
-            earlier.c.state.in_([_PENDING, _SENDING]),
-            or_(earlier.c.state == _SENDING, earlier.c.due_at <= t, earlier.c.attempts > 0, earlier.c.unsure.is_(True)),
-        )
-        if probe:
-            with self.factory() as session:  # the idle fast path: one probe of the partial index on pending rows
-                due = _deliveries.c
-                if session.execute(
-                    select(due.id).where(due.state == _PENDING, due.due_at <= t).limit(1)
-                ).first() is None:
-                    return []
-        pick = (
-            select(cand.c.id)
-            .where(cand.c.state == _PENDING, cand.c.due_at <= t, or_(cand.c.person_id.is_(None), ~held))
-            .order_by(cand.c.due_at, cand.c.priority, cand.c.id)
-            .limit(n)
-        )
-        d = _deliveries.c
-        claim = update(_deliveries).values(
-            state=DeliveryState.SENDING,
-            claimed_by=self.worker,
-            lease_until=to_ms(now + self.lease),
-            attempts=d.attempts + 1,
-        )
+        with self.factory() as session:
+            dialect = session.get_bind().dialect.name
+            if probe and session.execute(_probe_due(), {"t": t}).first() is None:
+                return []  # the idle fast path: one probe of the partial index on pending rows
+        params = {"t": t, "n": n, "worker": self.worker, "lease": to_ms(now + self.lease)}
         with self.factory() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                # The picked ids are materialised once, then joined on the primary key. As ``id IN (SELECT ...
-                # FOR UPDATE SKIP LOCKED LIMIT n)`` PostgreSQL may run the subquery once per outer row, and each
-                # rerun skips the rows this same statement has just updated, so the LIMIT slides down the queue:
-                # one claim took every due row (all 20,000 of a benchmark burst, in quadratic time) and the other
-                # workers found nothing. The row lock re-checks ``state = 'pending'`` on the newest version.
-                picked = pick.with_for_update(skip_locked=True, of=cand).cte("pick").prefix_with("MATERIALIZED")
-                claim = claim.where(d.id == picked.c.id)
-            else:
-                claim = claim.where(d.id.in_(pick.scalar_subquery()), d.state == DeliveryState.PENDING)
-            rows = session.execute(
-                claim.returning(d.id, d.purpose, d.person_id, d.attempts, d.payload, d.unsure, d.due_at, d.priority)
-            ).all()
+            rows = session.execute(_claim_statement(dialect), params).all()
         claimed = [Claimed(*row) for row in rows]
         for c in claimed:
             c.lease_until = now + self.lease
@@ -482,6 +498,7 @@ class Sender:
             rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
             # Held for the whole batch: the identity map only keeps weak references.
             loaded = self._preload(session, list(rows.values()))
+            batch.keep(session, loaded)
             for c in claimed:
                 d = rows[c.id]
                 try:
@@ -548,11 +565,11 @@ class Sender:
             return "skipped"
         if d.person_id is None:
             return self._prepare_channel(session, d)
-        person = session.get(Person, d.person_id)
+        person = batch.get(session, Person, d.person_id)
         assert person is not None
         if person.opted_out:
             return "skipped"
-        cohort = session.get(Cohort, d.cohort_id) if d.cohort_id else None
+        cohort = batch.get(session, Cohort, d.cohort_id) if d.cohort_id else None
         purpose = self._purpose(d)
         if purpose.windowed:
             window = self.engine.window(person, cohort)
@@ -568,7 +585,7 @@ class Sender:
         adapter = self.adapters.get(person.platform)
         if adapter is None:
             raise AdapterError(f"no adapter running for platform '{person.platform}'", retryable=True)
-        sp = session.get(StepProgress, d.progress_id) if d.progress_id else None
+        sp = batch.get(session, StepProgress, d.progress_id) if d.progress_id else None
         step, authored, calendar = self._opening(session, person, cohort, sp) if purpose.opens_step else (None,) * 3
         return Plan(
             delivery_id=d.id,
@@ -592,7 +609,7 @@ class Sender:
         learner's working days (its due time runs from the delivery)."""
         if sp is None:
             return None, None, None
-        enrollment = session.get(Enrollment, sp.enrollment_id)
+        enrollment = batch.get(session, Enrollment, sp.enrollment_id)
         assert enrollment is not None
         step = (person.id, enrollment.id, enrollment.cohort_id, enrollment.program_id, sp.step_id, sp.kind)
         authored = self.engine.library.program(enrollment.program_id).step(sp.step_id)
@@ -610,7 +627,7 @@ class Sender:
         return purpose.render(session, d)
 
     def _prepare_channel(self, session: Session, d: Delivery) -> Plan | str:
-        cohort = session.get(Cohort, d.cohort_id)
+        cohort = batch.get(session, Cohort, d.cohort_id)
         if cohort is None or not cohort.channel:
             return "skipped"
         adapter = self.adapters.get(cohort.platform)
@@ -1062,7 +1079,7 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
     auto-pause notice, and the cohort channel's discussion prompts and announcements."""
 
     def progress(session: Session, d: Delivery) -> StepProgress:
-        sp = session.get(StepProgress, d.progress_id)
+        sp = batch.get(session, StepProgress, d.progress_id)
         assert sp is not None
         return sp
 
@@ -1085,19 +1102,19 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
         return composer.session_change(session, progress(session, d))
 
     def autopause(session: Session, d: Delivery) -> Message:
-        enrollment = session.get(Enrollment, d.enrollment_id)
+        enrollment = batch.get(session, Enrollment, d.enrollment_id)
         assert enrollment is not None
         return composer.autopause(session, enrollment)
 
     def cohort_prompt(session: Session, d: Delivery) -> ChannelPost:
-        cohort = session.get(Cohort, d.cohort_id)
+        cohort = batch.get(session, Cohort, d.cohort_id)
         assert cohort is not None
         step = engine.library.step(cohort.program_id, progress(session, d).step_id)
         assert isinstance(step, PromptStep)
         return ChannelPost(composer.authored_prompt(session, cohort, step), kind="prompt", step_id=step.id)
 
     def lead_post(session: Session, d: Delivery) -> ChannelPost:
-        cohort = session.get(Cohort, d.cohort_id)
+        cohort = batch.get(session, Cohort, d.cohort_id)
         assert cohort is not None
         payload = d.payload or {}
         title = payload.get("title", "Announcement")
