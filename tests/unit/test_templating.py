@@ -81,3 +81,29 @@ def test_only_the_loader_and_the_authoring_sandbox_build_jinja_environments():
                 if name in ("Environment", "SandboxedEnvironment", "AuthoredEnvironment"):
                     builders.add(path.relative_to(BOT).as_posix())
     assert builders == {"templating.py", "journeys/render.py"}
+
+
+def test_kept_chat_text_tells_markdown_from_plain_text_and_follows_a_new_finalize(tmp_path):
+    """Rendered chat text is kept by template and context; the key holds each value's type, because a plain name
+    is made inert and a Markdown value is not, and a change of finalize or filters forgets what was kept."""
+    from bot.markup import Markdown, finalize
+
+    t = Templates(write(tmp_path / "core", "hi.j2", "Hi {{ who }} ({{ n }}, {{ tags | join(', ') }})"))
+    t.set_finalize(finalize)
+    plain = t.chat("hi", who="*Ana*", n=1, tags=["a"])
+    assert plain == r"Hi \*Ana\* (1, a)"
+    assert t.chat("hi", who=Markdown("*Ana*"), n=1, tags=["a"]) == "Hi *Ana* (1, a)"
+    assert t.chat("hi", who="*Ana*", n=True, tags=["a"]) == r"Hi \*Ana\* (True, a)"
+    assert t.chat("hi", who="*Ana*", n=1, tags=["a", "b"]) == r"Hi \*Ana\* (1, a, b)"
+    assert t.chat("hi", who="*Ana*", n=1, tags=["a"]) == plain
+    t.set_finalize(None)
+    assert t.chat("hi", who="*Ana*", n=1, tags=["a"]) == "Hi *Ana* (1, a)"
+    # A value that is not plain data is rendered each time, never keyed.
+    class Box:
+        who = "Bo"
+
+    write(tmp_path / "core", "box.j2", "{{ b.who }}")
+    box = Box()
+    assert t.chat("box", b=box) == "Bo"
+    box.who = "Cy"
+    assert t.chat("box", b=box) == "Cy"
