@@ -30,7 +30,7 @@ from bot.journeys.model import (
 from bot.journeys.render import fmt_local, render_text, session_variables
 from bot.markup import Markdown, inert_line
 from bot.messages import Attachment, Button, Field, Message, MessageRef, Modal
-from bot.states import EnrollmentStatus, StepKind, StepState
+from bot.states import EnrollmentStatus, StepState
 from bot.storage import batch
 from bot.storage.models import (
     Attendance,
@@ -80,6 +80,15 @@ def public_session_description(program: Program, cohort: Cohort, live: LiveSessi
 class Composer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: Each program's lessons in order, by the program object (a reloaded library brings new objects).
+        self._lesson_lists: dict[int, tuple[Program, list[LessonStep]]] = {}
+
+    def _lessons(self, program: Program) -> list[LessonStep]:
+        kept = self._lesson_lists.get(id(program))
+        if kept is None or kept[0] is not program:
+            lessons = [s for s in program.steps if isinstance(s, LessonStep)]
+            kept = self._lesson_lists[id(program)] = (program, lessons)
+        return kept[1]
 
     # ------------------------------------------------------------------ context
     def scope(self, session: Session, enrollment: Enrollment) -> Scope:
@@ -241,8 +250,9 @@ class Composer:
             Button("Remind me tomorrow", "step.tomorrow", str(sp.id)),
         ]
         body = self.text(self.engine.library.body(scope.program.id, step.id), ctx)
-        lessons = [s for s in scope.program.steps if s.kind == StepKind.LESSON]
-        program_objectives = scope.program.objectives if lessons.index(step) == 0 else []
+        lessons = self._lessons(scope.program)
+        number = lessons.index(step) + 1
+        program_objectives = scope.program.objectives if number == 1 else []
         if (program_objectives or step.objectives) and not reminder:
             # Objectives are plain text: a line each, never Markdown of the author's making.
             intro = template(
@@ -251,7 +261,7 @@ class Composer:
                 objectives=[inert_line(o) for o in step.objectives],
             )
             body = Markdown(f"{intro.strip()}\n\n{body}")
-        position = f"Lesson {lessons.index(step) + 1} of {len(lessons)}"
+        position = f"Lesson {number} of {len(lessons)}"
         footer = template("lesson_footer", position=position, minutes=step.estimated_minutes, due=ctx["due"])
         if reminder:
             nudge = template("remind", learner=ctx["learner"], step=ctx["step"], due=ctx["due"], overdue=False)

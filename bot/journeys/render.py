@@ -76,6 +76,17 @@ class AuthoredEnvironment(SandboxedEnvironment):
             raise SecurityError(f"repeating text or a list makes more than {MAX_PRODUCT:,} items")
         return super().call_binop(context, operator, left, right)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``learner.first_name`` on the context's plain dicts reads the key directly.
+
+        The sandbox's general path tries a Python attribute first and checks it is safe, then falls back to the key;
+        every variable authors use is a key of a plain dict, and that path was most of rendering a lesson's
+        greeting. A key also wins over a dict method of the same name, which exposes less, not more.
+        """
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
 
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:

@@ -14,10 +14,11 @@ SQLite runs in process, where an executemany costs no round trips; it keeps it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Executable, bindparam, func
+from sqlalchemy import ClauseElement, ColumnElement, Executable, bindparam, func
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import ARRAY, TypeEngine
 
 #: A statement built over one row's values, ``v[column]`` (the same statement serves every row).
@@ -45,5 +46,31 @@ def execute_rows(
         source = func.unnest(*arrays).table_valued(*types).render_derived(name="v")
         session.execute(build({name: source.c[name] for name in types}))
         return
-    params = [{f"b_{name}": row[name] for name in types} for row in rows]
-    session.execute(build({name: bindparam(f"b_{name}", type_=type_) for name, type_ in types.items()}), params)
+    statement = build({name: bindparam(f"b_{name}", type_=type_) for name, type_ in types.items()})
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+    if not dialect.positional or compiled.positiontup is None or compiled.literal_execute_params:
+        session.execute(statement, [{f"b_{name}": row[name] for name in types} for row in rows])
+        return
+    # The driver's executemany with the statement compiled once: SQLAlchemy's own executemany builds and processes
+    # a parameter dict per row, which was most of recording a batch. Each position gets the bind processor
+    # SQLAlchemy would apply (JSON serialising, instants to milliseconds); the statement's own values (the
+    # worker's name, the time) are processed once.
+    columns: list[tuple[int, str, Callable[[Any], Any] | None]] = []
+    template: list[Any] = []
+    for position, key in enumerate(compiled.positiontup):
+        bind = compiled.binds[key]
+        process = bind.type.bind_processor(dialect)
+        if key.startswith("b_") and key[2:] in types:
+            columns.append((position, key[2:], process))
+            template.append(None)
+        else:
+            template.append(process(bind.effective_value) if process is not None else bind.effective_value)
+    params = []
+    for row in rows:
+        values = list(template)
+        for position, name, convert in columns:
+            values[position] = convert(row[name]) if convert is not None else row[name]
+        params.append(tuple(values))
+    connection.exec_driver_sql(compiled.string, params)
