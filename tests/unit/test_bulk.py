@@ -1,0 +1,61 @@
+"""Many rows in one statement (bot.storage.bulk): on SQLite the driver's executemany with the statement compiled
+once must write exactly what SQLAlchemy's own executemany writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    case,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from bot.storage.bulk import execute_rows
+from bot.storage.db import make_engine
+from bot.storage.types import Instant
+
+TYPES: dict[str, Any] = {"id": BigInteger(), "p": JSON(), "s": String(), "b": Boolean(), "at": BigInteger()}
+
+
+def test_rows_are_written_as_sqlalchemy_would_write_them(tmp_path):
+    md = MetaData()
+    t = Table(
+        "t", md, Column("id", Integer, primary_key=True), Column("p", JSON), Column("s", String),
+        Column("b", Boolean), Column("w", String), Column("at", Instant),
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    md.create_all(engine)
+    rows = [
+        {"id": 1, "p": None, "s": "x", "b": True, "at": 5},
+        {"id": 2, "p": {"a": [1, "é"]}, "s": None, "b": False, "at": None},
+    ]
+    with Session(engine) as session, session.begin():
+        execute_rows(session, rows, TYPES, lambda v: insert(t).from_select(list(v), select(*v.values())))
+        # The statement's own values (``w``) are bound once; a row value used twice fills both places.
+        execute_rows(
+            session,
+            [{"id": 2, "p": {"z": 1}, "s": "y", "b": True, "at": 7}, {"id": 1, "p": None, "s": "q", "b": False,
+                                                                      "at": 9}],
+            TYPES,
+            lambda v: update(t)
+            .where(t.c.id == v["id"])
+            .values(p=v["p"], s=v["s"], w="fixed", at=case((t.c.b, v["at"] + 100), else_=v["at"])),
+        )
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT id, p, s, b, w, at FROM t ORDER BY id").all()
+        typed = conn.execute(select(t.c.p, t.c.at).order_by(t.c.id)).all()
+    # JSON None is stored as JSON null, as SQLAlchemy stores it; booleans as 0/1.
+    assert raw == [(1, "null", "q", 1, "fixed", 109), (2, '{"z": 1}', "y", 0, "fixed", 7)]
+    assert [row.p for row in typed] == [None, {"z": 1}]
+    engine.dispose()
