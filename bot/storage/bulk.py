@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import ARRAY, TypeEngine
 
+#: From this many rows on, SQLite gets the driver's executemany with the statement compiled here (see below).
+DRIVER_ROWS = 32
+
 #: A statement built over one row's values, ``v[column]`` (the same statement serves every row).
 Build = Callable[[Mapping[str, ColumnElement[Any]]], Executable]
 
@@ -49,8 +52,12 @@ def execute_rows(
     statement = build({name: bindparam(f"b_{name}", type_=type_) for name, type_ in types.items()})
     connection = session.connection()
     dialect = connection.dialect
+    if len(rows) < DRIVER_ROWS or not dialect.positional:
+        # A few rows: SQLAlchemy's executemany reuses its cached compilation, cheaper than compiling here.
+        session.execute(statement, [{f"b_{name}": row[name] for name in types} for row in rows])
+        return
     compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
-    if not dialect.positional or compiled.positiontup is None or compiled.literal_execute_params:
+    if compiled.positiontup is None or compiled.literal_execute_params:
         session.execute(statement, [{f"b_{name}": row[name] for name in types} for row in rows])
         return
     # The driver's executemany with the statement compiled once: SQLAlchemy's own executemany builds and processes

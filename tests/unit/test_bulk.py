@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,14 +22,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from bot.storage.bulk import execute_rows
+from bot.storage.bulk import DRIVER_ROWS, execute_rows
 from bot.storage.db import make_engine
 from bot.storage.types import Instant
 
 TYPES: dict[str, Any] = {"id": BigInteger(), "p": JSON(), "s": String(), "b": Boolean(), "at": BigInteger()}
 
 
-def test_rows_are_written_as_sqlalchemy_would_write_them(tmp_path):
+@pytest.mark.parametrize("filler", [0, DRIVER_ROWS], ids=["sqlalchemy executemany", "driver executemany"])
+def test_rows_are_written_as_sqlalchemy_would_write_them(tmp_path, filler):
     md = MetaData()
     t = Table(
         "t", md, Column("id", Integer, primary_key=True), Column("p", JSON), Column("s", String),
@@ -39,23 +41,26 @@ def test_rows_are_written_as_sqlalchemy_would_write_them(tmp_path):
     rows = [
         {"id": 1, "p": None, "s": "x", "b": True, "at": 5},
         {"id": 2, "p": {"a": [1, "é"]}, "s": None, "b": False, "at": None},
-    ]
+    ] + [{"id": 3 + i, "p": [i], "s": "f", "b": False, "at": i} for i in range(filler)]
     with Session(engine) as session, session.begin():
         execute_rows(session, rows, TYPES, lambda v: insert(t).from_select(list(v), select(*v.values())))
         # The statement's own values (``w``) are bound once; a row value used twice fills both places.
         execute_rows(
             session,
             [{"id": 2, "p": {"z": 1}, "s": "y", "b": True, "at": 7}, {"id": 1, "p": None, "s": "q", "b": False,
-                                                                      "at": 9}],
+                                                                      "at": 9}]
+            + [{"id": 3 + i, "p": [i], "s": "g", "b": False, "at": i} for i in range(filler)],
             TYPES,
             lambda v: update(t)
             .where(t.c.id == v["id"])
             .values(p=v["p"], s=v["s"], w="fixed", at=case((t.c.b, v["at"] + 100), else_=v["at"])),
         )
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql("SELECT id, p, s, b, w, at FROM t ORDER BY id").all()
-        typed = conn.execute(select(t.c.p, t.c.at).order_by(t.c.id)).all()
+        raw = conn.exec_driver_sql("SELECT id, p, s, b, w, at FROM t WHERE id < 3 ORDER BY id").all()
+        typed = conn.execute(select(t.c.p, t.c.at).where(t.c.id < 3).order_by(t.c.id)).all()
+        fillers = conn.exec_driver_sql("SELECT count(*) FROM t WHERE s = 'g' AND w = 'fixed'").scalar()
     # JSON None is stored as JSON null, as SQLAlchemy stores it; booleans as 0/1.
     assert raw == [(1, "null", "q", 1, "fixed", 109), (2, '{"z": 1}', "y", 0, "fixed", 7)]
     assert [row.p for row in typed] == [None, {"z": 1}]
+    assert fillers == filler
     engine.dispose()
