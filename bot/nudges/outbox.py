@@ -906,6 +906,7 @@ class Sender:
         opened: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         posts: list[dict[str, Any]] = []
+        deadlines: dict[tuple[int, Window], int | None] = {}
         for plan in plans:
             if plan.lost:
                 continue  # another worker holds the row now
@@ -922,7 +923,7 @@ class Sender:
                 sent.append({"id": plan.delivery_id, "ref": plan.ref.encode()})
                 outcomes[plan.delivery_id] = "sent"
                 result.by_purpose[plan.purpose] = result.by_purpose.get(plan.purpose, 0) + 1
-                _delivered_rows(plan, plan.ref, t, posts, opened, events)
+                _delivered_rows(plan, plan.ref, t, posts, opened, events, deadlines)
                 continue
             payload = plan.payload
             if len(plan.messages) > 1:
@@ -1144,8 +1145,11 @@ def _delivered_rows(
     posts: list[dict[str, Any]],
     opened: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    deadlines: dict[tuple[int, Window], int | None],
 ) -> None:
-    """What a delivered plan adds besides its own row: a cohort post, or a step opening and its learning event."""
+    """What a delivered plan adds besides its own row: a cohort post, or a step opening and its learning event.
+
+    ``deadlines`` keeps each step's due time per learner window for the batch (all recorded at the same ``t``)."""
     if plan.to is None:
         posts.append(
             {
@@ -1159,10 +1163,13 @@ def _delivered_rows(
         )
     elif plan.step is not None:
         person_id, enrollment_id, cohort_id, program_id, step_id, kind = plan.step
-        due = None
+        deadline = None
         if plan.authored is not None and plan.window is not None:
-            due = due_after(plan.authored, from_ms(t), plan.window)
-        opened.append({"id": plan.progress_id, "ref": ref.encode(), "now": t, "deadline": _ms_or_none(due)})
+            key = (id(plan.authored), plan.window)
+            if key not in deadlines:
+                deadlines[key] = _ms_or_none(due_after(plan.authored, from_ms(t), plan.window))
+            deadline = deadlines[key]
+        opened.append({"id": plan.progress_id, "ref": ref.encode(), "now": t, "deadline": deadline})
         events.append(
             {
                 "ts": t,
