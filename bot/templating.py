@@ -30,26 +30,28 @@ _MEMO_SIZE = 4096
 _LEAVES = frozenset({str, Markdown, int, float, bool, type(None)})
 
 
-class _Unkeyable(Exception):
-    pass
+class Unkeyable(Exception):
+    """A template value that is not plain data, so a rendering with it cannot be kept."""
 
 
-def _frozen(value: Any) -> Any:
+def frozen(value: Any) -> Any:
+    """``value`` as a hashable key that keeps each value's type (text, numbers, ``None``, and dicts, lists and
+    tuples of them); raises :class:`Unkeyable` for anything else."""
     kind = type(value)
     if kind in _LEAVES:
         return (kind, value)
     if kind is dict:
-        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+        return (dict, tuple((k, frozen(v)) for k, v in value.items()))
     if kind is list or kind is tuple:
-        return (kind, tuple(_frozen(v) for v in value))
-    raise _Unkeyable
+        return (kind, tuple(frozen(v) for v in value))
+    raise Unkeyable
 
 
 def _key(name: str, context: dict[str, Any]) -> tuple[Any, ...] | None:
     """A hashable key for rendering ``name`` with ``context``, or ``None`` when a value is not plain data."""
     try:
-        return (name, *((k, _frozen(v)) for k, v in context.items()))
-    except _Unkeyable:
+        return (name, *((k, frozen(v)) for k, v in context.items()))
+    except Unkeyable:
         return None
 
 

@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from bot.durations import format_duration
 from bot.journeys.model import AnyStep, Program, SessionStart, SessionStep
 from bot.markup import Markdown, finalize
+from bot.templating import Unkeyable, frozen
 from bot.timewindow import local_instant, zone
 
 #: The variables an authored text may use, with the attributes each offers. ``content check`` rejects anything
@@ -105,11 +106,66 @@ def _compiled(source: str) -> Any:
     return environment().from_string(source)
 
 
+@lru_cache(maxsize=4096)
+def _reads(source: str) -> tuple[tuple[str, str | None], ...]:
+    """What an authored template reads of its context: ``(name, attribute)`` for ``name.attribute``, ``(name,
+    None)`` for a name read whole (or indexed). A superset is harmless (loop variables read as missing)."""
+    tree = environment().parse(source)
+    bases = set()
+    reads: set[tuple[str, str | None]] = set()
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name):
+            bases.add(id(node.node))
+            reads.add((node.node.name, node.attr))
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and id(name) not in bases:
+            reads.add((name.name, None))
+    return tuple(sorted(reads, key=lambda r: (r[0], r[1] or "")))
+
+
+_MISSING = object()
+#: Rendered authored texts kept at most (cleared when full).
+_MEMO_SIZE = 4096
+_memo: dict[tuple[Any, ...], str] = {}
+
+
+def _memo_key(source: str, context: dict[str, Any]) -> tuple[Any, ...] | None:
+    values: list[Any] = [source]
+    for name, attribute in _reads(source):
+        value = context.get(name, _MISSING)
+        if attribute is not None and type(value) is dict and attribute in value:
+            value = value[attribute]  # otherwise (a method, say) the whole value is the key
+        if value is _MISSING:
+            values.append(("missing", name, attribute))
+            continue
+        try:
+            values.append(frozen(value))
+        except Unkeyable:
+            return None
+    return tuple(values)
+
+
 def render_text(source: str, context: dict[str, Any]) -> Markdown:
-    """Render an authored template. Sources without ``{`` skip Jinja entirely (most lesson text)."""
+    """Render an authored template. Sources without ``{`` skip Jinja entirely (most lesson text).
+
+    The sandbox has no globals, its filters are pure, so a rendering depends only on the context values the
+    template reads (:func:`_reads`): it is kept by those. A cohort's invites read the session's time in a few
+    zones, and a greeting reads only the first name, so most learners' texts are rendered once; a value that is
+    not plain data is rendered every time.
+    """
     if "{{" not in source and "{%" not in source:
         return Markdown(source)
-    return Markdown(_compiled(source).render(**context))
+    key = _memo_key(source, context)
+    if key is not None:
+        hit = _memo.get(key)
+        if hit is not None:
+            return Markdown(hit)
+    out = _compiled(source).render(**context)
+    if key is not None:
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[key] = out
+    return Markdown(out)
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,26 @@ def test_kept_chat_text_tells_markdown_from_plain_text_and_follows_a_new_finaliz
     assert t.chat("box", b=box) == "Bo"
     box.who = "Cy"
     assert t.chat("box", b=box) == "Cy"
+
+
+def test_authored_text_is_kept_by_what_it_reads_and_never_served_for_other_values():
+    """Authored text is kept by the context values its template reads; a key too coarse would serve one learner's
+    text to another, so every case here changes a value the text shows."""
+    from bot.journeys.render import render_text
+
+    def learner(first: str, name: str = "", tz: str = "UTC") -> dict[str, object]:
+        return {"learner": {"name": name or f"{first} X", "first_name": first, "tz": tz}, "due": ""}
+
+    greeting = "Hi {{ learner.first_name }}"
+    assert render_text(greeting, learner("Ana")) == "Hi Ana"
+    assert render_text(greeting, learner("Bo")) == "Hi Bo"
+    assert render_text(greeting, learner("Ana", "Ana Other")) == "Hi Ana"  # the surname is not read
+    assert render_text(greeting, learner("*Ana*")) == r"Hi \*Ana\*"  # inert, keyed apart from "Ana"
+    whole = "{% for k in learner %}{{ learner[k] }};{% endfor %}"
+    assert render_text(whole, learner("Cy")) == "Cy X;Cy;UTC;"
+    assert render_text(whole, learner("Cy", tz="Asia/Tokyo")) == "Cy X;Cy;Asia/Tokyo;"
+    method = "{{ learner.values() | join(',') }}"
+    assert render_text(method, learner("Di")) == "Di X,Di,UTC"
+    assert render_text(method, learner("Ed")) == "Ed X,Ed,UTC"
+    assert render_text("{{ due or 'soon' }}", {**learner("Fa"), "due": "Mon 2 Mar"}) == "Mon 2 Mar"
+    assert render_text("{{ due or 'soon' }}", learner("Fa")) == "soon"
