@@ -82,6 +82,25 @@ class Composer:
         self.engine = engine
         #: Each program's lessons in order, by the program object (a reloaded library brings new objects).
         self._lesson_lists: dict[int, tuple[Program, list[LessonStep]]] = {}
+        self._objective_texts: dict[tuple[int, str], tuple[Program, str]] = {}
+
+    def _objectives(self, program: Program, step: LessonStep, number: int) -> str:
+        """A lesson's objectives block (the program's on the first lesson too): the same for every learner, so
+        made once per lesson of each program object."""
+        key = (id(program), step.id)
+        kept = self._objective_texts.get(key)
+        if kept is None or kept[0] is not program:
+            program_objectives = program.objectives if number == 1 else []
+            text = ""
+            if program_objectives or step.objectives:
+                # Objectives are plain text: a line each, never Markdown of the author's making.
+                text = template(
+                    "lesson_objectives",
+                    program_objectives=[inert_line(o) for o in program_objectives],
+                    objectives=[inert_line(o) for o in step.objectives],
+                ).strip()
+            kept = self._objective_texts[key] = (program, text)
+        return kept[1]
 
     def _lessons(self, program: Program) -> list[LessonStep]:
         kept = self._lesson_lists.get(id(program))
@@ -252,15 +271,9 @@ class Composer:
         body = self.text(self.engine.library.body(scope.program.id, step.id), ctx)
         lessons = self._lessons(scope.program)
         number = lessons.index(step) + 1
-        program_objectives = scope.program.objectives if number == 1 else []
-        if (program_objectives or step.objectives) and not reminder:
-            # Objectives are plain text: a line each, never Markdown of the author's making.
-            intro = template(
-                "lesson_objectives",
-                program_objectives=[inert_line(o) for o in program_objectives],
-                objectives=[inert_line(o) for o in step.objectives],
-            )
-            body = Markdown(f"{intro.strip()}\n\n{body}")
+        intro = "" if reminder else self._objectives(scope.program, step, number)
+        if intro:
+            body = Markdown(f"{intro}\n\n{body}")
         position = f"Lesson {number} of {len(lessons)}"
         footer = template("lesson_footer", position=position, minutes=step.estimated_minutes, due=ctx["due"])
         if reminder:

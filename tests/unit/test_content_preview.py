@@ -37,6 +37,11 @@ def test_console_preview_shows_every_message_part_with_the_sample_learner(tmp_pa
     assert "Hi Amara, welcome to Feedback Fundamentals." in out and "{{" not in out
     assert "## Why feedback matters, and why it goes wrong (2/2)" in out
     assert "[Done] [Snooze 2h] [Remind me tomorrow]" in out
+    # The first lesson opens with the program's objectives; a later lesson without its own has no such block.
+    assert out.index("**In this program you will learn to:**\n- Describe a colleague's behaviour") < out.index("Hi Amara")
+    later = preview(tmp_path, str(PROGRAM), "--step", "sbi-model")
+    assert later.returncode == 0, later.stderr
+    assert "will learn to" not in later.stdout and "After this lesson" not in later.stdout
 
 
 def test_platform_previews_are_the_platform_payloads(tmp_path: Path) -> None:
