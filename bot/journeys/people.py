@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, time
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.config import Settings
+from bot.config import DAY_NAMES, Settings
 from bot.errors import BlendwiseError, NotFound, PermissionDenied
 from bot.journeys.context import Context
 from bot.storage.models import Cohort, CohortLead, Person
@@ -153,13 +154,30 @@ def window(ctx: Context, who: Person, cohort: Cohort | None = None, *, respect_p
 def zone_window(settings: Settings, tz: str, paused_until: datetime | None = None) -> Window:
     """The sending window of anyone in ``tz``: the configured working days and hours, less quiet hours."""
     wh, quiet = settings.working_hours, settings.quiet_hours
+    return _window(
+        tz, wh.start, wh.end, tuple(wh.days), quiet.start if quiet else None, quiet.end if quiet else None,
+        paused_until,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _window(
+    tz: str,
+    start: time,
+    end: time,
+    days: tuple[str, ...],
+    quiet_start: time | None,
+    quiet_end: time | None,
+    paused_until: datetime | None,
+) -> Window:
+    # A Window is immutable and a batch's learners share a few zones: the sender asks for one per card.
     return Window(
         tz=tz,
-        start=wh.start,
-        end=wh.end,
-        weekdays=wh.weekdays,
-        quiet_start=quiet.start if quiet else None,
-        quiet_end=quiet.end if quiet else None,
+        start=start,
+        end=end,
+        weekdays=frozenset(DAY_NAMES.index(d) for d in days),
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
         paused_until=paused_until,
     )
 
