@@ -163,6 +163,24 @@ def _inserting(table: Any) -> Build:
 
 
 
+def _expired_at(t: Any, stuck: Any) -> Any:
+    """Rows whose lease ran out at ``t`` (or, written before leases, left in ``sending`` since ``stuck``)."""
+    d = _deliveries.c
+    return and_(
+        d.state == _SENDING,
+        or_(d.lease_until < t, (d.lease_until.is_(None)) & (d.created_at <= stuck)),
+    )
+
+
+@lru_cache(maxsize=1)
+def _probe_statement() -> Any:
+    """Is anything due at ``:t``, and did any lease expire? One round trip over two partial indexes, built once
+    (the demo and an idle worker probe on every pass)."""
+    d = _deliveries.c
+    due = exists().where(d.state == _PENDING, d.due_at <= bindparam("t"))
+    return select(due, exists().where(_expired_at(bindparam("t"), bindparam("stuck"))))
+
+
 @lru_cache(maxsize=1)
 def _probe_due() -> Any:
     """Is any row due at ``:t``? One probe of the partial index on pending rows."""
@@ -391,22 +409,13 @@ class Sender:
     def _probe(self) -> tuple[bool, bool]:
         """Whether anything is due, and whether any lease expired: one round trip over two partial indexes."""
         now = self.clock.now()
-        d = _deliveries.c
-        due = exists().where(d.state == _PENDING, d.due_at <= to_ms(now))
         with self.factory() as session:
-            row = session.execute(select(due, exists().where(self._expired(now)))).one()
+            row = session.execute(_probe_statement(), {"t": to_ms(now), "stuck": to_ms(now - STUCK_AFTER)}).one()
         return bool(row[0]), bool(row[1])
 
     @staticmethod
     def _expired(now: datetime) -> Any:
-        d = _deliveries.c
-        return and_(
-            d.state == _SENDING,
-            or_(
-                d.lease_until < to_ms(now),
-                (d.lease_until.is_(None)) & (d.created_at <= to_ms(now - STUCK_AFTER)),
-            ),
-        )
+        return _expired_at(to_ms(now), to_ms(now - STUCK_AFTER))
 
     def reclaim(self) -> int:
         """Put rows whose lease expired back in the queue, marked ``unsure`` so they are reconciled before any
