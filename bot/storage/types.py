@@ -9,6 +9,7 @@ datetimes; naive datetimes are refused.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger
@@ -21,7 +22,10 @@ def to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
+@lru_cache(maxsize=8192)
 def from_ms(value: int) -> datetime:
+    # Rows loaded together share their instants (a burst's unlock, due and creation times): each is made once.
+    # A datetime is immutable, so sharing one is safe.
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
