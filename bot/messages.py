@@ -16,11 +16,16 @@ the URL; one without sends the action, whose handler answers with the link.
 An attachment with a ``source`` can be made again from the database at its current state
 (:meth:`bot.ports.InboundHandler.attachment`): a platform that shows attachments as links serves that link statelessly,
 from any process, and the file it serves is never stale (a moved session's invite gives the new time).
+
+An attachment's bytes may be drawn lazily (a chart: :attr:`Attachment.draw`), so a file costs nothing where no platform
+needs its bytes (the console lists attachments by name; a platform may link to them): adapters read the bytes only through
+:meth:`Attachment.data`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -63,12 +68,32 @@ class Field:
 
 @dataclass(frozen=True)
 class Attachment:
+    """A file sent with a message. Adapters read its bytes with :meth:`data`, never ``content`` directly."""
+
     filename: str
+    #: The bytes, when they were made with the message (an ``.ics`` invite); ``b""`` when :attr:`draw` makes them.
     content: bytes
     mimetype: str
     title: str = ""
     #: How the core makes this file again (``session-invite:<enrollment>:<step>``); empty for a one-off file.
     source: str = ""
+    #: Makes the bytes on first use, from data gathered when the message was made (a chart's rows), so a file is
+    #: drawn only where a platform uploads it. Returns ``None`` when it cannot be drawn (logged where it failed);
+    #: the message then goes without the file.
+    draw: Callable[[], bytes | None] | None = field(default=None, compare=False, repr=False)
+
+    def data(self) -> bytes | None:
+        """The file's bytes: ``content``, or what :attr:`draw` made (drawn once, then kept); ``None`` when the file
+        could not be drawn, and the adapter sends the message without it."""
+        if self.draw is None:
+            return self.content
+        try:
+            return self.__dict__["_drawn"]
+        except KeyError:
+            drawn = self.draw()
+            # Frozen, but the cache is not part of the value: two threads racing here both draw the same bytes.
+            object.__setattr__(self, "_drawn", drawn)
+            return drawn
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ name raises :class:`~bot.errors.DuplicateRegistration` at start-up, naming both 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,12 +79,19 @@ def feature_name(module: ModuleType | str) -> str:
 
 
 def missing_requirement(module: ModuleType) -> MissingExtra | None:
-    """Import each of the feature's ``REQUIRES``; the first that fails gives the :class:`MissingExtra`."""
+    """Look for each of the feature's ``REQUIRES``; the first not installed gives the :class:`MissingExtra`.
+
+    A requirement is found, not imported: a feature imports it where it is used, so a start pays for matplotlib
+    only when a chart is drawn. An installed module that then fails to import fails where it is used (a chart is
+    logged and left out).
+    """
     extra = getattr(module, "EXTRA", None)
     for requirement in getattr(module, "REQUIRES", ()):
         try:
-            importlib.import_module(requirement)
-        except ImportError:
+            found = importlib.util.find_spec(requirement) is not None
+        except (ImportError, ValueError):  # a dotted name whose parent is missing; a module half-imported
+            found = False
+        if not found:
             return MissingExtra(feature_name(module), extra or feature_name(module), requirement)
     return None
 

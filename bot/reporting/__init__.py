@@ -61,10 +61,13 @@ def setup(registry: Registry) -> None:
 
 
 def team_chart(session: Session, engine: Engine, manager_id: int) -> Attachment | None:
-    """The PNG of the manager's team progress now, or ``None`` (no such person, no team, or it cannot be drawn).
+    """The PNG of the manager's team progress now, or ``None`` (no such person, or no team).
 
     The chart is drawn from :func:`bot.nudges.digests.team_rows`, the same rows as the digest text, so it covers
-    exactly the manager's own reports (direct, plus indirect ones when ``digest.include_indirect`` is set).
+    exactly the manager's own reports (direct, plus indirect ones when ``digest.include_indirect`` is set). The rows
+    are read now, in the caller's session; the PNG is drawn only when an adapter asks for the bytes
+    (:meth:`~bot.messages.Attachment.data`: an adapter that uploads files, or serves a link when it is opened), so
+    the console, an unopened link and a skipped send never load matplotlib.
     """
     from bot.messages import Attachment
     from bot.nudges.digests import team_rows
@@ -76,15 +79,19 @@ def team_chart(session: Session, engine: Engine, manager_id: int) -> Attachment 
     rows = team_rows(session, engine, manager)
     if not rows:
         return None
-    try:
-        from bot.reporting.charts import team_progress_png
+    person_id = manager.id
 
-        png = team_progress_png(rows)
-    except Exception:  # a chart is a nicety; the digest text must still go out
-        log.exception("could not draw the digest chart for manager %s", manager.id)
-        return None
-    return Attachment(filename="team-progress.png", content=png, mimetype="image/png", title="Team progress",
-                      source=f"{CHART_SOURCE}:{manager.id}")
+    def draw() -> bytes | None:
+        try:
+            from bot.reporting.charts import team_progress_png
+
+            return team_progress_png(rows)
+        except Exception:  # a chart is a nicety; the digest text must still go out
+            log.exception("could not draw the digest chart for manager %s", person_id)
+            return None
+
+    return Attachment(filename="team-progress.png", content=b"", mimetype="image/png", title="Team progress",
+                      source=f"{CHART_SOURCE}:{person_id}", draw=draw)
 
 
 def chart_of(session: Session, engine: Engine, source: str) -> Attachment | None:

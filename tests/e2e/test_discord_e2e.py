@@ -308,3 +308,6 @@ def test_cohort_of_five_on_discord(world: tuple[Runtime, VirtualClock, DiscordDr
     digests = [m for m in driver.inbox("UMGR") if m.title == "Your team's learning this week"]
     assert len(digests) == 4
     assert all(name in digests[-1].text for name in LEARNERS.values())
+    # Each digest's team-progress chart is drawn only because Discord uploads it: a real PNG, once per digest.
+    charts = [f for c in fake.calls for f in c.files if f.filename == "team-progress.png"]
+    assert len(charts) == 4 and all(f.content.startswith(b"\x89PNG\r\n\x1a\n") for f in charts)

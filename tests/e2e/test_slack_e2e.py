@@ -80,3 +80,7 @@ def test_five_learners_through_feedback_fundamentals_in_slack(slack: SlackDriver
     assert digest, "the manager received a digest DM"
     text = str(digest[-1].get("blocks"))
     assert all(name in text for _, name, _ in FIVE)
+    # Its team-progress chart is drawn only because Slack uploads it: a real PNG reaches the manager's DM.
+    charts = [u for u in slack.fake.uploads() if u.get("filename") == "team-progress.png"]
+    assert charts and all(u["content"].startswith(b"\x89PNG\r\n\x1a\n") for u in charts)
+    assert {u["channel"] for u in charts} == {slack.fake.dm_channel("UMGR")}

@@ -168,10 +168,14 @@ def build_view(buttons: list[Button]) -> discord.ui.View:
 
 
 def build_files(message: Message) -> list[discord.File]:
-    return [
-        discord.File(io.BytesIO(a.content), filename=a.filename, description=a.title or None)
-        for a in message.attachments
-    ]
+    """The attachments as files to upload; one that could not be drawn (a chart, logged where it failed) is left
+    out, and the message goes without it."""
+    files = []
+    for a in message.attachments:
+        data = a.data()
+        if data is not None:
+            files.append(discord.File(io.BytesIO(data), filename=a.filename, description=a.title or None))
+    return files
 
 
 def _embeds(message: Message, *, single: bool) -> list[discord.Embed]:

@@ -720,6 +720,9 @@ class SlackAdapter(Adapter):
     ) -> None:
         # The message is already delivered: a failed upload is logged, not raised, because raising would make the
         # outbox send the whole message again (or, reconciling, mark it delivered without the file anyway).
+        data = attachment.data()
+        if data is None:  # a chart that could not be drawn (logged where it failed): the message goes without it
+            return
         try:
             self._pace(workspace, channel)
             self._call(
@@ -727,7 +730,7 @@ class SlackAdapter(Adapter):
                 client.files_upload_v2,
                 pace=(workspace, channel),
                 channel=channel,
-                file=attachment.content,
+                file=data,
                 filename=attachment.filename,
                 title=attachment.title or attachment.filename,
                 alt_txt=(attachment.title or attachment.filename)

@@ -89,8 +89,9 @@ class FileLinks:
         if request.method not in ("GET", "HEAD"):
             return HttpResult(405, b"method not allowed", headers={"Allow": ["GET"]})
         found = self._find(urllib.parse.parse_qs(request.query))
-        if found is None:
+        data = found.data() if found is not None else None
+        if found is None or data is None:
             return NOT_FOUND
         disposition = f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", found.filename)}"'
-        return HttpResult(200, found.content, content_type=found.mimetype,
+        return HttpResult(200, data, content_type=found.mimetype,
                           headers={"Content-Disposition": [disposition], "Cache-Control": ["private, no-store"]})
