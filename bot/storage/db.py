@@ -6,13 +6,25 @@ on. PostgreSQL serves production through psycopg 3.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -109,12 +121,64 @@ def at_head(engine: Engine) -> bool:
     return current == heads
 
 
+#: The optional features keep their tables next to their code; Alembic's ``env.py`` and :func:`create_fresh` need
+#: every table.
+FEATURE_MODELS = ("bot.records.models", "bot.reinforcement.models", "bot.live.models")
+
+
+def all_metadata() -> tuple[MetaData, bool]:
+    """The models' metadata with every table the migrations create, and whether every feature's models imported
+    (a feature whose dependency is missing leaves its tables out)."""
+    from bot.storage.models import Base
+
+    complete = True
+    for name in FEATURE_MODELS:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            complete = False
+    return Base.metadata, complete
+
+
+def create_fresh(engine: Engine) -> bool:
+    """On a database without any table, create the head schema from the models and stamp Alembic's head revisions,
+    in one transaction; ``False`` (nothing done) when the database holds a table or the heads are unclear.
+
+    Replaying every migration (20-odd SQLite table rebuilds) cost the demo's start more than all its other set-up;
+    the result is the same schema, which ``tests/unit/test_schema.py`` proves on SQLite and PostgreSQL (tables,
+    columns and their order, keys, indexes, constraints and the version table).
+    """
+    heads = head_revisions()
+    metadata, complete = all_metadata()
+    if heads is None or not complete:
+        return False
+    with engine.begin() as conn:
+        if inspect(conn).get_table_names():
+            return False
+        metadata.create_all(conn)
+        version = _alembic_version_table()
+        version.create(conn)
+        conn.execute(version.insert(), [{"version_num": head} for head in sorted(heads)])
+    return True
+
+
+def _alembic_version_table() -> Table:
+    """The table Alembic keeps its revision in, declared as Alembic declares it (``alembic.ddl.impl``)."""
+    return Table(
+        "alembic_version",
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply Alembic migrations up to ``revision`` (``blendwise db upgrade``).
 
-    Every runtime start calls this; when the database is already at head it returns without importing Alembic.
+    Every runtime start calls this; when the database is already at head, or is empty and is created at head
+    (:func:`create_fresh`), it returns without importing Alembic.
     """
-    if revision == "head" and at_head(engine):
+    if revision == "head" and (at_head(engine) or create_fresh(engine)):
         return
     from alembic import command
     from alembic.config import Config

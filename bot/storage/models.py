@@ -103,9 +103,6 @@ class LiveSessionRow(Base):
     join_url: Mapped[str | None] = mapped_column(String(500))
     capacity: Mapped[int | None] = mapped_column(Integer)
     platform_ref: Mapped[str | None] = mapped_column(String(100))
-    #: Why the platform refused to mirror the session natively (its ``platform_ref`` is then ``-``): recorded once,
-    #: never retried, so a refused session costs one platform call, not one per tick.
-    mirror_refused: Mapped[str | None] = mapped_column(String(300))
     recording_url: Mapped[str | None] = mapped_column(String(500))
     transcript: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
@@ -118,6 +115,10 @@ class LiveSessionRow(Base):
     #: The revision the platform's native twin (a Discord Scheduled Event) last showed; behind ``sequence`` means
     #: the runtime still has to update (or cancel) it.
     mirrored_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: (Last, as migration 0005 added it: a database created from the models has the migrated column order.)
+    #: Why the platform refused to mirror the session natively (its ``platform_ref`` is then ``-``): recorded once,
+    #: never retried, so a refused session costs one platform call, not one per tick.
+    mirror_refused: Mapped[str | None] = mapped_column(String(300))
 
 
 class Enrollment(Base):

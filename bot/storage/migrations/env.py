@@ -3,21 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from alembic import context
 from sqlalchemy import create_engine
 
-import bot.storage.models  # noqa: F401  (registers the core tables)
-from bot.storage.models import Base
+from bot.storage.db import all_metadata
 
-# Optional features keep their tables next to their code; import them so migrations know every table.
-for _feature in ("bot.records.models", "bot.reinforcement.models", "bot.live.models"):
-    with contextlib.suppress(ModuleNotFoundError):
-        __import__(_feature)
-
+# Optional features keep their tables next to their code; all_metadata imports them so migrations know every table.
 config = context.config
-target_metadata = Base.metadata
+target_metadata, _ = all_metadata()
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
