@@ -94,12 +94,23 @@ def team_rows(session: Session, engine: Engine, manager: Person) -> list[Learner
     and the report could disagree about the same person on the same day. Now both read one computation,
     :func:`bot.reporting.build_report`; only the order is the digest's own (the manager's reports by name).
     """
+    memo: dict[int, list[LearnerRow]] | None = session.info.get(TEAM_ROWS_MEMO)
+    if memo is not None and manager.id in memo:
+        return memo[manager.id]
     reports = engine.reports_of(session, manager)
-    if not reports:
-        return []
-    order = {p.id: i for i, p in enumerate(reports)}
-    report = build_report(session, engine, Filters(person_ids=list(order)))
-    return sorted(report.learners, key=lambda r: order[r.person_id])
+    rows: list[LearnerRow] = []
+    if reports:
+        order = {p.id: i for i, p in enumerate(reports)}
+        report = build_report(session, engine, Filters(person_ids=list(order)))
+        rows = sorted(report.learners, key=lambda r: order[r.person_id])
+    if memo is not None:
+        memo[manager.id] = rows
+    return rows
+
+
+#: ``session.info`` key of a memo of :func:`team_rows` by manager id, set by a caller that reads the same rows twice
+#: with nothing written in between (a digest's text and its chart, :func:`bot.reporting.digest_with_chart`).
+TEAM_ROWS_MEMO = "blendwise.team_rows"
 
 
 def digest_message(session: Session, engine: Engine, manager: Person) -> Message:

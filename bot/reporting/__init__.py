@@ -102,14 +102,20 @@ def chart_of(session: Session, engine: Engine, source: str) -> Attachment | None
 
 def digest_with_chart(engine: Engine, render: Any) -> Any:
     """Wrap the digest renderer: same message, plus a PNG of the manager's team progress (:func:`team_chart`)."""
+    from bot.nudges.digests import TEAM_ROWS_MEMO
 
     def wrapped(session: Session, delivery: Delivery) -> Any:
-        out = render(session, delivery)
-        if not out or delivery.person_id is None:
-            return out
+        # The text and the chart read the same rows, with nothing written in between: compute them once.
+        session.info[TEAM_ROWS_MEMO] = {}
+        try:
+            out = render(session, delivery)
+            if not out or delivery.person_id is None:
+                return out
+            chart = team_chart(session, engine, delivery.person_id)
+        finally:
+            del session.info[TEAM_ROWS_MEMO]
         # A large team's digest comes in parts: the chart goes with the last one, under the whole list.
         message = out[-1] if isinstance(out, list) else out
-        chart = team_chart(session, engine, delivery.person_id)
         if chart is not None:
             message.attachments = [*message.attachments, chart]
         return out
