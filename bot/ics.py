@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from icalendar import Calendar, Event, vCalAddress, vText
+if TYPE_CHECKING:  # icalendar is imported where an invite is written: most starts never write one
+    from icalendar import vCalAddress
 
 #: RSVP answers as iCalendar participation states (RFC 5545 §3.2.12). A waiting-list place is not an acceptance.
 PARTSTAT = {"yes": "ACCEPTED", "maybe": "TENTATIVE", "no": "DECLINED"}
@@ -40,6 +42,8 @@ class Party:
         return cls(f"mailto:{email}" if email else fallback, name)
 
     def value(self, **params: str) -> vCalAddress:
+        from icalendar import vCalAddress, vText
+
         address = vCalAddress(self.address)
         name = param_text(self.name)
         if name:
@@ -77,6 +81,8 @@ def session_invite(
     cancelled: bool = False,
 ) -> bytes:
     """One iTIP message for one attendee: a REQUEST, or a CANCEL when ``cancelled``. Times are written in UTC."""
+    from icalendar import Calendar, Event, vText
+
     cal = Calendar()
     cal.add("prodid", "-//Blendwise//Live sessions//EN")
     cal.add("version", "2.0")

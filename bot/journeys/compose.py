@@ -8,6 +8,7 @@ template. Escaping for each platform's markup is the adapter's job.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -450,7 +451,10 @@ class Composer:
                 Attendance.session_id == live.id, Attendance.enrollment_id == scope.enrollment.id
             )
         )
-        data = ics.session_invite(
+        # Read now, written when an adapter needs the bytes (one that uploads files, or serves a link to them; the
+        # console only names the file): the invite is the state of this moment either way.
+        invite = functools.partial(
+            ics.session_invite,
             uid=ics.uid(scope.cohort.id, step.id, self.engine.settings.live.uid_domain),
             title=live.title,
             description=f"{scope.program.title} · {scope.cohort.name}",
@@ -467,8 +471,8 @@ class Composer:
             sequence=live.sequence,
             cancelled=live.cancelled_at is not None,
         )
-        return Attachment(f"{step.id}.ics", data, "text/calendar", title=live.title,
-                          source=f"{INVITE_SOURCE}:{scope.enrollment.id}:{step.id}")
+        return Attachment(f"{step.id}.ics", b"", "text/calendar", title=live.title,
+                          source=f"{INVITE_SOURCE}:{scope.enrollment.id}:{step.id}", draw=invite)
 
     def remake(self, session: Session, source: str) -> Attachment | None:
         """The attachment ``source`` names (:attr:`Attachment.source`) at the current state, or ``None`` when it

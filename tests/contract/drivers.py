@@ -136,7 +136,7 @@ class ConsoleDriver:
 
     def calendar_files(self, user_id: str) -> list[bytes]:
         return [
-            a.content
+            a.data() or b""
             for s in self.adapter.messages_to(user_id)
             for a in s.message.attachments
             if a.filename.endswith(".ics")

@@ -73,7 +73,7 @@ def invite(console: ConsoleAdapter, user: str) -> Sent:
 
 def calendar(sent: Sent) -> Calendar:
     (attachment,) = [a for a in sent.message.attachments if a.filename == "workshop.ics"]
-    return Calendar.from_ical(attachment.content)
+    return Calendar.from_ical(attachment.data())
 
 
 def vevent(cal: Calendar):  # type: ignore[no-untyped-def]
