@@ -153,6 +153,12 @@ def create_fresh(engine: Engine) -> bool:
     if heads is None or not complete:
         return False
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Workers starting together on an empty database: one creates, the others wait here, then find tables
+            # (and Alembic finds the version at head). SQLite serves one process (locks.single_worker).
+            from bot.storage.locks import _key
+
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _key("create-schema")})
         if inspect(conn).get_table_names():
             return False
         metadata.create_all(conn)

@@ -7,9 +7,12 @@ comes with its migration and the other way round."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
@@ -82,3 +85,22 @@ def test_a_database_holding_tables_is_never_created_over(db_url: str) -> None:
     upgrade(engine)  # Alembic then migrates beside the table, as before
     assert at_head(engine)
     engine.dispose()
+
+
+def test_workers_starting_together_on_an_empty_database_create_it_once(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one process (bot.storage.locks.single_worker); PostgreSQL serves many workers")
+    engines = [make_engine(db_url) for _ in range(3)]
+    barrier = threading.Barrier(len(engines))
+
+    def start(engine: Engine) -> bool:
+        barrier.wait()
+        return create_fresh(engine)
+
+    with ThreadPoolExecutor(len(engines)) as pool:
+        created = list(pool.map(start, engines))
+    assert sorted(created) == [False, False, True]
+    for engine in engines:
+        upgrade(engine)  # each worker's start goes on as usual: at head, nothing to apply
+        assert at_head(engine)
+        engine.dispose()
