@@ -172,6 +172,12 @@ def _expired_at(t: Any, stuck: Any) -> Any:
     )
 
 
+@lru_cache(maxsize=8)
+def _by_ids(model: type[Any]) -> Any:
+    """``SELECT model WHERE id IN :ids``, built once per model (a batch loads five tables this way)."""
+    return select(model).where(model.id.in_(bindparam("ids", expanding=True)))
+
+
 @lru_cache(maxsize=1)
 def _probe_statement() -> Any:
     """Is anything due at ``:t``, and did any lease expire? One round trip over two partial indexes, built once
@@ -504,7 +510,7 @@ class Sender:
         ids = [c.id for c in claimed]
         with self.factory() as session, session.begin():
             session.info["batch"] = {}  # lets the composer cache per-cohort lookups for this batch
-            rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+            rows = {d.id: d for d in session.scalars(_by_ids(Delivery), {"ids": ids})}
             # Held for the whole batch: the identity map only keeps weak references.
             loaded = self._preload(session, list(rows.values()))
             batch.keep(session, loaded)
@@ -547,11 +553,11 @@ class Sender:
         progress_ids = {d.progress_id for d in rows if d.progress_id}
         enrollment_ids = {d.enrollment_id for d in rows if d.enrollment_id}
         if progress_ids:
-            progress = session.scalars(select(StepProgress).where(StepProgress.id.in_(progress_ids))).all()
+            progress = session.scalars(_by_ids(StepProgress), {"ids": list(progress_ids)}).all()
             enrollment_ids |= {sp.enrollment_id for sp in progress}
             loaded += progress
         enrollments = (
-            session.scalars(select(Enrollment).where(Enrollment.id.in_(enrollment_ids))).all()
+            session.scalars(_by_ids(Enrollment), {"ids": list(enrollment_ids)}).all()
             if enrollment_ids
             else []
         )
@@ -559,9 +565,9 @@ class Sender:
         person_ids = {d.person_id for d in rows if d.person_id} | {e.person_id for e in enrollments}
         cohort_ids = {d.cohort_id for d in rows if d.cohort_id} | {e.cohort_id for e in enrollments}
         if person_ids:
-            loaded += session.scalars(select(Person).where(Person.id.in_(person_ids))).all()
+            loaded += session.scalars(_by_ids(Person), {"ids": list(person_ids)}).all()
         if cohort_ids:
-            loaded += session.scalars(select(Cohort).where(Cohort.id.in_(cohort_ids))).all()
+            loaded += session.scalars(_by_ids(Cohort), {"ids": list(cohort_ids)}).all()
         return loaded
 
     def _recipient(self, person: Person, cohort: Cohort | None = None) -> Recipient:
