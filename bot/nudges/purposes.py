@@ -352,16 +352,27 @@ def planned_columns(
     ]
 
 
+def planned_insert(dialect: str, select_stmt: Select[Any]) -> Any:
+    """The statement :func:`insert_planned` runs, for a caller that builds it once and runs it with bound
+    parameters (the tick: building and cache-keying it on every pass cost more than running it)."""
+    # On the table, not the entity: the ORM would take an entity INSERT run with parameters for a bulk insert.
+    table: Any = Delivery.__table__
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).from_select(
+        PLANNED_COLUMNS, select_stmt
+    )
+    # SQLAlchemy 2.1 reports rowcount -1 for INSERT ... SELECT on psycopg unless asked to keep it.
+    return stmt.on_conflict_do_nothing(index_elements=["key"]).execution_options(preserve_rowcount=True)
+
+
 def insert_planned(session: Session, select_stmt: Select[Any]) -> int:
     """``INSERT INTO deliveries (...) SELECT ... ON CONFLICT (key) DO NOTHING``; returns the rows planned.
 
     ``select_stmt`` selects :func:`planned_columns`. One statement, whatever the number of rows: this is how the
     tick plans a cohort-wide unlock of 100,000 messages.
     """
-    stmt = _insert(session).from_select(PLANNED_COLUMNS, select_stmt)
-    # SQLAlchemy 2.1 reports rowcount -1 for INSERT ... SELECT on psycopg unless asked to keep it.
-    stmt = stmt.on_conflict_do_nothing(index_elements=["key"]).execution_options(preserve_rowcount=True)
-    return rowcount(session.execute(stmt))
+    bind = session.get_bind()
+    name = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
+    return rowcount(session.execute(planned_insert(name, select_stmt)))
 
 
 __all__ = [
@@ -388,4 +399,5 @@ __all__ = [
     "enqueue_many",
     "insert_planned",
     "planned_columns",
+    "planned_insert",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -43,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, Executable, Select
 
 from bot.nudges.purposes import (
     AUTOPAUSE,
@@ -52,8 +54,8 @@ from bot.nudges.purposes import (
     REMIND,
     SESSION_REMIND,
     STEP_CARD,
-    insert_planned,
     planned_columns,
+    planned_insert,
 )
 from bot.states import (
     FINAL_STEP_STATES,
@@ -103,75 +105,140 @@ ACTION_OF = {
     PurposeName.CHECKIN: AgendaAction.CHECKIN,
 }
 
-_claim_tables: dict[str, Table] = {}
 _REACHABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)
 
+#: The tick's instant (epoch ms), its batch size and the auto-pause threshold: every statement below is built once
+#: per dialect and run with these bound, because building and cache-keying ~15 statements on every tick cost more
+#: CPU than SQLite took to run them.
+T = bindparam("t", type_=BigInteger)
+BATCH = bindparam("batch", type_=Integer)
+AUTO_PAUSE_AFTER = bindparam("auto_pause_after", type_=Integer)
 
-def _claim_table(session: Session, dialect: str) -> Table:
+
+def _claim_table() -> Table:
     """The scratch table of claimed agenda rows: TEMPORARY, so it lives per connection and never needs cleaning
     up across processes."""
-    table = _claim_tables.get(dialect)
-    if table is None:
-        table = Table(
-            "tick_claim",
-            MetaData(),
-            Column("id", BigInteger, primary_key=True, autoincrement=False),
-            Column("progress_id", BigInteger, nullable=False),
-            Column("enrollment_id", BigInteger, nullable=False),
-            Column("action", String(16), nullable=False),
-            Column("seq", Integer, nullable=False),
-            Column("expires_at", BigInteger),
-            prefixes=["TEMPORARY"],
-        )
-        _claim_tables[dialect] = table
-    session.execute(CreateTable(table, if_not_exists=True))
-    return table
+    return Table(
+        "tick_claim",
+        MetaData(),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("progress_id", BigInteger, nullable=False),
+        Column("enrollment_id", BigInteger, nullable=False),
+        Column("action", String(16), nullable=False),
+        Column("seq", Integer, nullable=False),
+        Column("expires_at", BigInteger),
+        prefixes=["TEMPORARY"],
+    )
 
 
-@dataclass
-class _TickPass:
-    """What every planning step of one tick shares: the transaction, the tick's instant, the claimed batch and the
-    joins over it. Keeping it in one place lets each step be its own function while the SQL stays set-wise."""
+@dataclass(frozen=True)
+class _Statements:
+    """Every statement of a tick, built once per dialect over that dialect's claim table."""
 
-    session: Session
-    t: int
     claim: Table
-    actions: dict[str, int]
-    result: TickResult
+    create_claim: Executable
+    probe: Executable
+    clear_claim: Executable
+    fill_claim: Executable
+    drop_claimed: Executable
+    count_actions: Executable
+    not_applicable: Executable
+    #: (purpose name, INSERT ... SELECT), in planning order.
+    plans: tuple[tuple[str, Executable], ...]
+    missed_events: Executable
+    missed_state: Executable
+    count_ignored: Executable
+    plan_auto_pause: Executable
+    auto_pause: Executable
 
-    def wants(self, name: str) -> bool:
-        """Whether a claimed agenda row has the action statement ``name`` needs; when none has, the statement would
-        find nothing, and the planners skip even building it (most ticks claim one or two kinds of action)."""
-        return name not in ACTION_OF or ACTION_OF[name] in self.actions
 
-    def plan(self, name: str, stmt: Select[tuple[object, ...]]) -> None:
-        """Insert the outbox rows ``stmt`` selects, unless no claimed agenda row has the action they need (the
-        skipped statement would find nothing, and skipping spares the database the join)."""
-        if not self.wants(name):
-            return
-        self.result.planned[name] = insert_planned(self.session, stmt) + self.result.planned.get(name, 0)
+_statements: dict[str, _Statements] = {}
 
-    def base(self) -> Select[tuple[()]]:
-        """The claimed rows joined to their progress, enrolment and person: the frame every nudge statement
-        selects from."""
-        a, sp, e, p = self.claim.c, StepProgress, Enrollment, Person
-        return (
-            select()
-            .select_from(self.claim)
-            .join(sp, sp.id == a.progress_id)
-            .join(e, e.id == a.enrollment_id)
-            .join(p, p.id == e.person_id)
-        )
 
-    def active(self) -> ColumnElement[bool]:
-        """Enrolments still running for people who have not opted out."""
-        return and_(Enrollment.status == EnrollmentStatus.ACTIVE, not_(Person.opted_out))
+def _statements_for(dialect: str) -> _Statements:
+    st = _statements.get(dialect)
+    if st is None:
+        st = _statements[dialect] = _build(dialect)
+    return st
 
-    def reachable(self) -> ColumnElement[bool]:
-        """Active or completed enrolments of people who have not opted out. Completing a program ends the nudges
-        about its steps, but not its later live sessions (a learner who said yes still gets their reminders and
-        check-in) nor its later optional steps, which arrive marked optional."""
-        return and_(Enrollment.status.in_(_REACHABLE), not_(Person.opted_out))
+
+def _build(dialect: str) -> _Statements:
+    claim = _claim_table()
+    missed_events, missed_state = _close_missed_sessions(claim)
+    count_ignored, plan_auto_pause, auto_pause = _count_ignored_nudges(dialect)
+    return _Statements(
+        claim=claim,
+        create_claim=CreateTable(claim, if_not_exists=True),
+        # Idle fast path: one probe of the partial index. Most ticks end here.
+        probe=select(AgendaItem.id).where(AgendaItem.fire_at <= T).limit(1),
+        clear_claim=claim.delete(),
+        fill_claim=claim.insert().from_select(
+            ["id", "progress_id", "enrollment_id", "action", "seq", "expires_at"],
+            select(
+                AgendaItem.id,
+                AgendaItem.progress_id,
+                AgendaItem.enrollment_id,
+                AgendaItem.action,
+                AgendaItem.seq,
+                AgendaItem.expires_at,
+            )
+            .where(AgendaItem.fire_at <= T)
+            .order_by(AgendaItem.fire_at)
+            .limit(BATCH),
+        ),
+        # Claimed rows leave the agenda: what they caused is recorded in the outbox and the event log. A DELETE
+        # touches no index on PostgreSQL (an UPDATE of fired_at rewrote every index entry: 1.8 s per 100,000 rows).
+        drop_claimed=delete(AgendaItem)
+        .where(AgendaItem.id.in_(select(claim.c.id)))
+        .execution_options(synchronize_session=False),
+        count_actions=select(claim.c.action, func.count()).group_by(claim.c.action),
+        not_applicable=_skip_sessions_started_before_enrolment(claim),
+        plans=tuple(
+            (name, planned_insert(dialect, stmt))
+            for name, stmt in (
+                ("deliver", _plan_step_cards(claim)),
+                (COHORT_PROMPT.name, _plan_cohort_prompts(claim)),
+                (REMIND.name, _plan_reminders(claim)),
+                *_plan_session_nudges(claim),
+            )
+        ),
+        missed_events=missed_events,
+        missed_state=missed_state,
+        count_ignored=count_ignored,
+        plan_auto_pause=plan_auto_pause,
+        auto_pause=auto_pause,
+    )
+
+
+def _wants(actions: dict[str, int], name: str) -> bool:
+    """Whether a claimed agenda row has the action statement ``name`` needs; when none has, the statement would
+    find nothing, and the tick skips it (most ticks claim one or two kinds of action)."""
+    return name not in ACTION_OF or ACTION_OF[name] in actions
+
+
+def _base(claim: Table) -> Select[tuple[()]]:
+    """The claimed rows joined to their progress, enrolment and person: the frame every nudge statement selects
+    from."""
+    a, sp, e, p = claim.c, StepProgress, Enrollment, Person
+    return (
+        select()
+        .select_from(claim)
+        .join(sp, sp.id == a.progress_id)
+        .join(e, e.id == a.enrollment_id)
+        .join(p, p.id == e.person_id)
+    )
+
+
+def _active() -> ColumnElement[bool]:
+    """Enrolments still running for people who have not opted out."""
+    return and_(Enrollment.status == EnrollmentStatus.ACTIVE, not_(Person.opted_out))
+
+
+def _reachable() -> ColumnElement[bool]:
+    """Active or completed enrolments of people who have not opted out. Completing a program ends the nudges
+    about its steps, but not its later live sessions (a learner who said yes still gets their reminders and
+    check-in) nor its later optional steps, which arrive marked optional."""
+    return and_(Enrollment.status.in_(_REACHABLE), not_(Person.opted_out))
 
 
 #: A tick that planned at least this many deliveries refreshes the outbox's statistics on PostgreSQL.
@@ -184,30 +251,33 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     t = to_ms(now)
     bind = session.get_bind()
     dialect = bind.dialect.name if isinstance(bind, Engine) else bind.engine.dialect.name
+    st = _statements_for(dialect)
+    at = {"t": t}
 
-    # Idle fast path: one probe of the partial index. Most ticks end here.
-    due = session.execute(
-        select(AgendaItem.id).where(AgendaItem.fire_at <= t).limit(1)
-    ).first()
-    if due is None:
+    if session.execute(st.probe, at).first() is None:
         return result
 
-    claim = _claim_due(session, dialect, t, batch)
-    actions = {
-        row[0]: row[1] for row in session.execute(select(claim.c.action, func.count()).group_by(claim.c.action))
-    }
+    _claim_due(session, st, dialect, t, batch)
+    actions = {row[0]: row[1] for row in session.execute(st.count_actions)}
     result.claimed = sum(actions.values())
 
-    tp = _TickPass(session=session, t=t, claim=claim, actions=actions, result=result)
-    _skip_sessions_started_before_enrolment(tp)
-    _plan_step_cards(tp)
-    _plan_cohort_prompts(tp)
-    _plan_reminders(tp)
-    _plan_session_nudges(tp)
-    _close_missed_sessions(tp)
+    # A session that had started when the learner enrolled is not applicable to them; the caller releases the
+    # steps waiting on the rows returned.
+    result.not_applicable = list(session.execute(st.not_applicable).scalars())
+    for name, stmt in st.plans:
+        if _wants(actions, name):
+            result.planned[name] = rowcount(session.execute(stmt, at)) + result.planned.get(name, 0)
+    if AgendaAction.CLOSE in actions:  # otherwise both statements would touch no row
+        result.missed = rowcount(session.execute(st.missed_events, at))
+        session.execute(st.missed_state)
     # Ignored nudges: every reminder planned now counts; enough of them in a row pauses reminders politely.
     if result.planned.get(REMIND.name):
-        _count_ignored_nudges(tp, auto_pause_after)
+        pause = {"t": t, "auto_pause_after": auto_pause_after}
+        session.execute(st.count_ignored, pause)
+        result.planned[AUTOPAUSE.name] = rowcount(session.execute(st.plan_auto_pause, pause)) + result.planned.get(
+            AUTOPAUSE.name, 0
+        )
+        result.auto_paused = rowcount(session.execute(st.auto_pause, pause))
     if dialect == "postgresql" and result.total_planned >= ANALYZE_AFTER:
         # The burst is in the outbox before autovacuum notices it. Until then PostgreSQL plans each sender claim
         # on statistics that hold no pending rows: it reads and sorts every due row per batch of 200 instead of
@@ -225,48 +295,26 @@ def tick(session: Session, now: datetime, *, auto_pause_after: int = 3, batch: i
     return result
 
 
-def _claim_due(session: Session, dialect: str, t: int, batch: int) -> Table:
+def _claim_due(session: Session, st: _Statements, dialect: str, t: int, batch: int) -> None:
     """Move a batch of due agenda rows into the per-connection scratch table and out of the agenda.
 
     Every planning statement reads only that table, so their cost is proportional to the work due now, not to the
     size of the agenda.
     """
-    claim = _claim_table(session, dialect)
-    session.execute(claim.delete())
-    session.execute(
-        claim.insert().from_select(
-            ["id", "progress_id", "enrollment_id", "action", "seq", "expires_at"],
-            select(
-                AgendaItem.id,
-                AgendaItem.progress_id,
-                AgendaItem.enrollment_id,
-                AgendaItem.action,
-                AgendaItem.seq,
-                AgendaItem.expires_at,
-            )
-            .where(AgendaItem.fire_at <= t)
-            .order_by(AgendaItem.fire_at)
-            .limit(batch),
-        )
-    )
+    session.execute(st.create_claim)
+    session.execute(st.clear_claim)
+    session.execute(st.fill_claim, {"t": t, "batch": batch})
     if dialect == "postgresql":
         # A fresh temporary table has no statistics; without them PostgreSQL plans the joins below as nested
         # loops over an assumed handful of rows, which is ruinous for a 100,000-row burst.
         session.execute(text("ANALYZE tick_claim"))
-    # Claimed rows leave the agenda: what they caused is recorded in the outbox and the event log. A DELETE
-    # touches no index on PostgreSQL (an UPDATE of fired_at rewrote every index entry: 1.8 s per 100,000 rows).
-    session.execute(
-        delete(AgendaItem)
-        .where(AgendaItem.id.in_(select(claim.c.id)))
-        .execution_options(synchronize_session=False)
-    )
-    return claim
+    session.execute(st.drop_claimed)
 
 
-def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
+def _skip_sessions_started_before_enrolment(claim: Table) -> Executable:
     """A session that had started when the learner enrolled is not applicable to them: no invite, reminder,
     check-in or "missed" from a timeline planned before that rule (enrolment now plans none), set-wise over the
-    claimed rows. The rows changed are returned in the result, for the caller to release what waits on them."""
+    claimed rows. The statement returns the rows changed, for the caller to release what waits on them."""
     sp, e, ls = StepProgress, Enrollment, LiveSessionRow
     started_before = (
         select(literal(1))
@@ -274,10 +322,10 @@ def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
         .join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id))
         .where(e.id == sp.enrollment_id, ls.start_at <= e.enrolled_at)
     )
-    changed = tp.session.execute(
+    return (
         update(sp)
         .where(
-            sp.id.in_(select(tp.claim.c.progress_id)),
+            sp.id.in_(select(claim.c.progress_id)),
             sp.kind == StepKind.SESSION,
             sp.state.not_in(FINAL_STEP_STATES),
             exists(started_before),
@@ -286,17 +334,14 @@ def _skip_sessions_started_before_enrolment(tp: _TickPass) -> None:
         .returning(sp.id)
         .execution_options(synchronize_session=False)
     )
-    tp.result.not_applicable = list(changed.scalars())
 
 
-def _plan_step_cards(tp: _TickPass) -> None:
+def _plan_step_cards(claim: Table) -> Select[tuple[object, ...]]:
     """Step deliveries: every kind's card (lesson, quiz, session invite, prompt, reflection, poll)."""
-    if not tp.wants("deliver"):
-        return
-    a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
-    tp.plan(
-        "deliver",
-        tp.base().add_columns(
+    a, sp, e = claim.c, StepProgress, Enrollment
+    return (
+        _base(claim)
+        .add_columns(
             *planned_columns(
                 STEP_CARD,
                 (a.progress_id,),
@@ -305,46 +350,43 @@ def _plan_step_cards(tp: _TickPass) -> None:
                 enrollment_id=e.id,
                 progress_id=sp.id,
                 cohort_id=e.cohort_id,
-                due_at=t,
+                due_at=T,
                 expires_at=a.expires_at,
-                now=t,
+                now=T,
             )
-        ).where(a.action == AgendaAction.DELIVER, tp.reachable(), sp.state == StepState.LOCKED),
+        )
+        .where(a.action == AgendaAction.DELIVER, _reachable(), sp.state == StepState.LOCKED)
     )
 
 
-def _plan_cohort_prompts(tp: _TickPass) -> None:
+def _plan_cohort_prompts(claim: Table) -> Select[tuple[object, ...]]:
     """Prompt steps also open one discussion post per cohort; DISTINCT + the key make it once per cohort."""
-    if not tp.wants(COHORT_PROMPT.name):
-        return
-    a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
-    tp.plan(
-        COHORT_PROMPT.name,
-        tp.base().add_columns(
+    a, sp, e = claim.c, StepProgress, Enrollment
+    return (
+        _base(claim)
+        .add_columns(
             *planned_columns(
                 COHORT_PROMPT,
                 (e.cohort_id, sp.step_id),
                 progress_id=func.min(sp.id),
                 cohort_id=e.cohort_id,
-                due_at=t - 1,
-                now=t,
+                due_at=T - 1,
+                now=T,
             )
         )
         .where(a.action == AgendaAction.DELIVER, sp.kind == StepKind.PROMPT)
-        .group_by(e.cohort_id, sp.step_id),
+        .group_by(e.cohort_id, sp.step_id)
     )
 
 
-def _plan_reminders(tp: _TickPass) -> None:
+def _plan_reminders(claim: Table) -> Select[tuple[object, ...]]:
     """Reminders for unlocked, unfinished steps, unless paused, snoozed or opted out."""
-    if not tp.wants(REMIND.name):
-        return
-    a, sp, e, p, t = tp.claim.c, StepProgress, Enrollment, Person, tp.t
-    not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= t), not_(e.auto_paused))
-    not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= t)
-    tp.plan(
-        REMIND.name,
-        tp.base().add_columns(
+    a, sp, e, p = claim.c, StepProgress, Enrollment, Person
+    not_paused = and_(or_(p.paused_until.is_(None), p.paused_until <= T), not_(e.auto_paused))
+    not_snoozed = or_(sp.snoozed_until.is_(None), sp.snoozed_until <= T)
+    return (
+        _base(claim)
+        .add_columns(
             *planned_columns(
                 REMIND,
                 (a.progress_id, a.seq),
@@ -352,30 +394,31 @@ def _plan_reminders(tp: _TickPass) -> None:
                 enrollment_id=e.id,
                 progress_id=sp.id,
                 cohort_id=e.cohort_id,
-                due_at=t,
+                due_at=T,
                 expires_at=a.expires_at,
-                now=t,
+                now=T,
             )
-        ).where(a.action == AgendaAction.REMIND, tp.active(), not_paused, not_snoozed, sp.state == StepState.OPEN),
+        )
+        .where(a.action == AgendaAction.REMIND, _active(), not_paused, not_snoozed, sp.state == StepState.OPEN)
     )
 
 
-def _plan_session_nudges(tp: _TickPass) -> None:
+def _plan_session_nudges(claim: Table) -> list[tuple[str, Select[tuple[object, ...]]]]:
     """Session reminders and check-in prompts: for those who said yes or maybe, or have not answered."""
-    if not (tp.wants(SESSION_REMIND.name) or tp.wants(CHECKIN.name)):
-        return
-    a, sp, e, p, t = tp.claim.c, StepProgress, Enrollment, Person, tp.t
+    a, sp, e, p = claim.c, StepProgress, Enrollment, Person
     ls, att = LiveSessionRow, Attendance
-    session_base = tp.base().join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id)).join(
-        att, and_(att.session_id == ls.id, att.enrollment_id == e.id)
+    session_base = (
+        _base(claim)
+        .join(ls, and_(ls.cohort_id == e.cohort_id, ls.step_id == sp.step_id))
+        .join(att, and_(att.session_id == ls.id, att.enrollment_id == e.id))
     )
     # The waitlisted get the reminders (a seat may free up) but no check-in prompt: they hold no seat.
     going = {
         AgendaAction.SESSION_REMIND: or_(att.rsvp.is_(None), att.rsvp != "no"),
         AgendaAction.CHECKIN: or_(att.rsvp.is_(None), att.rsvp.not_in(("no", "wait"))),
     }
-    for action, purpose in ((AgendaAction.SESSION_REMIND, SESSION_REMIND), (AgendaAction.CHECKIN, CHECKIN)):
-        tp.plan(
+    return [
+        (
             purpose.name,
             session_base.add_columns(
                 *planned_columns(
@@ -385,31 +428,31 @@ def _plan_session_nudges(tp: _TickPass) -> None:
                     enrollment_id=e.id,
                     progress_id=sp.id,
                     cohort_id=e.cohort_id,
-                    due_at=t,
+                    due_at=T,
                     expires_at=a.expires_at,
-                    now=t,
+                    now=T,
                 )
             ).where(
                 a.action == action,
-                tp.reachable(),
-                or_(p.paused_until.is_(None), p.paused_until <= t),
+                _reachable(),
+                or_(p.paused_until.is_(None), p.paused_until <= T),
                 going[action],
                 sp.state.not_in(FINAL_STEP_STATES),
                 ls.cancelled_at.is_(None),
                 att.attended_at.is_(None),
             ),
         )
+        for action, purpose in ((AgendaAction.SESSION_REMIND, SESSION_REMIND), (AgendaAction.CHECKIN, CHECKIN))
+    ]
 
 
-def _close_missed_sessions(tp: _TickPass) -> None:
+def _close_missed_sessions(claim: Table) -> tuple[Executable, Executable]:
     """Sessions that ended without attendance: record "missed" events, then the state, set-wise."""
-    if AgendaAction.CLOSE not in tp.actions:
-        return  # nothing closing: both statements would touch no row
-    a, sp, e, t = tp.claim.c, StepProgress, Enrollment, tp.t
+    a, sp, e = claim.c, StepProgress, Enrollment
     closing = select(a.progress_id).where(a.action == AgendaAction.CLOSE)
     missed_rows = (
         select(
-            literal(t),
+            T,
             e.person_id,
             literal(Verb.MISSED.value),
             literal("session"),
@@ -421,47 +464,46 @@ def _close_missed_sessions(tp: _TickPass) -> None:
         .join(e, e.id == sp.enrollment_id)
         .where(sp.id.in_(closing), sp.state.not_in(FINAL_STEP_STATES), e.status.in_(_REACHABLE))
     )
-    res = tp.session.execute(
-        insert(LearningEvent).from_select(
-            ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id"], missed_rows
-        ).execution_options(preserve_rowcount=True)
-    )
-    tp.result.missed = rowcount(res)
-    tp.session.execute(
+    events = insert(cast(Table, LearningEvent.__table__)).from_select(
+        ["ts", "person_id", "verb", "object_type", "object_id", "enrollment_id", "cohort_id"], missed_rows
+    ).execution_options(preserve_rowcount=True)
+    state = (
         update(StepProgress)
         .where(StepProgress.id.in_(closing), StepProgress.state.not_in(FINAL_STEP_STATES))
         .values(state=StepState.MISSED)
         .execution_options(synchronize_session=False)
     )
+    return events, state
 
 
-def _count_ignored_nudges(tp: _TickPass, auto_pause_after: int) -> None:
+def _count_ignored_nudges(dialect: str) -> tuple[Executable, Executable, Executable]:
     """Add this tick's reminders to each enrolment's ignored count, then pause (with one notice) the enrolments
-    that reached ``auto_pause_after``; both set-wise."""
-    t, session = tp.t, tp.session
+    that reached ``auto_pause_after``; all set-wise."""
     reminded = (
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id)
+        .where(Delivery.created_at == T, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id)
         .scalar_subquery()
     )
-    session.execute(
-        update(Enrollment)
+    # Core statements on the table: the ORM would take an entity UPDATE run with parameters for a bulk update.
+    enrollments = cast(Table, Enrollment.__table__)
+    count = (
+        update(enrollments)
         .where(
             exists().where(
-                Delivery.created_at == t, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id
+                Delivery.created_at == T, Delivery.purpose == REMIND.name, Delivery.enrollment_id == Enrollment.id
             )
         )
         .values(nudges_ignored=Enrollment.nudges_ignored + reminded)
         .execution_options(synchronize_session=False)
     )
     over = and_(
-        Enrollment.nudges_ignored >= auto_pause_after,
+        Enrollment.nudges_ignored >= AUTO_PAUSE_AFTER,
         not_(Enrollment.auto_paused),
         Enrollment.status == EnrollmentStatus.ACTIVE,
     )
-    tp.plan(
-        AUTOPAUSE.name,
+    plan = planned_insert(
+        dialect,
         select(
             *planned_columns(
                 AUTOPAUSE,
@@ -469,12 +511,10 @@ def _count_ignored_nudges(tp: _TickPass, auto_pause_after: int) -> None:
                 person_id=Enrollment.person_id,
                 enrollment_id=Enrollment.id,
                 cohort_id=Enrollment.cohort_id,
-                due_at=t + 1,
-                now=t,
+                due_at=T + 1,
+                now=T,
             )
         ).where(over),
     )
-    paused = session.execute(
-        update(Enrollment).where(over).values(auto_paused=True).execution_options(synchronize_session=False)
-    )
-    tp.result.auto_paused = rowcount(paused)
+    pause = update(enrollments).where(over).values(auto_paused=True).execution_options(synchronize_session=False)
+    return count, plan, pause

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fsrs import Card, Rating, Scheduler, State
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput, PermissionDenied
@@ -28,6 +28,7 @@ from bot.journeys.model import Question, QuizStep
 from bot.journeys.quizzes import grade
 from bot.messages import Button, Message
 from bot.nudges.purposes import Planned, Purpose, enqueue_many
+from bot.records.models import RecordsCursor
 from bot.reinforcement.models import ReinforcementCard
 from bot.states import EnrollmentStatus, Verb
 from bot.storage.events import object_id, record
@@ -100,33 +101,10 @@ def collect_cards(session: Session, engine: Engine, now: datetime) -> int:
     from bot.records.xapi import cursor
 
     cur = cursor(session, "reinforce", now)
-    newest = session.scalar(select(func.max(QuizAnswer.id)))
+    newest = session.scalar(_NEWEST_ANSWER)
     if newest is None or newest <= cur.position:
         return 0  # nothing answered since the last pass: the common, idle case
-    rows = session.execute(
-        select(QuizAnswer, StepProgress.step_id, Enrollment, ReinforcementCard)
-        .join(StepProgress, StepProgress.id == QuizAnswer.progress_id)
-        .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
-        .outerjoin(
-            ReinforcementCard,
-            and_(
-                ReinforcementCard.progress_id == QuizAnswer.progress_id,
-                ReinforcementCard.question_id == QuizAnswer.question_id,
-            ),
-        )
-        .where(
-            # Only answers recorded since the last pass: the cursor keeps an idle tick from rescanning every
-            # answer ever given (millions, at scale).
-            QuizAnswer.id > cur.position,
-            QuizAnswer.reinforcement.is_(False),
-            or_(
-                ReinforcementCard.id.is_(None),
-                and_(ReinforcementCard.active.is_(False), QuizAnswer.correct.is_(False)),
-            ),
-        )
-        .order_by(QuizAnswer.id)
-        .limit(PLAN_BATCH * 4)
-    ).all()
+    rows = session.execute(_NEW_ANSWERS, {"position": cur.position}).all()
     created: dict[tuple[int, str], ReinforcementCard] = {}
     changed = 0
     for answer, step_id, enrollment, existing in rows:
@@ -161,8 +139,13 @@ def collect_cards(session: Session, engine: Engine, now: datetime) -> int:
             card.active, card.reason = True, "wrong"
             review(card, False, answer.answered_at)
             changed += 1
-    if rows:
-        cur.position = max(answer.id for answer, _, _, _ in rows)
+    # A short batch read every answer up to ``newest``: the cursor moves past the answers it skipped too
+    # (reinforcement answers, answers whose card already says it all), or the next pass would read them again.
+    position = max((answer.id for answer, _, _, _ in rows), default=cur.position)
+    if len(rows) < PLAN_BATCH * 4:
+        position = max(position, newest)
+    if position != cur.position:
+        cur.position = position
         cur.updated_at = now
     session.flush()
     return changed
@@ -174,29 +157,23 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
     Per person: at most one outstanding micro-quiz, and at most ``nudges.max_reinforcement_per_week`` planned in
     any seven days. The delivery is due at the next moment inside the learner's working window.
     """
-    if not _may_have_work(session, now):
-        return 0
-    collect_cards(session, engine, now)
+    answered, stale, due_any = session.execute(_WORK, {"now": now, "stale_before": now - STALE_AFTER}).one()
+    if not (answered or stale or due_any):
+        return 0  # the common, idle pass: nothing answered, nothing stale, no card due for a free learner
+    if answered:
+        collect_cards(session, engine, now)
     limit = engine.settings.nudges.max_reinforcement_per_week
     if limit <= 0:
         return 0
-    _release_stale(session, now)
+    if stale:
+        _release_stale(session, now)
     due = _due_cards(session, now)
     if not due:
         return 0
     people = {p.id for _, p, _ in due}
     recent, oldest = _recent_reinforcements(session, people, now)
-    busy = set(
-        session.scalars(
-            select(ReinforcementCard.person_id).where(
-                ReinforcementCard.person_id.in_(people), ReinforcementCard.asked_at.is_not(None)
-            )
-        )
-    )
-    cohorts = {
-        c.id: c
-        for c in session.scalars(select(Cohort).where(Cohort.id.in_({e.cohort_id for _, _, e in due})))
-    }
+    busy = set(session.scalars(_BUSY, {"people": list(people)}))
+    cohorts = {c.id: c for c in session.scalars(_COHORTS, {"ids": list({e.cohort_id for _, _, e in due})})}
     planned = 0
     rows: list[Planned] = []
     for card, person, enrollment in due:
@@ -231,69 +208,112 @@ def plan_reinforcement(session: Session, engine: Engine, now: datetime) -> int:
     return planned
 
 
-def _may_have_work(session: Session, now: datetime) -> bool:
-    """One statement for the common idle pass (the planner runs after every tick): is there an answer the cards have
-    not seen, a stale micro-quiz to release, or a card due? False means the three passes would find nothing; True
-    may still plan nothing (the due card's owner has a micro-quiz out)."""
-    from bot.records.models import RecordsCursor
+# The planner's statements are built once: it runs after every tick, and building (and cache-keying) a statement
+# costs more than SQLite takes to run it. Each takes its instants and ids as bound parameters.
+_NEWEST_ANSWER = select(func.max(QuizAnswer.id))
 
+_NEW_ANSWERS = (
+    select(QuizAnswer, StepProgress.step_id, Enrollment, ReinforcementCard)
+    .join(StepProgress, StepProgress.id == QuizAnswer.progress_id)
+    .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+    .outerjoin(
+        ReinforcementCard,
+        and_(
+            ReinforcementCard.progress_id == QuizAnswer.progress_id,
+            ReinforcementCard.question_id == QuizAnswer.question_id,
+        ),
+    )
+    .where(
+        # Only answers recorded since the last pass: the cursor keeps an idle tick from rescanning every
+        # answer ever given (millions, at scale).
+        QuizAnswer.id > bindparam("position"),
+        QuizAnswer.reinforcement.is_(False),
+        or_(
+            ReinforcementCard.id.is_(None),
+            and_(ReinforcementCard.active.is_(False), QuizAnswer.correct.is_(False)),
+        ),
+    )
+    .order_by(QuizAnswer.id)
+    .limit(PLAN_BATCH * 4)
+)
+
+#: People with a micro-quiz out: one at a time per person, so their due cards wait.
+_ASKED_PEOPLE = select(ReinforcementCard.person_id).where(ReinforcementCard.asked_at.is_not(None)).scalar_subquery()
+
+_STALE = and_(ReinforcementCard.asked_at.is_not(None), ReinforcementCard.asked_at < bindparam("stale_before"))
+
+
+def _work() -> Any:
+    """The one statement of the common idle pass: is there an answer the cards have not seen, a stale micro-quiz to
+    release, or a card due for someone with no micro-quiz out? Three flags, so the pass runs only the steps that
+    can find something (a card due for a learner who is still to answer the last one keeps every flag off)."""
     answered = select(func.max(QuizAnswer.id)).scalar_subquery()
     seen = select(RecordsCursor.position).where(RecordsCursor.name == "reinforce").scalar_subquery()
-    stale = exists().where(ReinforcementCard.asked_at.is_not(None), ReinforcementCard.asked_at < now - STALE_AFTER)
     due = exists().where(
-        ReinforcementCard.active.is_(True), ReinforcementCard.due_at <= now, ReinforcementCard.asked_at.is_(None)
+        ReinforcementCard.active.is_(True),
+        ReinforcementCard.due_at <= bindparam("now"),
+        ReinforcementCard.asked_at.is_(None),
+        ReinforcementCard.person_id.not_in(_ASKED_PEOPLE),
     )
-    return bool(session.scalar(select(or_(answered > func.coalesce(seen, 0), stale, due))))
+    return select(answered > func.coalesce(seen, 0), exists().where(_STALE), due)
+
+
+_WORK = _work()
+
+_STALE_CARDS = select(ReinforcementCard).where(_STALE)
+
+_DUE_CARDS = (
+    select(ReinforcementCard, Person, Enrollment)
+    .join(Person, Person.id == ReinforcementCard.person_id)
+    .join(Enrollment, Enrollment.id == ReinforcementCard.enrollment_id)
+    .where(
+        ReinforcementCard.active.is_(True),
+        ReinforcementCard.due_at <= bindparam("now"),
+        ReinforcementCard.asked_at.is_(None),
+        ReinforcementCard.person_id.not_in(_ASKED_PEOPLE),
+        Person.opted_out.is_(False),
+        Enrollment.status != EnrollmentStatus.DROPPED,
+    )
+    .order_by(ReinforcementCard.due_at, ReinforcementCard.id)
+    .limit(PLAN_BATCH)
+)
+
+_BUSY = select(ReinforcementCard.person_id).where(
+    ReinforcementCard.person_id.in_(bindparam("people", expanding=True)), ReinforcementCard.asked_at.is_not(None)
+)
+
+_COHORTS = select(Cohort).where(Cohort.id.in_(bindparam("ids", expanding=True)))
+
+_RECENT = (
+    select(Delivery.person_id, func.count(), func.min(Delivery.due_at))
+    .where(
+        Delivery.purpose == PURPOSE,
+        Delivery.person_id.in_(bindparam("people", expanding=True)),
+        Delivery.due_at > bindparam("week_ago"),
+    )
+    .group_by(Delivery.person_id)
+)
 
 
 def _release_stale(session: Session, now: datetime) -> None:
     """Unanswered micro-quizzes that went stale stop blocking: the card simply comes back a day later."""
-    for stale in session.scalars(
-        select(ReinforcementCard).where(
-            ReinforcementCard.asked_at.is_not(None), ReinforcementCard.asked_at < now - STALE_AFTER
-        )
-    ):
+    for stale in session.scalars(_STALE_CARDS, {"stale_before": now - STALE_AFTER}):
         stale.asked_at = None
         stale.due_at = now + timedelta(days=1)
 
 
 def _due_cards(session: Session, now: datetime) -> list[Any]:
     """One batch of due (card, person, enrolment) rows, oldest first, for people free to be asked."""
-    rows = session.execute(
-        select(ReinforcementCard, Person, Enrollment)
-        .join(Person, Person.id == ReinforcementCard.person_id)
-        .join(Enrollment, Enrollment.id == ReinforcementCard.enrollment_id)
-        .where(
-            ReinforcementCard.active.is_(True),
-            ReinforcementCard.due_at <= now,
-            ReinforcementCard.asked_at.is_(None),
-            # One micro-quiz out at a time per person: skip people who have one waiting for an answer.
-            ReinforcementCard.person_id.not_in(
-                select(ReinforcementCard.person_id)
-                .where(ReinforcementCard.asked_at.is_not(None))
-                .scalar_subquery()
-            ),
-            Person.opted_out.is_(False),
-            Enrollment.status != EnrollmentStatus.DROPPED,
-        )
-        .order_by(ReinforcementCard.due_at, ReinforcementCard.id)
-        .limit(PLAN_BATCH)
-    ).all()
-    return list(rows)
+    return list(session.execute(_DUE_CARDS, {"now": now}).all())
 
 
 def _recent_reinforcements(
     session: Session, people: set[int], now: datetime
 ) -> tuple[Counter[int], dict[int, datetime]]:
     """Micro-quizzes planned per person in the last seven days, and the oldest one's due time (for deferral)."""
-    week_ago = now - timedelta(days=7)
     recent: Counter[int] = Counter()
     oldest: dict[int, datetime] = {}
-    for pid, n, first in session.execute(
-        select(Delivery.person_id, func.count(), func.min(Delivery.due_at))
-        .where(Delivery.purpose == PURPOSE, Delivery.person_id.in_(people), Delivery.due_at > week_ago)
-        .group_by(Delivery.person_id)
-    ):
+    for pid, n, first in session.execute(_RECENT, {"people": list(people), "week_ago": now - timedelta(days=7)}):
         if pid is not None:
             recent[pid], oldest[pid] = n, first
     return recent, oldest
