@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot import ics, replies
@@ -76,6 +76,32 @@ def public_session_description(program: Program, cohort: Cohort, live: LiveSessi
         "session": Composer.session_vars(live, cohort.tz, step),
     }
     return render_text(step.description, ctx)
+
+
+#: A cohort's live sessions in time order, built once: every card and reply composed reads them.
+_COHORT_SESSIONS = (
+    select(LiveSessionRow).where(LiveSessionRow.cohort_id == bindparam("cohort_id")).order_by(LiveSessionRow.start_at)
+)
+
+#: One cohort's row for one session step.
+_COHORT_SESSION = select(LiveSessionRow).where(
+    LiveSessionRow.cohort_id == bindparam("cohort_id"), LiveSessionRow.step_id == bindparam("step_id")
+)
+#: The steps one enrolment has done (an invite ticks off the session's pre-work).
+_DONE_STEPS = select(StepProgress.step_id).where(
+    StepProgress.enrollment_id == bindparam("enrollment_id"), StepProgress.state == StepState.DONE
+)
+_RSVP = select(Attendance.rsvp).where(
+    Attendance.session_id == bindparam("session_id"), Attendance.enrollment_id == bindparam("enrollment_id")
+)
+#: The first lead of a cohort with an email: an invite's organizer.
+_ORGANIZER = (
+    select(Person.email, Person.name)
+    .join(CohortLead, CohortLead.person_id == Person.id)
+    .where(CohortLead.cohort_id == bindparam("cohort_id"), Person.email.is_not(None), Person.email != "")
+    .order_by(Person.id)
+    .limit(1)
+)
 
 
 class Composer:
@@ -145,13 +171,7 @@ class Composer:
         cache: dict[int, list[LiveSessionRow]] | None = session.info.get("batch")
         sessions = cache.get(scope.cohort.id) if cache is not None else None
         if sessions is None:
-            sessions = list(
-                session.scalars(
-                    select(LiveSessionRow)
-                    .where(LiveSessionRow.cohort_id == scope.cohort.id)
-                    .order_by(LiveSessionRow.start_at)
-                ).all()
-            )
+            sessions = list(session.scalars(_COHORT_SESSIONS, {"cohort_id": scope.cohort.id}).all())
             if cache is not None:
                 cache[scope.cohort.id] = sessions
         if not sessions:
@@ -395,18 +415,9 @@ class Composer:
         *,
         reminder: bool = False,
     ) -> Message:
-        live = session.scalar(
-            select(LiveSessionRow).where(LiveSessionRow.cohort_id == scope.cohort.id, LiveSessionRow.step_id == step.id)
-        )
+        live = session.scalar(_COHORT_SESSION, {"cohort_id": scope.cohort.id, "step_id": step.id})
         assert live is not None
-        done = {
-            r.step_id
-            for r in session.scalars(
-                select(StepProgress).where(
-                    StepProgress.enrollment_id == scope.enrollment.id, StepProgress.state == StepState.DONE
-                )
-            )
-        }
+        done = set(session.scalars(_DONE_STEPS, {"enrollment_id": scope.enrollment.id}))
         prework = [{"title": scope.program.step(p).title, "done": p in done} for p in step.prework]
         svars = ctx["session"]
         body = template(
@@ -446,11 +457,7 @@ class Composer:
 
     def calendar_file(self, session: Session, scope: Scope, live: LiveSessionRow, step: SessionStep) -> Attachment:
         """The learner's own ``.ics`` for ``live`` at its current revision (see :mod:`bot.ics`)."""
-        rsvp = session.scalar(
-            select(Attendance.rsvp).where(
-                Attendance.session_id == live.id, Attendance.enrollment_id == scope.enrollment.id
-            )
-        )
+        rsvp = session.scalar(_RSVP, {"session_id": live.id, "enrollment_id": scope.enrollment.id})
         # Read now, written when an adapter needs the bytes (one that uploads files, or serves a link to them; the
         # console only names the file): the invite is the state of this moment either way.
         invite = functools.partial(
@@ -486,21 +493,13 @@ class Composer:
             return None
         scope = self.scope(session, enrollment)
         step = next((s for s in scope.program.sessions if s.id == step_id), None)
-        live = session.scalar(
-            select(LiveSessionRow).where(LiveSessionRow.cohort_id == scope.cohort.id, LiveSessionRow.step_id == step_id)
-        )
+        live = session.scalar(_COHORT_SESSION, {"cohort_id": scope.cohort.id, "step_id": step_id})
         return None if step is None or live is None else self.calendar_file(session, scope, live, step)
 
     def organizer(self, session: Session, cohort: Cohort) -> ics.Party:
         """The invite's organizer: a lead of the cohort with a known email, else ``live.organizer``, else the
         installation's ``live-sessions@<ics domain>`` (RFC 5546 requires an organizer on every request)."""
-        lead = session.execute(
-            select(Person.email, Person.name)
-            .join(CohortLead, CohortLead.person_id == Person.id)
-            .where(CohortLead.cohort_id == cohort.id, Person.email.is_not(None), Person.email != "")
-            .order_by(Person.id)
-            .limit(1)
-        ).first()
+        lead = session.execute(_ORGANIZER, {"cohort_id": cohort.id}).first()
         live = self.engine.settings.live
         if lead is not None:
             return ics.Party.of(lead.email, lead.name, "")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
@@ -64,6 +65,26 @@ def touch(enrollment: Enrollment, now: datetime) -> None:
     enrollment.auto_paused = False
 
 
+#: Built once per (model, dialect): every learner press locks a row, and building the statement cost more than
+#: running it.
+_locks: dict[tuple[type, str], Any] = {}
+
+
+def _lock_statement(model: type[Enrollment] | type[LiveSessionRow] | type[Poll], dialect: str) -> Any:
+    stmt = _locks.get((model, dialect))
+    if stmt is None:
+        table: Any = model.__table__
+        if dialect == "sqlite":
+            # On the table: the ORM would take an entity UPDATE run with parameters for a bulk update by key.
+            stmt = update(table).where(table.c.id == bindparam("row_id")).values(id=table.c.id)
+        else:
+            # FOR NO KEY UPDATE: it serialises the holders, but does not conflict with the key-share locks that
+            # inserts referencing this row take (an event or outbox row for the same learner), so no deadlock.
+            stmt = select(model.id).where(model.id == bindparam("row_id")).with_for_update(key_share=True)
+        _locks[(model, dialect)] = stmt
+    return stmt
+
+
 def lock(session: Session, model: type[Enrollment] | type[LiveSessionRow] | type[Poll], row_id: int) -> None:
     """Hold one row until the transaction ends, so the check-then-set code after this runs one at a time.
 
@@ -72,17 +93,19 @@ def lock(session: Session, model: type[Enrollment] | type[LiveSessionRow] | type
     transaction that has written holds the database's single write lock until it ends, so a no-op write takes it
     (waiting for a concurrent writer) before anything below reads.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(model)
-            .where(model.id == row_id)
-            .values(id=model.id)
-            .execution_options(synchronize_session=False)
-        )
-    else:
-        # FOR NO KEY UPDATE: it serialises the holders, but does not conflict with the key-share locks that
-        # inserts referencing this row take (an event or outbox row for the same learner), so no deadlock.
-        session.execute(select(model.id).where(model.id == row_id).with_for_update(key_share=True))
+    session.execute(_lock_statement(model, session.get_bind().dialect.name), {"row_id": row_id})
+
+
+_REREAD_ENROLLMENT = (
+    select(Enrollment).where(Enrollment.id == bindparam("enrollment_id")).execution_options(populate_existing=True)
+)
+#: The step and its enrolment re-read in one statement, once the enrolment is locked.
+_REREAD_STEP = (
+    select(StepProgress, Enrollment)
+    .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+    .where(StepProgress.id == bindparam("progress_id"))
+    .execution_options(populate_existing=True)
+)
 
 
 def hold(session: Session, sp: StepProgress) -> None:
@@ -93,13 +116,22 @@ def hold(session: Session, sp: StepProgress) -> None:
     is one fact and a prerequisite is counted off once. Within one transaction it runs once per enrolment: a nested
     call (a quiz completing its step) keeps the caller's unflushed changes.
     """
-    if hold_enrollment(session, sp.enrollment_id):
-        session.refresh(sp)
+    if _take(session, sp.enrollment_id):
+        session.execute(_REREAD_STEP, {"progress_id": sp.id}).all()
 
 
 def hold_enrollment(session: Session, enrollment_id: int) -> bool:
     """Lock one enrolment row for the rest of the transaction and re-read it. False if this transaction already
     held it (nothing was re-read). Call it before writing anything for the learner."""
+    if not _take(session, enrollment_id):
+        return False
+    session.execute(_REREAD_ENROLLMENT, {"enrollment_id": enrollment_id}).all()
+    return True
+
+
+def _take(session: Session, enrollment_id: int) -> bool:
+    """Lock the enrolment row unless this transaction already holds it; True when it took the lock now (the
+    caller then re-reads what it needs, since another transaction may have changed it before the lock)."""
     transaction = session.get_transaction()
     held: tuple[object, set[int]] | None = session.info.get(_HELD)
     if held is None or held[0] is not transaction:
@@ -110,7 +142,4 @@ def hold_enrollment(session: Session, enrollment_id: int) -> bool:
     session.flush()
     lock(session, Enrollment, enrollment_id)
     held[1].add(enrollment_id)
-    session.execute(
-        select(Enrollment).where(Enrollment.id == enrollment_id).execution_options(populate_existing=True)
-    ).all()
     return True

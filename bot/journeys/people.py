@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, time
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, func, literal, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,14 @@ from bot.storage.models import Cohort, CohortLead, Person
 from bot.timewindow import Window, zone
 
 log = logging.getLogger(__name__)
+
+
+#: Built once: every inbound event looks its person up.
+_PERSON = select(Person).where(
+    Person.platform == bindparam("platform"),
+    Person.workspace == bindparam("workspace"),
+    Person.user_id == bindparam("user_id"),
+)
 
 
 def person(
@@ -32,9 +40,7 @@ def person(
     email: str | None = None,
 ) -> Person:
     """Find or create a person. Names and zones given here fill gaps; they never overwrite roster values."""
-    found_person = session.scalar(
-        select(Person).where(Person.platform == platform, Person.workspace == workspace, Person.user_id == user_id)
-    )
+    found_person = session.scalar(_PERSON, {"platform": platform, "workspace": workspace, "user_id": user_id})
     if found_person is not None:
         if name and found_person.name in ("", found_person.user_id):
             found_person.name = name

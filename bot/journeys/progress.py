@@ -6,9 +6,9 @@ the state tables never disagree.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -39,11 +39,40 @@ def get(session: Session, progress_id: int) -> StepProgress:
     return sp
 
 
+# Statements of a learner's press, built once: building and cache-keying them cost more than running them.
+_OWNED = (
+    select(StepProgress, Enrollment)
+    .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+    .where(StepProgress.id == bindparam("progress_id"))
+)
+_steps = cast(Any, StepProgress.__table__)
+#: Conditional, so that only one transaction ever moves the step to done, even one that skipped the lock. On the
+#: table: the ORM would take an entity UPDATE run with parameters for a bulk update by key.
+_COMPLETE = (
+    update(_steps)
+    .where(_steps.c.id == bindparam("progress_id"), _steps.c.state.not_in(FINAL_STATES))
+    .values(
+        state=StepState.DONE,
+        done_at=bindparam("new_done_at", type_=_steps.c.done_at.type),
+        opened_at=bindparam("new_opened_at", type_=_steps.c.opened_at.type),
+    )
+)
+_STEPS_OF = select(StepProgress).where(StepProgress.enrollment_id == bindparam("enrollment_id"))
+_ATTENDED = (
+    select(func.count())
+    .select_from(Attendance)
+    .where(Attendance.enrollment_id == bindparam("enrollment_id"), Attendance.attended_at.is_not(None))
+)
+
+
 def owned(session: Session, progress_id: int, person: Person) -> StepProgress:
-    """The progress row, but only if it belongs to ``person``: a button forwarded to someone else does nothing."""
-    sp = get(session, progress_id)
-    enrollment = session.get(Enrollment, sp.enrollment_id)
-    if enrollment is None or enrollment.person_id != person.id:
+    """The progress row, but only if it belongs to ``person``: a button forwarded to someone else does nothing.
+    One statement reads the row and its enrolment (the press needs both next)."""
+    row = session.execute(_OWNED, {"progress_id": progress_id}).first()
+    if row is None:
+        raise NotFound("step progress", progress_id)
+    sp, enrollment = row
+    if enrollment.person_id != person.id:
         raise PermissionDenied("That button belongs to someone else's journey.")
     return sp
 
@@ -75,13 +104,7 @@ def complete(ctx: Context, session: Session, sp: StepProgress, *, source: str = 
     now = ctx.clock.now()
     enrollment, program, step = step_context(ctx, session, sp)
     opened_at = sp.opened_at or now
-    # Conditional, so that only one transaction ever moves the step to done, even one that skipped the lock.
-    changed = session.execute(
-        update(StepProgress)
-        .where(StepProgress.id == sp.id, StepProgress.state.not_in(FINAL_STATES))
-        .values(state=StepState.DONE, done_at=now, opened_at=opened_at)
-        .execution_options(synchronize_session=False)
-    )
+    changed = session.execute(_COMPLETE, {"progress_id": sp.id, "new_done_at": now, "new_opened_at": opened_at})
     if rowcount(changed) == 0:
         session.refresh(sp)
         return False
@@ -107,18 +130,14 @@ def complete(ctx: Context, session: Session, sp: StepProgress, *, source: str = 
 def status_counts(ctx: Context, session: Session, enrollment: Enrollment) -> dict[str, Any]:
     """Progress figures for one enrolment (also used by the completion rule and the learner's `progress`)."""
     program = ctx.library.program(enrollment.program_id)
-    rows = session.scalars(select(StepProgress).where(StepProgress.enrollment_id == enrollment.id)).all()
+    rows = session.scalars(_STEPS_OF, {"enrollment_id": enrollment.id}).all()
     by_id = {r.step_id: r for r in rows}
     required = [s for s in program.steps if s.required and s.kind != StepKind.SESSION]
     # A cancelled session is ``skipped`` for everyone: it leaves the attendance rule (nobody can attend it).
     # A session that had started before the learner enrolled (``n/a``) leaves it too: they could not attend it.
     out_of_rule = (StepState.SKIPPED, StepState.NOT_APPLICABLE)
     sessions = [s for s in program.steps if s.kind == StepKind.SESSION and by_id[s.id].state not in out_of_rule]
-    attended = session.scalar(
-        select(func.count())
-        .select_from(Attendance)
-        .where(Attendance.enrollment_id == enrollment.id, Attendance.attended_at.is_not(None))
-    )
+    attended = session.scalar(_ATTENDED, {"enrollment_id": enrollment.id})
     quizzes = [s for s in program.steps if isinstance(s, QuizStep) and s.required]
     return {
         "required_total": len(required),

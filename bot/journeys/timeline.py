@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.errors import InvalidInput
@@ -125,6 +125,60 @@ def reminder_offsets(ctx: Context, step: AnyStep, program: Program) -> list[time
     return list(policy.after) if policy.enabled else []
 
 
+# A completed step's release, built once (every learner press that completes a step runs it). On the tables: the
+# ORM would take an entity UPDATE run with parameters for a bulk update by key.
+_steps: Any = StepProgress.__table__
+_agenda: Any = AgendaItem.__table__
+_COUNT_OFF = (
+    update(_steps)
+    .where(
+        _steps.c.enrollment_id == bindparam("of_enrollment"),
+        _steps.c.step_id.in_(bindparam("step_ids", expanding=True)),
+        _steps.c.waiting_on > 0,
+    )
+    .values(waiting_on=_steps.c.waiting_on - 1)
+    .returning(_steps.c.id, _steps.c.step_id, _steps.c.waiting_on)
+)
+_RELEASED_IDS: Any = bindparam("ids", expanding=True)
+_FIRE_AT = bindparam("new_fire_at", type_=_agenda.c.fire_at.type)
+_DELIVER_AT = (
+    update(_agenda)
+    .where(_agenda.c.progress_id.in_(_RELEASED_IDS), _agenda.c.action == AgendaAction.DELIVER)
+    .values(fire_at=_FIRE_AT)
+)
+_REMIND_AT = (
+    update(_agenda)
+    .where(
+        _agenda.c.progress_id.in_(_RELEASED_IDS),
+        _agenda.c.action == AgendaAction.REMIND,
+        _agenda.c.seq == bindparam("of_seq"),
+    )
+    .values(fire_at=_FIRE_AT)
+)
+_DUE_AT = (
+    update(_steps)
+    .where(_steps.c.id.in_(_RELEASED_IDS))
+    .values(due_at=bindparam("new_due_at", type_=_steps.c.due_at.type))
+)
+#: The released steps' zone, program, step and unlock time, per installation zone (the last fallback).
+_released_rows: dict[str, Any] = {}
+
+
+def _released_rows_statement(ctx: Context) -> Any:
+    stmt = _released_rows.get(ctx.settings.timezone)
+    if stmt is None:
+        sp, e = StepProgress, Enrollment
+        stmt = _released_rows[ctx.settings.timezone] = (
+            select(people.person_tz_sql(ctx, Cohort.tz), e.program_id, sp.step_id, sp.unlock_at, sp.id)
+            .select_from(sp)
+            .join(e, e.id == sp.enrollment_id)
+            .join(Person, Person.id == e.person_id)
+            .join(Cohort, Cohort.id == e.cohort_id)
+            .where(sp.id.in_(_RELEASED_IDS))
+        )
+    return stmt
+
+
 def release_dependents(
     ctx: Context, session: Session, enrollment: Enrollment, program: Program, step_id: str, now: datetime
 ) -> None:
@@ -135,15 +189,7 @@ def release_dependents(
     # Counted off in SQL (``waiting_on - 1``), never computed in Python from a value another transaction may have
     # changed: two prerequisites completing at once must both count, and only the last one releases the step.
     counted = session.execute(
-        update(StepProgress)
-        .where(
-            StepProgress.enrollment_id == enrollment.id,
-            StepProgress.step_id.in_([dep.id for dep in dependents]),
-            StepProgress.waiting_on > 0,
-        )
-        .values(waiting_on=StepProgress.waiting_on - 1)
-        .returning(StepProgress.id, StepProgress.step_id, StepProgress.waiting_on)
-        .execution_options(synchronize_session=False)
+        _COUNT_OFF, {"of_enrollment": enrollment.id, "step_ids": [dep.id for dep in dependents]}
     ).all()
     _schedule_released(ctx, session, [progress_id for progress_id, _, waiting_on in counted if not waiting_on], now)
 
@@ -193,15 +239,7 @@ def _schedule_released(ctx: Context, session: Session, progress_ids: list[int], 
     (zone, program, step, unlock time), in that zone's working window, and written to the whole group."""
     if not progress_ids:
         return
-    sp, e = StepProgress, Enrollment
-    rows = session.execute(
-        select(people.person_tz_sql(ctx, Cohort.tz), e.program_id, sp.step_id, sp.unlock_at, sp.id)
-        .select_from(sp)
-        .join(e, e.id == sp.enrollment_id)
-        .join(Person, Person.id == e.person_id)
-        .join(Cohort, Cohort.id == e.cohort_id)
-        .where(sp.id.in_(progress_ids))
-    ).all()
+    rows = session.execute(_released_rows_statement(ctx), {"ids": progress_ids}).all()
     groups: dict[tuple[str, str, str, datetime | None], list[int]] = {}
     for tz, program_id, step_id, unlock_at, progress_id in rows:
         groups.setdefault((tz, program_id, step_id, unlock_at), []).append(progress_id)
@@ -210,16 +248,12 @@ def _schedule_released(ctx: Context, session: Session, progress_ids: list[int], 
         dep = program.step(step_id)
         window = people.zone_window(ctx.settings, tz)  # as release_dependents: a pause does not move the plan
         deliver_at = window.next_open(max(unlock_at or now, now))
-        agenda = update(AgendaItem).where(AgendaItem.progress_id.in_(ids)).execution_options(synchronize_session=False)
-        session.execute(agenda.where(AgendaItem.action == AgendaAction.DELIVER).values(fire_at=deliver_at))
+        session.execute(_DELIVER_AT, {"ids": ids, "new_fire_at": deliver_at})
         for seq, offset in enumerate(reminder_offsets(ctx, dep, program), start=1):
-            fire = window.next_open(deliver_at + offset)
-            session.execute(agenda.where(AgendaItem.action == AgendaAction.REMIND, AgendaItem.seq == seq).values(fire_at=fire))
+            session.execute(_REMIND_AT, {"ids": ids, "of_seq": seq, "new_fire_at": window.next_open(deliver_at + offset)})
         due = due_after(dep, deliver_at, window)
         if due is not None:
-            session.execute(
-                update(sp).where(sp.id.in_(ids)).values(due_at=due).execution_options(synchronize_session=False)
-            )
+            session.execute(_DUE_AT, {"ids": ids, "new_due_at": due})
 
 
 def snooze(ctx: Context, session: Session, sp: StepProgress, until: datetime) -> datetime:

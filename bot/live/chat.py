@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot import replies
@@ -28,7 +28,7 @@ from bot.markup import inert_line
 from bot.messages import Button, Message
 from bot.nudges.purposes import enqueue
 from bot.states import StepState
-from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, Poll, StepProgress
+from bot.storage.models import Cohort, Enrollment, LiveSessionRow, Person, Poll, PollVote, StepProgress
 
 if TYPE_CHECKING:
     from bot.live.service import Live
@@ -39,6 +39,9 @@ RECORDING_USAGE = "recording <session> <url> [cohort]  (attach the transcript fi
 RECAP_USAGE = "recap review|release|edit|generate <session> [cohort]"
 SEARCH_USAGE = "search <words>"
 ATTENDANCE_USAGE = "attendance <session> [cohort]  (attach the Zoom, Google Meet or Teams participant report)"
+
+#: The options a voter holds on a poll, built once (every step-poll press reads them).
+_MY_OPTIONS = select(PollVote.option).where(PollVote.poll_id == bindparam("poll_id"), PollVote.voter == bindparam("voter"))
 
 
 class LiveChat:
@@ -183,21 +186,16 @@ class LiveChat:
         if not isinstance(step, PollStep):
             raise InvalidInput(replies.NOT_A_POLL)
         poll = poll_view.step_vote(self.engine, session, sp, option, person)
-        chosen = sorted(
-            i for i in range(len(poll.options["labels"])) if i in self._mine(session, poll, person)
-        )
+        mine = self._mine(session, poll, person)  # once, not once per option
+        chosen = sorted(i for i in range(len(poll.options["labels"])) if i in mine)
         card = poll_view.message(session, poll, value_prefix=str(sp.id), action="poll.step")
         card.title = step.title
         card.body = f"{step.question}\n\n{card.body}"
         return Response(ephemeral=self._vote_reply(poll, chosen), replace=card)
 
     def _mine(self, session: Session, poll: Poll, person: Person) -> set[int]:
-        from bot.storage.models import PollVote
-
         key = poll_view.voter_key(poll, person)
-        return set(
-            session.scalars(select(PollVote.option).where(PollVote.poll_id == poll.id, PollVote.voter == key))
-        )
+        return set(session.scalars(_MY_OPTIONS, {"poll_id": poll.id, "voter": key}))
 
     # ------------------------------------------------------------------ recordings and recaps
     def recording(self, session: Session, person: Person, event: CommandInvoked, args: list[str]) -> Response:

@@ -21,7 +21,7 @@ import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot import replies
@@ -52,23 +52,28 @@ def bar(count: int, total: int, width: int = BAR_WIDTH) -> str:
     return f"{'█' * filled}{'░' * (width - filled)} {count} ({round(share * 100)}%)"
 
 
+# Built once: every vote runs them (a press on a step poll runs all four).
+_PER_OPTION = (
+    select(PollVote.option, func.count()).where(PollVote.poll_id == bindparam("poll_id")).group_by(PollVote.option)
+)
+_VOTERS = select(func.count(func.distinct(PollVote.voter))).where(PollVote.poll_id == bindparam("poll_id"))
+_STEP_POLL = select(Poll).where(Poll.cohort_id == bindparam("cohort_id"), Poll.step_id == bindparam("step_id"))
+_MY_VOTES = select(PollVote).where(PollVote.poll_id == bindparam("poll_id"), PollVote.voter == bindparam("voter"))
+
+
 def counts(session: Session, poll: Poll) -> tuple[list[int], int]:
     """Votes per option and the number of distinct voters: aggregates only, never who chose what."""
     per_option = [0] * len(poll.options["labels"])
-    for option, n in session.execute(
-        select(PollVote.option, func.count()).where(PollVote.poll_id == poll.id).group_by(PollVote.option)
-    ):
+    for option, n in session.execute(_PER_OPTION, {"poll_id": poll.id}):
         if 0 <= option < len(per_option):
             per_option[option] = n
-    voters = session.scalar(
-        select(func.count(func.distinct(PollVote.voter))).where(PollVote.poll_id == poll.id)
-    )
+    voters = session.scalar(_VOTERS, {"poll_id": poll.id})
     return per_option, int(voters or 0)
 
 
 def poll_for_step(session: Session, cohort_id: int, step: PollStep, now: datetime) -> Poll:
     """The cohort's one poll row for a program poll step, created on the first vote."""
-    poll = session.scalar(select(Poll).where(Poll.cohort_id == cohort_id, Poll.step_id == step.id))
+    poll = session.scalar(_STEP_POLL, {"cohort_id": cohort_id, "step_id": step.id})
     if poll is None:
         poll = Poll(
             cohort_id=cohort_id,
@@ -103,7 +108,7 @@ def cast_vote(session: Session, poll: Poll, person: Person, option: int) -> list
     # Two presses by one voter at once must not both see "no vote yet" and leave two votes behind.
     lock(session, Poll, poll.id)
     key = voter_key(poll, person)
-    mine = session.scalars(select(PollVote).where(PollVote.poll_id == poll.id, PollVote.voter == key)).all()
+    mine = session.scalars(_MY_VOTES, {"poll_id": poll.id, "voter": key}).all()
     chosen = {v.option for v in mine}
     if poll.multi:
         if option in chosen:
