@@ -24,6 +24,7 @@ from bot.storage.events import object_id, record, record_for
 from bot.storage.models import (
     AgendaItem,
     Attendance,
+    Cohort,
     CohortPost,
     Enrollment,
     InboundSeen,
@@ -40,9 +41,11 @@ def get(session: Session, progress_id: int) -> StepProgress:
 
 
 # Statements of a learner's press, built once: building and cache-keying them cost more than running them.
+#: The cohort comes along: almost every press composes a reply card, which needs it.
 _OWNED = (
-    select(StepProgress, Enrollment)
+    select(StepProgress, Enrollment, Cohort)
     .join(Enrollment, Enrollment.id == StepProgress.enrollment_id)
+    .join(Cohort, Cohort.id == Enrollment.cohort_id)
     .where(StepProgress.id == bindparam("progress_id"))
 )
 _steps = cast(Any, StepProgress.__table__)
@@ -67,11 +70,11 @@ _ATTENDED = (
 
 def owned(session: Session, progress_id: int, person: Person) -> StepProgress:
     """The progress row, but only if it belongs to ``person``: a button forwarded to someone else does nothing.
-    One statement reads the row and its enrolment (the press needs both next)."""
+    One statement reads the row, its enrolment and cohort (the press needs them next)."""
     row = session.execute(_OWNED, {"progress_id": progress_id}).first()
     if row is None:
         raise NotFound("step progress", progress_id)
-    sp, enrollment = row
+    sp, enrollment, _ = row
     if enrollment.person_id != person.id:
         raise PermissionDenied("That button belongs to someone else's journey.")
     return sp

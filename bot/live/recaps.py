@@ -124,6 +124,10 @@ def keep_released(live: LiveSessionRow) -> None:
         live.recap = {**recap_of(live), "released": released_recap(live)}
 
 
+#: The late-joiner pass runs after every tick; its idle check is this one statement, built once.
+_NEWEST_ENROLLMENT = select(func.max(Enrollment.id))
+
+
 class Recaps:
     def __init__(self, live: Live) -> None:
         self.live = live
@@ -438,7 +442,7 @@ class Recaps:
         """After each tick: learners who enrolled after a session started (step ``n/a``) and after its recap was
         released get its catch-up lesson, as those who missed it did. Only enrolments newer than the last pass are
         looked at, so an idle tick costs one ``max(id)``."""
-        last = session.scalar(select(func.max(Enrollment.id))) or 0
+        last = session.scalar(_NEWEST_ENROLLMENT) or 0
         if last <= self._late_seen:
             return 0
         rows = session.execute(
