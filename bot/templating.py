@@ -25,8 +25,6 @@ from bot.markup import Markdown, finalize
 
 CORE = Path(__file__).resolve().parent / "templates"
 
-#: Rendered chat texts kept at most (cleared when full: a drain's working set is a few templates times a few zones).
-_MEMO_SIZE = 4096
 _LEAVES = frozenset({str, Markdown, int, float, bool, type(None)})
 
 
@@ -45,6 +43,28 @@ def frozen(value: Any) -> Any:
     if kind is list or kind is tuple:
         return (kind, tuple(frozen(v) for v in value))
     raise Unkeyable
+
+
+class Kept:
+    """Rendered texts by a :func:`frozen` key, at most ``size`` of them: full, it starts again (a drain's working set
+    is a few templates times a few zones and first names, far below the size)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._texts: dict[tuple[Any, ...], str] = {}
+        self._size = size
+
+    def get(self, key: tuple[Any, ...] | None) -> str | None:
+        return None if key is None else self._texts.get(key)
+
+    def put(self, key: tuple[Any, ...] | None, text: str) -> None:
+        if key is None:
+            return
+        if len(self._texts) >= self._size:
+            self._texts.clear()
+        self._texts[key] = text
+
+    def clear(self) -> None:
+        self._texts.clear()
 
 
 def _key(name: str, context: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -68,7 +88,7 @@ class Templates:
         self._finalize: Callable[[Any], Any] | None = None
         self._envs: dict[str, Environment] = {}
         #: Rendered chat text by template name and context (see :meth:`chat`).
-        self._memo: dict[tuple[Any, ...], str] = {}
+        self._memo = Kept()
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -148,15 +168,10 @@ class Templates:
         context holding anything else is rendered every time.
         """
         key = _key(name, context)
-        if key is not None:
-            hit = self._memo.get(key)
-            if hit is not None:
-                return hit
-        out = self.environment("chat").get_template(f"{name}.j2").render(**context).strip()
-        if key is not None:
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = out
+        out = self._memo.get(key)
+        if out is None:
+            out = self.environment("chat").get_template(f"{name}.j2").render(**context).strip()
+            self._memo.put(key, out)
         return out
 
     def html(self, name: str, /, **context: Any) -> str:

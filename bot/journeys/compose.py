@@ -9,8 +9,9 @@ template. Escaping for each platform's markup is the adapter's job.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -78,6 +79,8 @@ def public_session_description(program: Program, cohort: Cohort, live: LiveSessi
     return render_text(step.description, ctx)
 
 
+T = TypeVar("T")
+
 #: A cohort's live sessions in time order, built once: every card and reply composed reads them.
 _COHORT_SESSIONS = (
     select(LiveSessionRow).where(LiveSessionRow.cohort_id == bindparam("cohort_id")).order_by(LiveSessionRow.start_at)
@@ -107,34 +110,34 @@ _ORGANIZER = (
 class Composer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        #: Each program's lessons in order, by the program object (a reloaded library brings new objects).
-        self._lesson_lists: dict[int, tuple[Program, list[LessonStep]]] = {}
-        self._objective_texts: dict[tuple[int, str], tuple[Program, str]] = {}
+        #: What is the same for every learner of a program, made once per program object (a reloaded library
+        #: brings new objects, so an entry is used only while its program is the one asked about).
+        self._per_program: dict[tuple[int, str], tuple[Program, Any]] = {}
+
+    def _once(self, program: Program, what: str, make: Callable[[], T]) -> T:
+        kept = self._per_program.get((id(program), what))
+        if kept is None or kept[0] is not program:
+            kept = self._per_program[(id(program), what)] = (program, make())
+        return cast(T, kept[1])
 
     def _objectives(self, program: Program, step: LessonStep, number: int) -> str:
-        """A lesson's objectives block (the program's on the first lesson too): the same for every learner, so
-        made once per lesson of each program object."""
-        key = (id(program), step.id)
-        kept = self._objective_texts.get(key)
-        if kept is None or kept[0] is not program:
+        """A lesson's objectives block (the program's on the first lesson too): the same for every learner."""
+
+        def make() -> str:
             program_objectives = program.objectives if number == 1 else []
-            text = ""
-            if program_objectives or step.objectives:
-                # Objectives are plain text: a line each, never Markdown of the author's making.
-                text = template(
-                    "lesson_objectives",
-                    program_objectives=[inert_line(o) for o in program_objectives],
-                    objectives=[inert_line(o) for o in step.objectives],
-                ).strip()
-            kept = self._objective_texts[key] = (program, text)
-        return kept[1]
+            if not (program_objectives or step.objectives):
+                return ""
+            # Objectives are plain text: a line each, never Markdown of the author's making.
+            return template(
+                "lesson_objectives",
+                program_objectives=[inert_line(o) for o in program_objectives],
+                objectives=[inert_line(o) for o in step.objectives],
+            ).strip()
+
+        return self._once(program, f"objectives:{step.id}", make)
 
     def _lessons(self, program: Program) -> list[LessonStep]:
-        kept = self._lesson_lists.get(id(program))
-        if kept is None or kept[0] is not program:
-            lessons = [s for s in program.steps if isinstance(s, LessonStep)]
-            kept = self._lesson_lists[id(program)] = (program, lessons)
-        return kept[1]
+        return self._once(program, "lessons", lambda: [s for s in program.steps if isinstance(s, LessonStep)])
 
     # ------------------------------------------------------------------ context
     def scope(self, session: Session, enrollment: Enrollment) -> Scope:

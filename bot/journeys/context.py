@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -65,24 +66,17 @@ def touch(enrollment: Enrollment, now: datetime) -> None:
     enrollment.auto_paused = False
 
 
-#: Built once per (model, dialect): every learner press locks a row, and building the statement cost more than
-#: running it.
-_locks: dict[tuple[type, str], Any] = {}
-
-
+@lru_cache(maxsize=16)
 def _lock_statement(model: type[Enrollment] | type[LiveSessionRow] | type[Poll], dialect: str) -> Any:
-    stmt = _locks.get((model, dialect))
-    if stmt is None:
-        table: Any = model.__table__
-        if dialect == "sqlite":
-            # On the table: the ORM would take an entity UPDATE run with parameters for a bulk update by key.
-            stmt = update(table).where(table.c.id == bindparam("row_id")).values(id=table.c.id)
-        else:
-            # FOR NO KEY UPDATE: it serialises the holders, but does not conflict with the key-share locks that
-            # inserts referencing this row take (an event or outbox row for the same learner), so no deadlock.
-            stmt = select(model.id).where(model.id == bindparam("row_id")).with_for_update(key_share=True)
-        _locks[(model, dialect)] = stmt
-    return stmt
+    """Built once per (model, dialect): every learner press locks a row, and building the statement cost more than
+    running it."""
+    table: Any = model.__table__
+    if dialect == "sqlite":
+        # On the table: the ORM would take an entity UPDATE run with parameters for a bulk update by key.
+        return update(table).where(table.c.id == bindparam("row_id")).values(id=table.c.id)
+    # FOR NO KEY UPDATE: it serialises the holders, but does not conflict with the key-share locks that inserts
+    # referencing this row take (an event or outbox row for the same learner), so no deadlock.
+    return select(model.id).where(model.id == bindparam("row_id")).with_for_update(key_share=True)
 
 
 def lock(session: Session, model: type[Enrollment] | type[LiveSessionRow] | type[Poll], row_id: int) -> None:

@@ -20,7 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from bot.durations import format_duration
 from bot.journeys.model import AnyStep, Program, SessionStart, SessionStep
 from bot.markup import Markdown, finalize
-from bot.templating import Unkeyable, frozen
+from bot.templating import Kept, Unkeyable, frozen
 from bot.timewindow import local_instant, zone
 
 #: The variables an authored text may use, with the attributes each offers. ``content check`` rejects anything
@@ -124,9 +124,7 @@ def _reads(source: str) -> tuple[tuple[str, str | None], ...]:
 
 
 _MISSING = object()
-#: Rendered authored texts kept at most (cleared when full).
-_MEMO_SIZE = 4096
-_memo: dict[tuple[Any, ...], str] = {}
+_kept = Kept()
 
 
 def _memo_key(source: str, context: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -156,15 +154,10 @@ def render_text(source: str, context: dict[str, Any]) -> Markdown:
     if "{{" not in source and "{%" not in source:
         return Markdown(source)
     key = _memo_key(source, context)
-    if key is not None:
-        hit = _memo.get(key)
-        if hit is not None:
-            return Markdown(hit)
-    out = _compiled(source).render(**context)
-    if key is not None:
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        _memo[key] = out
+    out = _kept.get(key)
+    if out is None:
+        out = _compiled(source).render(**context)
+        _kept.put(key, out)
     return Markdown(out)
 
 

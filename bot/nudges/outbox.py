@@ -12,7 +12,7 @@ One drain pass is a few statements whatever the batch size:
    a failure. So a learner's messages go out in the order they were planned, and a retry holds that learner's later
    messages without holding anyone else's.
 3. **Prepare** in one short transaction: people, enrolments, progress, cohorts and the rows themselves are loaded
-   with one ``IN`` query each (the composer then finds them in the session's identity map); program content is in
+   with one ``IN`` query each (the composer then finds them by id, :mod:`bot.storage.batch`); program content is in
    memory. Rows outside the learner's window are deferred, stale ones skipped.
 4. **Dispatch** with no transaction open. Sends to different destinations run concurrently on a bounded pool;
    pacing is a scheduling decision: a destination that is not ready (the adapter's per-channel pacing, the shared
@@ -511,9 +511,7 @@ class Sender:
         with self.factory() as session, session.begin():
             session.info["batch"] = {}  # lets the composer cache per-cohort lookups for this batch
             rows = {d.id: d for d in session.scalars(_by_ids(Delivery), {"ids": ids})}
-            # Held for the whole batch: the identity map only keeps weak references.
-            loaded = self._preload(session, list(rows.values()))
-            batch.keep(session, loaded)
+            self._preload(session, list(rows.values()))
             for c in claimed:
                 d = rows[c.id]
                 try:
@@ -543,12 +541,11 @@ class Sender:
                 plan.attempts, plan.unsure, plan.due_at = d.attempts, c.unsure, d.due_at
                 plan.lease_until = c.lease_until
                 plans.append(plan)
-            del loaded
         return plans, outcomes
 
-    def _preload(self, session: Session, rows: list[Delivery]) -> list[object]:
-        """Load what the batch needs with one IN query per table; ``session.get`` then hits the identity map
-        (as long as the caller holds the returned objects)."""
+    def _preload(self, session: Session, rows: list[Delivery]) -> None:
+        """Load what the batch needs with one IN query per table and keep it for the batch (:mod:`bot.storage.batch`:
+        composing then finds each row by id; kept, the rows also outlive the identity map's weak references)."""
         loaded: list[object] = []
         progress_ids = {d.progress_id for d in rows if d.progress_id}
         enrollment_ids = {d.enrollment_id for d in rows if d.enrollment_id}
@@ -568,7 +565,7 @@ class Sender:
             loaded += session.scalars(_by_ids(Person), {"ids": list(person_ids)}).all()
         if cohort_ids:
             loaded += session.scalars(_by_ids(Cohort), {"ids": list(cohort_ids)}).all()
-        return loaded
+        batch.keep(session, loaded)
 
     def _recipient(self, person: Person, cohort: Cohort | None = None) -> Recipient:
         return Recipient(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import cast
 
 from sqlalchemy import (
@@ -152,17 +153,8 @@ class _Statements:
     auto_pause: Executable
 
 
-_statements: dict[str, _Statements] = {}
-
-
+@lru_cache(maxsize=4)
 def _statements_for(dialect: str) -> _Statements:
-    st = _statements.get(dialect)
-    if st is None:
-        st = _statements[dialect] = _build(dialect)
-    return st
-
-
-def _build(dialect: str) -> _Statements:
     claim = _claim_table()
     missed_events, missed_state = _close_missed_sessions(claim)
     count_ignored, plan_auto_pause, auto_pause = _count_ignored_nudges(dialect)

@@ -52,12 +52,9 @@ def execute_rows(
     statement = build({name: bindparam(f"b_{name}", type_=type_) for name, type_ in types.items()})
     connection = session.connection()
     dialect = connection.dialect
-    if len(rows) < DRIVER_ROWS or not dialect.positional:
-        # A few rows: SQLAlchemy's executemany reuses its cached compilation, cheaper than compiling here.
-        session.execute(statement, [{f"b_{name}": row[name] for name in types} for row in rows])
-        return
-    compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
-    if compiled.positiontup is None or compiled.literal_execute_params:
+    # A few rows: SQLAlchemy's executemany reuses its cached compilation, cheaper than compiling here.
+    compiled = _positional(statement, dialect) if len(rows) >= DRIVER_ROWS else None
+    if compiled is None:
         session.execute(statement, [{f"b_{name}": row[name] for name in types} for row in rows])
         return
     # The driver's executemany with the statement compiled once: SQLAlchemy's own executemany builds and processes
@@ -66,7 +63,7 @@ def execute_rows(
     # worker's name, the time) are processed once.
     columns: list[tuple[int, str, Callable[[Any], Any] | None]] = []
     template: list[Any] = []
-    for position, key in enumerate(compiled.positiontup):
+    for position, key in enumerate(compiled.positiontup or ()):
         bind = compiled.binds[key]
         process = bind.type.bind_processor(dialect)
         if key.startswith("b_") and key[2:] in types:
@@ -81,3 +78,12 @@ def execute_rows(
             values[position] = convert(row[name]) if convert is not None else row[name]
         params.append(tuple(values))
     connection.exec_driver_sql(compiled.string, params)
+
+
+def _positional(statement: Executable, dialect: Any) -> SQLCompiler | None:
+    """``statement`` compiled for a driver with positional parameters, or ``None`` when it needs more than a plain
+    executemany (named parameters, values rendered at execution)."""
+    if not dialect.positional:
+        return None
+    compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+    return None if compiled.positiontup is None or compiled.literal_execute_params else compiled

@@ -156,9 +156,9 @@ def create_fresh(engine: Engine) -> bool:
         if conn.dialect.name == "postgresql":
             # Workers starting together on an empty database: one creates, the others wait here, then find tables
             # (and Alembic finds the version at head). SQLite serves one process (locks.single_worker).
-            from bot.storage.locks import _key
+            from bot.storage.locks import lock_key
 
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _key("create-schema")})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("create-schema")})
         if inspect(conn).get_table_names():
             return False
         metadata.create_all(conn)

@@ -21,7 +21,8 @@ from sqlalchemy import Engine, text
 from bot.errors import ConfigError
 
 
-def _key(name: str) -> int:
+def lock_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key of ``name`` (every lock this project takes is named)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
@@ -31,7 +32,7 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
-    key = _key(name)
+    key = lock_key(name)
     with engine.connect() as conn:
         got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
         conn.commit()  # the lock is session-level: no transaction stays open while the job runs
