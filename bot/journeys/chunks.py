@@ -11,7 +11,6 @@ never inside an inline span.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from functools import lru_cache
 
 from bot.messages import Message
@@ -146,8 +145,7 @@ def in_parts(message: Message) -> list[Message]:
         last = i == len(chunks) - 1
         title = message.title if i == 0 else f"{message.title} ({i + 1}/{len(chunks)})"
         parts.append(
-            replace(
-                message,
+            message.revised(
                 text=message.text if i == 0 else f"{title}: {truncate_markdown(chunk, 150)}",
                 title=title,
                 body=chunk,

@@ -170,25 +170,40 @@ class Composer:
     def _live_for(self, session: Session, scope: Scope, step: AnyStep | None) -> LiveSessionRow | None:
         """The session a step refers to: itself, or the next session whose pre-work it is."""
         # The outbox composes a whole batch in one read-only session and marks it ``batch``: there a cohort's
-        # sessions are read once for all its learners instead of once per message.
-        cache: dict[int, list[LiveSessionRow]] | None = session.info.get("batch")
-        sessions = cache.get(scope.cohort.id) if cache is not None else None
-        if sessions is None:
-            sessions = list(session.scalars(_COHORT_SESSIONS, {"cohort_id": scope.cohort.id}).all())
+        # sessions are read (and indexed by step) once for all its learners instead of once per message.
+        cache: dict[int, tuple[list[LiveSessionRow], dict[str, LiveSessionRow]]] | None = session.info.get("batch")
+        kept = cache.get(scope.cohort.id) if cache is not None else None
+        if kept is None:
+            rows = list(session.scalars(_COHORT_SESSIONS, {"cohort_id": scope.cohort.id}).all())
+            kept = (rows, {})
+            for row in reversed(rows):
+                kept[1][row.step_id] = row  # the earliest row of a step, as a scan in start order finds it
             if cache is not None:
-                cache[scope.cohort.id] = sessions
+                cache[scope.cohort.id] = kept
+        sessions, by_step = kept
         if not sessions:
             return None
         if step is not None:
-            for live in sessions:
-                if live.step_id == step.id:
-                    return live
-            for s in scope.program.sessions:
-                if step.id in s.prework:
-                    return next(x for x in sessions if x.step_id == s.id)
+            live = by_step.get(step.id)
+            if live is None:
+                live = by_step.get(self._prework_of(scope.program).get(step.id, ""))
+            if live is not None:
+                return live
         now = self.engine.clock.now()
         upcoming = [s for s in sessions if s.end_at > now]
         return upcoming[0] if upcoming else sessions[-1]
+
+    def _prework_of(self, program: Program) -> dict[str, str]:
+        """Each pre-work step's session: the first session, in program order, that lists it."""
+
+        def make() -> dict[str, str]:
+            found: dict[str, str] = {}
+            for s in program.sessions:
+                for step_id in s.prework:
+                    found.setdefault(step_id, s.id)
+            return found
+
+        return self._once(program, "prework", make)
 
     @staticmethod
     def session_vars(live: LiveSessionRow, tz: str, step: AnyStep | None = None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -157,9 +157,68 @@ _POST_TYPES: dict[str, TypeEngine[Any]] = {
 }
 
 
+@cache
 def _inserting(table: Any) -> Build:
-    """An INSERT of the rows' values into ``table`` (for :func:`~bot.storage.bulk.execute_rows`)."""
+    """An INSERT of the rows' values into ``table`` (for :func:`~bot.storage.bulk.execute_rows`; one builder per
+    table, so its statement is compiled once)."""
     return lambda v: insert(table).from_select(list(v), select(*v.values()))
+
+
+# The outcome statements of a batch (bot.storage.bulk.execute_rows), over one row's values ``v``. Delivery updates
+# are conditional on this worker (``:worker``) still holding the claim, so a lease another worker reclaimed is not
+# overwritten.
+def _sent_rows(v: Mapping[str, Any]) -> Any:
+    d = _deliveries.c
+    return (
+        update(_deliveries)
+        .where(d.id == v["id"], d.claimed_by == bindparam("worker", type_=String()))
+        .values(
+            state=DeliveryState.SENT,
+            sent_at=bindparam("t", type_=BigInteger()),
+            last_error=None,
+            message_ref=v["ref"],
+            claimed_by=None,
+            lease_until=None,
+            unsure=False,
+        )
+    )
+
+
+def _retried_rows(v: Mapping[str, Any]) -> Any:
+    d = _deliveries.c
+    return (
+        update(_deliveries)
+        .where(d.id == v["id"], d.claimed_by == bindparam("worker", type_=String()))
+        .values(
+            state=v["state"],
+            due_at=v["due"],
+            attempts=v["attempts"],
+            last_error=v["error"],
+            payload=v["payload"],
+            unsure=v["unsure"],
+            claimed_by=None,
+            lease_until=None,
+        )
+    )
+
+
+def _opened_rows(v: Mapping[str, Any]) -> Any:
+    # The step opens when its card actually reaches the learner, not when the tick plans it: that keeps the tick's
+    # burst cost to inserts, and makes "open" mean "the learner has it". One UPDATE writes the reference and, if
+    # the step was still locked, opens it (SET reads the row as it was before). A step's due time runs from its
+    # delivery (a weekend unlock must not eat it).
+    p = _progress.c
+    locked = p.state == StepState.LOCKED
+    return (
+        update(_progress)
+        .where(p.id == v["id"])
+        .values(
+            message_ref=v["ref"],
+            state=case((locked, StepState.OPEN), else_=p.state),
+            opened_at=case((locked, v["now"]), else_=p.opened_at),
+            due_at=case((locked, func.coalesce(v["deadline"], p.due_at)), else_=p.due_at),
+        )
+    )
 
 
 
@@ -987,61 +1046,11 @@ class Sender:
         """
         if not (sent or retried or opened or events or posts):
             return
-        d, p = _deliveries.c, _progress.c
-        mine = d.claimed_by == self.worker
-
-        def sent_rows(v: Mapping[str, Any]) -> Any:
-            return (
-                update(_deliveries)
-                .where(d.id == v["id"], mine)
-                .values(
-                    state=DeliveryState.SENT,
-                    sent_at=t,
-                    last_error=None,
-                    message_ref=v["ref"],
-                    claimed_by=None,
-                    lease_until=None,
-                    unsure=False,
-                )
-            )
-
-        def retried_rows(v: Mapping[str, Any]) -> Any:
-            return (
-                update(_deliveries)
-                .where(d.id == v["id"], mine)
-                .values(
-                    state=v["state"],
-                    due_at=v["due"],
-                    attempts=v["attempts"],
-                    last_error=v["error"],
-                    payload=v["payload"],
-                    unsure=v["unsure"],
-                    claimed_by=None,
-                    lease_until=None,
-                )
-            )
-
-        def opened_rows(v: Mapping[str, Any]) -> Any:
-            # The step opens when its card actually reaches the learner, not when the tick plans it: that keeps the
-            # tick's burst cost to inserts, and makes "open" mean "the learner has it". One UPDATE writes the
-            # reference and, if the step was still locked, opens it (SET reads the row as it was before). A step's
-            # due time runs from its delivery (a weekend unlock must not eat it).
-            locked = p.state == StepState.LOCKED
-            return (
-                update(_progress)
-                .where(p.id == v["id"])
-                .values(
-                    message_ref=v["ref"],
-                    state=case((locked, StepState.OPEN), else_=p.state),
-                    opened_at=case((locked, v["now"]), else_=p.opened_at),
-                    due_at=case((locked, func.coalesce(v["deadline"], p.due_at)), else_=p.due_at),
-                )
-            )
-
         with self.factory() as session, session.begin():
-            execute_rows(session, sent, _SENT_TYPES, sent_rows)
-            execute_rows(session, retried, _RETRIED_TYPES, retried_rows)
-            execute_rows(session, opened, _OPENED_TYPES, opened_rows)
+            mine = {"worker": self.worker}
+            execute_rows(session, sent, _SENT_TYPES, _sent_rows, {**mine, "t": t})
+            execute_rows(session, retried, _RETRIED_TYPES, _retried_rows, mine)
+            execute_rows(session, opened, _OPENED_TYPES, _opened_rows)
             execute_rows(session, events, _EVENT_TYPES, _inserting(LearningEvent.__table__))
             execute_rows(session, posts, _POST_TYPES, _inserting(CohortPost.__table__))
 

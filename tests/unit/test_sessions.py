@@ -329,3 +329,47 @@ def test_a_day_ahead_reminder_at_night_moves_to_the_last_working_hour(rt, clock,
     assert coming_up(console, "kei") == 2
     # London learners' 24-hour reminder fell inside their working hours and did not move.
     assert coming_up(console, "ana") == 2
+
+
+PREWORK = """
+id: prework
+title: Prework
+tz: Europe/London
+defaults:
+  reminders: {enabled: false}
+steps:
+  - id: warmup
+    title: Warm-up
+    kind: lesson
+    body: "Next up: {{ session.title }}."
+  - id: prep
+    title: Prep
+    kind: lesson
+    required: false
+    unlock: {day: 0}
+    body: "Prepare for {{ session.title }}, {{ session.start_local }}."
+  - id: kickoff
+    title: Kickoff
+    kind: session
+    start: {day: 2, at: "14:00"}
+    duration: 1h
+  - id: deep-dive
+    title: Deep dive
+    kind: session
+    start: {day: 4, at: "14:00"}
+    duration: 1h
+    prework: [prep]
+"""
+
+
+def test_a_lesson_speaks_of_the_session_it_is_prework_for(db_url, tmp_path, clock, console):
+    """Pre-work names its own session even when another comes first; other lessons name the next session."""
+    runtime = build_runtime(db_url, tmp_path, clock, console, {"prework": PREWORK})
+    make_cohort(runtime, "prework", [("ana", "Europe/London"), ("bo", "Europe/London")])
+    clock.set(utc(2026, 3, 2, 12, 0))
+    runtime.step()
+    for user in ("ana", "bo"):  # one batch: the cohort's sessions are read once and serve both learners
+        bodies = {s.message.title: s.message.body for s in console.messages_to(user)}
+        assert "Next up: Kickoff." in bodies["Warm-up"]
+        assert "Prepare for Deep dive, Fri 6 Mar, 14:00 GMT." in bodies["Prep"]
+    runtime.db.dispose()
