@@ -56,7 +56,12 @@ def message_ref(interaction: discord.Interaction[Any]) -> MessageRef | None:
     message = interaction.message
     if message is None:
         return None
-    return MessageRef(PLATFORM, str(message.channel.id), str(message.id))
+    # discord.py gives the message the interaction's channel, which is None when the payload names none: then the
+    # message's own channel id, if any; without either there is nothing to refer to.
+    channel = getattr(message.channel, "id", None) or interaction.channel_id
+    if channel is None:
+        return None
+    return MessageRef(PLATFORM, str(channel), str(message.id))
 
 
 def button_pressed(

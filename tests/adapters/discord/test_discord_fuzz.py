@@ -177,3 +177,20 @@ def test_malformed_interactions_never_log_a_traceback_or_drop_the_gateway(served
     assert fake.connected_sessions() == [session] and len(fake.sessions) == 1
     tracebacks = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
     assert tracebacks == [], tracebacks[0].getMessage()
+
+
+def test_a_button_press_that_names_no_channel_logs_no_traceback(served, fake, caplog):
+    """Found by the fuzz test above: a press whose payload names no channel left discord.py's message without one,
+    and reading the message's reference raised inside discord.py's callback (a logged traceback)."""
+    _rt, adapter = served
+    caplog.set_level(logging.INFO)
+    payload = copy.deepcopy(genuine_payloads(fake, adapter)["button"])
+    for key in ("channel_id", "channel"):
+        payload.pop(key, None)
+    payload["id"] = str(10**17 + 7)
+    fake.dispatch_raw("INTERACTION_CREATE", payload)
+    # One handler thread: a genuine command answered afterwards means the press was handled first.
+    interaction = fake.invoke_command(fake.world.learner_ids[1], "learn", "progress")
+    assert fake.wait_for_ack(interaction, timeout=60)["type"] in (4, 5)
+    tracebacks = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert tracebacks == [], tracebacks[0].getMessage()
