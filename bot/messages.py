@@ -155,7 +155,7 @@ class Message:
         runs ``__init__`` again; a lesson in parts for every learner of a cohort made it a twentieth of composing)."""
         if not _MESSAGE_FIELDS.issuperset(changes):
             raise TypeError(f"Message has no field {sorted(set(changes) - _MESSAGE_FIELDS)[0]!r}")
-        copied = object.__new__(Message)
+        copied = object.__new__(type(self))
         copied.__dict__.update(self.__dict__, **changes)
         return copied
 

@@ -175,9 +175,8 @@ class Composer:
         kept = cache.get(scope.cohort.id) if cache is not None else None
         if kept is None:
             rows = list(session.scalars(_COHORT_SESSIONS, {"cohort_id": scope.cohort.id}).all())
-            kept = (rows, {})
-            for row in reversed(rows):
-                kept[1][row.step_id] = row  # the earliest row of a step, as a scan in start order finds it
+            # Reversed, so a step's earliest row wins, as a scan in start order finds it.
+            kept = (rows, {row.step_id: row for row in reversed(rows)})
             if cache is not None:
                 cache[scope.cohort.id] = kept
         sessions, by_step = kept

@@ -1039,10 +1039,8 @@ class Sender:
         posts: list[dict[str, Any]],
     ) -> None:
         """Write a batch's outcomes in one transaction, one statement per kind of change whatever the batch size
-        (:func:`~bot.storage.bulk.execute_rows`: arrays on PostgreSQL, an executemany on SQLite).
-
-        Delivery updates are conditional on this worker still holding the claim, so a lease another worker
-        reclaimed is not overwritten.
+        (:func:`~bot.storage.bulk.execute_rows`: arrays on PostgreSQL, an executemany on SQLite; the statements
+        are :func:`_sent_rows` and its neighbours).
         """
         if not (sent or retried or opened or events or posts):
             return
