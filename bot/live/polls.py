@@ -32,6 +32,7 @@ from bot.journeys.model import PollStep
 from bot.live.purposes import LIVE_POLL
 from bot.markup import inert_line
 from bot.messages import Button, Message, MessageRef
+from bot.nudges.purposes import DueRow
 from bot.states import DeliveryState, Verb
 from bot.storage.events import object_id, record, record_for
 from bot.storage.models import Cohort, Delivery, Enrollment, Person, Poll, PollVote, StepProgress
@@ -406,7 +407,7 @@ class Polls:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ rendering for the sender
-    def render_post(self, session: Session, d: Delivery) -> Message | None:
+    def render_post(self, session: Session, d: DueRow) -> Message | None:
         poll = session.get(Poll, (d.payload or {}).get("poll_id"))
         if poll is None:
             return None

@@ -45,7 +45,7 @@ from bot.live.summarize import extractive_recap
 from bot.live.transcripts import parse_transcript
 from bot.markup import Markdown
 from bot.messages import Button, Message
-from bot.nudges.purposes import Purpose, enqueue
+from bot.nudges.purposes import DueRow, Purpose, enqueue
 from bot.states import EnrollmentStatus, StepState, Verb
 from bot.storage.db import transaction
 from bot.storage.events import object_id, record_for
@@ -691,13 +691,13 @@ class Recaps:
         return True
 
     # ------------------------------------------------------------------ rendering for the sender
-    def render_catchup(self, session: Session, d: Delivery) -> Message | None:
+    def render_catchup(self, session: Session, d: DueRow) -> Message | None:
         c = session.get(LiveCatchup, (d.payload or {}).get("catchup_id"))
         if c is None or c.state == "done":
             return None
         return self.card(session, c)
 
-    def render_recording(self, session: Session, d: Delivery) -> Message | None:
+    def render_recording(self, session: Session, d: DueRow) -> Message | None:
         row = session.get(LiveSessionRow, (d.payload or {}).get("session_id"))
         if row is None or not row.recording_url:
             return None
@@ -709,7 +709,7 @@ class Recaps:
             kind="notice",
         )
 
-    def render_ready(self, session: Session, d: Delivery) -> Message | None:
+    def render_ready(self, session: Session, d: DueRow) -> Message | None:
         row = session.get(LiveSessionRow, (d.payload or {}).get("session_id"))
         if row is None or row.recap_state != "draft":
             return None

@@ -20,10 +20,10 @@ from bot.journeys.chunks import in_parts
 from bot.journeys.compose import fmt_local
 from bot.journeys.engine import Engine
 from bot.messages import Message
-from bot.nudges.purposes import COHORT_RECAP, DIGEST, ChannelPost, Purpose, enqueue
+from bot.nudges.purposes import COHORT_RECAP, DIGEST, ChannelPost, DueRow, Purpose, enqueue
 from bot.reporting import Filters, LearnerRow, build_report
 from bot.states import EnrollmentStatus, Verb
-from bot.storage.models import Delivery, Enrollment, Person
+from bot.storage.models import Enrollment, Person
 from bot.templating import template
 from bot.timewindow import local_instant, zone
 
@@ -134,7 +134,7 @@ def digest_parts(message: Message) -> list[Message]:
 def render_digest(engine: Engine) -> Any:
     """The sender's renderer for ``digest`` rows."""
 
-    def render(session: Session, delivery: Delivery) -> list[Message] | None:
+    def render(session: Session, delivery: DueRow) -> list[Message] | None:
         manager = session.get(Person, delivery.person_id)
         if manager is None:
             return None
@@ -245,7 +245,7 @@ def render_cohort_recap(engine: Engine) -> Any:
     """
     from bot.storage.models import CohortPost
 
-    def render(session: Session, delivery: Delivery) -> ChannelPost | None:
+    def render(session: Session, delivery: DueRow) -> ChannelPost | None:
         if delivery.cohort_id is None:
             return None
         message = cohort_recap_message(session, engine, delivery.cohort_id)

@@ -89,9 +89,11 @@ from bot.nudges.purposes import (
     SESSION_REMIND,
     STEP_PURPOSES,
     ChannelPost,
+    DueRow,
     Purpose,
     PurposeRegistry,
 )
+from bot.nudges.sendpool import SendPool
 from bot.ports import Adapter, ChannelTarget, Recipient
 from bot.states import FINAL_STEP_STATES, DeliveryState, StepKind, StepState, Verb
 from bot.storage import batch
@@ -290,7 +292,21 @@ def _claim_statement(dialect: str) -> Any:
         claim = claim.where(d.id == picked.c.id)
     else:
         claim = claim.where(d.id.in_(pick.scalar_subquery()), d.state == DeliveryState.PENDING)
-    return claim.returning(d.id, d.purpose, d.person_id, d.attempts, d.payload, d.unsure, d.due_at, d.priority)
+    return claim.returning(
+        d.id,
+        d.purpose,
+        d.person_id,
+        d.attempts,
+        d.payload,
+        d.unsure,
+        d.due_at,
+        d.priority,
+        d.enrollment_id,
+        d.progress_id,
+        d.cohort_id,
+        d.expires_at,
+        d.last_error,
+    )
 
 
 def worker_name() -> str:
@@ -315,7 +331,8 @@ class DrainResult:
 
 @dataclass
 class Claimed:
-    """The columns of a claimed row, as returned by the claim statement."""
+    """The columns of a claimed row, as returned by the claim statement: all that preparing it reads (renderers
+    see it as a :class:`~bot.nudges.purposes.DueRow`), so the batch loads no ORM object for its own rows."""
 
     id: int
     purpose: str
@@ -325,6 +342,11 @@ class Claimed:
     unsure: bool
     due_at: datetime
     priority: int
+    enrollment_id: int | None
+    progress_id: int | None
+    cohort_id: int | None
+    expires_at: datetime | None
+    last_error: str | None
     #: When the claim's lease runs out (the injected clock), as written by the claim statement.
     lease_until: datetime | None = None
 
@@ -563,75 +585,74 @@ class Sender:
         return left[0]
 
     def _prepare_batch(self, claimed: list[Claimed], result: DrainResult) -> tuple[list[Plan], dict[int, str]]:
+        """Prepare each claimed row in one read transaction; rows that will not be sent now (deferred to the
+        learner's window, skipped, or failed while rendering) are written back in the same transaction, with one
+        statement."""
         now = self.clock.now()
         plans: list[Plan] = []
         outcomes: dict[int, str] = {}
-        ids = [c.id for c in claimed]
+        back: list[dict[str, Any]] = []
         with self.factory() as session, session.begin():
             session.info["batch"] = {}  # lets the composer cache per-cohort lookups for this batch
-            rows = {d.id: d for d in session.scalars(_by_ids(Delivery), {"ids": ids})}
-            self._preload(session, list(rows.values()))
+            self._preload(session, claimed)
             for c in claimed:
-                d = rows[c.id]
                 try:
-                    plan = self._prepare(session, d, now)
+                    plan = self._prepare(session, c, now)
                 except AdapterError as exc:
-                    self._fail_row(d, str(exc), exc.retryable, exc.retry_after, unsure=False)
-                    outcomes[d.id] = "retried" if d.state == DeliveryState.PENDING else "failed"
+                    outcomes[c.id] = self._failed(c, str(exc), exc.retryable, exc.retry_after, back)
                     continue
                 except BlendwiseError as exc:
-                    self._fail_row(d, str(exc), False, None, unsure=False)
-                    outcomes[d.id] = "failed"
+                    outcomes[c.id] = self._failed(c, str(exc), False, None, back)
                     continue
                 except Exception as exc:  # a bug: keep the row, log it, try again later
-                    log.exception("unexpected error preparing delivery %s", d.id)
-                    self._fail_row(d, f"internal error: {type(exc).__name__}", True, None, unsure=False)
-                    outcomes[d.id] = "retried" if d.state == DeliveryState.PENDING else "failed"
+                    log.exception("unexpected error preparing delivery %s", c.id)
+                    outcomes[c.id] = self._failed(c, f"internal error: {type(exc).__name__}", True, None, back)
                     continue
                 if isinstance(plan, str):
-                    d.claimed_by, d.lease_until = None, None
-                    if plan == "deferred":
-                        d.state = DeliveryState.PENDING
-                        d.attempts -= 1
-                    elif plan == "skipped":
-                        d.state = DeliveryState.SKIPPED
-                    outcomes[d.id] = plan
+                    # Deferred: back to pending at the window's opening (set by _prepare), the attempt uncounted.
+                    deferred = plan == "deferred"
+                    state = DeliveryState.PENDING if deferred else DeliveryState.SKIPPED
+                    attempts = c.attempts - 1 if deferred else c.attempts
+                    back.append(_outcome(c.id, state, c.due_at, attempts, c.last_error, c.payload, c.unsure))
+                    outcomes[c.id] = plan
                     continue
-                plan.attempts, plan.unsure, plan.due_at = d.attempts, c.unsure, d.due_at
+                plan.attempts, plan.unsure, plan.due_at = c.attempts, c.unsure, c.due_at
                 plan.lease_until = c.lease_until
                 plans.append(plan)
+            execute_rows(session, back, _RETRIED_TYPES, _retried_rows, {"worker": self.worker})
         return plans, outcomes
 
-    def _preload(self, session: Session, rows: list[Delivery]) -> None:
-        """Load what the batch needs with one IN query per table and keep it for the batch (:mod:`bot.storage.batch`:
-        composing then finds each row by id; kept, the rows also outlive the identity map's weak references)."""
-        loaded: list[object] = []
-        progress_ids = {d.progress_id for d in rows if d.progress_id}
-        enrollment_ids = {d.enrollment_id for d in rows if d.enrollment_id}
-        if progress_ids:
-            progress = session.scalars(_by_ids(StepProgress), {"ids": list(progress_ids)}).all()
-            enrollment_ids |= {sp.enrollment_id for sp in progress}
-            loaded += progress
-        enrollments = (
-            session.scalars(_by_ids(Enrollment), {"ids": list(enrollment_ids)}).all()
-            if enrollment_ids
-            else []
-        )
-        loaded += enrollments
-        person_ids = {d.person_id for d in rows if d.person_id} | {e.person_id for e in enrollments}
-        cohort_ids = {d.cohort_id for d in rows if d.cohort_id} | {e.cohort_id for e in enrollments}
-        if person_ids:
-            loaded += session.scalars(_by_ids(Person), {"ids": list(person_ids)}).all()
-        if cohort_ids:
-            loaded += session.scalars(_by_ids(Cohort), {"ids": list(cohort_ids)}).all()
-        batch.keep(session, loaded)
+    def _failed(
+        self, c: Claimed, error: str, retryable: bool, retry_after: float | None, back: list[dict[str, Any]]
+    ) -> str:
+        """A row that failed before any send: retried after a backoff, or failed for good; returns the outcome."""
+        if retryable and c.attempts < self.max_attempts:
+            backoff = timedelta(seconds=min(30 * 2 ** (c.attempts - 1), 3600))
+            if retry_after is not None:
+                backoff = timedelta(seconds=retry_after)
+            log.warning("delivery %s failed (%s); retry %d in %s", c.id, error, c.attempts, backoff)
+            due = self.clock.now() + backoff
+            back.append(_outcome(c.id, DeliveryState.PENDING, due, c.attempts, error, c.payload, c.unsure))
+            return "retried"
+        log.error("delivery %s failed for good after %d attempt(s): %s", c.id, c.attempts, error)
+        back.append(_outcome(c.id, DeliveryState.FAILED, c.due_at, c.attempts, error, c.payload, c.unsure))
+        return "failed"
+
+    def _preload(self, session: Session, rows: list[Claimed]) -> None:
+        """Load what the batch needs with one ``IN`` query per table, as read-only rows kept for the batch
+        (:mod:`bot.storage.batch`: composing then finds each row by id)."""
+        progress = batch.load(session, StepProgress, {d.progress_id for d in rows if d.progress_id})
+        enrollment_ids = {d.enrollment_id for d in rows if d.enrollment_id} | {sp.enrollment_id for sp in progress}
+        enrollments = batch.load(session, Enrollment, enrollment_ids)
+        batch.load(session, Person, {d.person_id for d in rows if d.person_id} | {e.person_id for e in enrollments})
+        batch.load(session, Cohort, {d.cohort_id for d in rows if d.cohort_id} | {e.cohort_id for e in enrollments})
 
     def _recipient(self, person: Person, cohort: Cohort | None = None) -> Recipient:
         return Recipient(
             person.platform, person.workspace, person.user_id, person.name, self.engine.person_tz(person, cohort)
         )
 
-    def _prepare(self, session: Session, d: Delivery, now: datetime) -> Plan | str:
+    def _prepare(self, session: Session, d: Claimed, now: datetime) -> Plan | str:
         if d.expires_at is not None and now > d.expires_at:
             return "skipped"
         if d.person_id is None:
@@ -686,18 +707,18 @@ class Sender:
         authored = self.engine.library.program(enrollment.program_id).step(sp.step_id)
         return step, authored, self.engine.window(person, cohort, respect_pause=False)
 
-    def _purpose(self, d: Delivery) -> Purpose:
+    def _purpose(self, d: Claimed) -> Purpose:
         purpose = self.purposes.get(d.purpose)
         if purpose is None or purpose.render is None:
             raise AdapterError(f"no renderer for purpose '{d.purpose}'", retryable=False)
         return purpose
 
     @staticmethod
-    def _call(purpose: Purpose, session: Session, d: Delivery) -> Any:
+    def _call(purpose: Purpose, session: Session, d: Claimed) -> Any:
         assert purpose.render is not None
         return purpose.render(session, d)
 
-    def _prepare_channel(self, session: Session, d: Delivery) -> Plan | str:
+    def _prepare_channel(self, session: Session, d: Claimed) -> Plan | str:
         cohort = batch.get(session, Cohort, d.cohort_id)
         if cohort is None or not cohort.channel:
             return "skipped"
@@ -738,7 +759,7 @@ class Sender:
         s.add(plans)
         width = min([self.concurrency, *(_concurrency(p.adapter) for p in plans)])
         low_water = max(2 * width, self.batch // 4)
-        pool = cf.ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") if width > 1 else None
+        pool = SendPool(width, self._send_parts) if width > 1 else None
         loader = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim") if refill is not None else None
         loading: cf.Future[list[Plan]] | None = None
         next_refill = 0.0
@@ -765,6 +786,8 @@ class Sender:
                     if idle or (s.ready and s.ready[0][0] > mono):
                         # The loop is waiting on pacing anyway: claim on the helper thread meanwhile.
                         loading = loader.submit(refill, s.take_finished())
+                        if pool is not None:
+                            loading.add_done_callback(lambda _: pool.wake())
                     else:
                         # Sends can go now: claiming here is cheaper than a helper thread contending with the
                         # send threads for the interpreter (a fast adapter would slow to a crawl).
@@ -777,14 +800,14 @@ class Sender:
                 started = self._start_ready(s, mono, width, pool)
                 if pool is None and started:
                     continue
-                self._await(s, width, stop_at, loading)
+                self._await(s, width, stop_at, loading, pool)
         finally:
             for plan in s.running.values():
                 plan.abandoned = True
             if pool is not None:
                 # In-flight sends past the grace period are abandoned: their rows stay claimed until
                 # release() (or another worker's reclaim) and are reconciled before any re-send.
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.close()
             if loader is not None:
                 loader.shutdown(wait=True)  # a claim under way completes; its plans are released with the rest
                 if loading is not None and loading.exception() is None:
@@ -797,7 +820,7 @@ class Sender:
         s.add(fresh)
         return 0.0 if fresh else mono + 0.25
 
-    def _start_ready(self, s: _Schedule, mono: float, width: int, pool: cf.ThreadPoolExecutor | None) -> bool:
+    def _start_ready(self, s: _Schedule, mono: float, width: int, pool: SendPool[Plan] | None) -> bool:
         """Start every plan whose time has come and whose destination and budget are ready; True if any began."""
         started = False
         self._want = max(1, min(len(s.ready), width - len(s.running)))
@@ -817,14 +840,22 @@ class Sender:
                 continue
             s.busy.add(plan.lane)
             if pool is None:
-                self._send_next_part(plan)
+                self._send_parts(plan)
                 s.after_part(plan)
             else:
-                s.running[pool.submit(self._send_next_part, plan)] = plan
+                s.running[id(plan)] = plan
+                pool.submit(plan)
             started = True
         return started
 
-    def _await(self, s: _Schedule, width: int, stop_at: float, loading: cf.Future[list[Plan]] | None) -> None:
+    def _await(
+        self,
+        s: _Schedule,
+        width: int,
+        stop_at: float,
+        loading: cf.Future[list[Plan]] | None,
+        pool: SendPool[Plan] | None,
+    ) -> None:
         """Wait for a send or the next batch to complete, or for the next plan's time, whichever is first."""
         now = time.monotonic()
         timeout = 1.0
@@ -832,12 +863,14 @@ class Sender:
             timeout = min(timeout, max(0.0, s.ready[0][0] - now))
         if self.stopping:
             timeout = min(timeout, max(0.0, stop_at - now))
-        waits: list[cf.Future[Any]] = [*s.running, *([loading] if loading is not None else [])]
-        if waits:
-            done, _ = cf.wait(waits, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                if future is not loading:
-                    s.after_part(s.running.pop(future))
+        if pool is not None and (s.running or loading is not None):
+            # The loader wakes the pool's queue when its batch is ready (a done callback), so one wait covers both.
+            if loading is not None and loading.done():
+                timeout = 0.0
+            for plan in pool.finished(timeout):
+                s.after_part(s.running.pop(id(plan)))
+        elif loading is not None:
+            cf.wait([loading], timeout=timeout)
         elif timeout > 0 and s.queued:
             time.sleep(min(timeout, 0.5))
 
@@ -892,6 +925,26 @@ class Sender:
             slots.extend(taken)
             self._not_before[key] = taken[-1] + 1.0 / rate - self.budget.horizon
         return slots.popleft(), 0.0
+
+    def _send_parts(self, plan: Plan) -> None:
+        """Send the plan's next missing part, then go on with its later parts on the same thread while
+        :meth:`_goes_on` allows: handing each part back to the dispatch loop costs a thread switch both ways, more
+        than a fast platform call."""
+        while True:
+            self._send_next_part(plan)
+            if plan.error is not None or plan.parts_sent >= len(plan.messages) or not self._goes_on(plan):
+                return
+            plan.ref = None
+
+    def _goes_on(self, plan: Plan) -> bool:
+        """Whether the plan's next part may follow at once: nothing stops or took the row, the lease has margin, no
+        shared workspace budget needs a slot for it (those parts go back through the loop's scheduling), and the
+        adapter's own pacing gives the destination a slot now (taking it)."""
+        if self.stopping or plan.lost or plan.abandoned or plan.adapter.workspace_rate is not None:
+            return False
+        if plan.lease_until is not None and plan.lease_until - self.clock.now() < self._lease_margin:
+            return False
+        return plan.adapter.reserve(plan.destination) <= 0
 
     def _send_next_part(self, plan: Plan) -> None:
         """Send (or, if the outcome of an earlier try is unknown, first look for) the next missing part."""
@@ -1062,32 +1115,32 @@ class Sender:
         payload: dict[str, Any],
         unsure: bool,
     ) -> dict[str, Any]:
-        return {
-            "id": plan.delivery_id,
-            "state": state,
-            # A released row keeps its due time, so it keeps its place in its lane.
-            "due": due if due is not None else to_ms(plan.due_at or datetime.now(UTC)),
-            "attempts": attempts,
-            "error": error[:500] if error else None,
-            "payload": payload or None,
-            "unsure": unsure,
-        }
+        # A released row keeps its due time, so it keeps its place in its lane.
+        row = _outcome(plan.delivery_id, state, plan.due_at or datetime.now(UTC), attempts, error, payload, unsure)
+        if due is not None:
+            row["due"] = due
+        return row
 
-    def _fail_row(
-        self, d: Delivery, error: str, retryable: bool, retry_after: float | None, *, unsure: bool
-    ) -> None:
-        d.last_error = error[:500]
-        d.claimed_by, d.lease_until = None, None
-        if retryable and d.attempts < self.max_attempts:
-            backoff = timedelta(seconds=min(30 * 2 ** (d.attempts - 1), 3600))
-            if retry_after is not None:
-                backoff = timedelta(seconds=retry_after)
-            d.state = DeliveryState.PENDING
-            d.due_at = self.clock.now() + backoff
-            log.warning("delivery %s failed (%s); retry %d in %s", d.id, error, d.attempts, backoff)
-            return
-        d.state = DeliveryState.FAILED
-        log.error("delivery %s failed for good after %d attempt(s): %s", d.id, d.attempts, error)
+
+def _outcome(
+    delivery_id: int,
+    state: str,
+    due: datetime,
+    attempts: int,
+    error: str | None,
+    payload: dict[str, Any] | None,
+    unsure: bool,
+) -> dict[str, Any]:
+    """One row's values for :func:`_retried_rows`: the row goes back to ``state``, unclaimed."""
+    return {
+        "id": delivery_id,
+        "state": state,
+        "due": to_ms(due),
+        "attempts": attempts,
+        "error": error[:500] if error else None,
+        "payload": payload or None,
+        "unsure": unsure,
+    }
 
 
 def _ms_or_none(value: datetime | None) -> int | None:
@@ -1098,42 +1151,42 @@ def core_purposes(composer: Composer, engine: Engine) -> list[Purpose]:
     """The core's purposes with their renderers: step cards, reminders, session reminders and check-ins, the
     auto-pause notice, and the cohort channel's discussion prompts and announcements."""
 
-    def progress(session: Session, d: Delivery) -> StepProgress:
+    def progress(session: Session, d: DueRow) -> StepProgress:
         sp = batch.get(session, StepProgress, d.progress_id)
         assert sp is not None
         return sp
 
-    def step_card(session: Session, d: Delivery) -> list[Message]:
+    def step_card(session: Session, d: DueRow) -> list[Message]:
         return composer.step_card(session, progress(session, d))
 
-    def reminder(session: Session, d: Delivery) -> list[Message]:
+    def reminder(session: Session, d: DueRow) -> list[Message]:
         sp = progress(session, d)
         if sp.state != StepState.OPEN:
             return []
         return composer.step_card(session, sp, reminder=True)
 
-    def session_reminder(session: Session, d: Delivery) -> Message | None:
+    def session_reminder(session: Session, d: DueRow) -> Message | None:
         sp = progress(session, d)
         if sp.state in FINAL_STEP_STATES:  # attended, missed, skipped or no longer applicable: nothing to remind
             return None
         return composer.session_reminder(session, sp, checkin=d.purpose == CHECKIN.name)
 
-    def session_change(session: Session, d: Delivery) -> list[Message] | None:
+    def session_change(session: Session, d: DueRow) -> list[Message] | None:
         return composer.session_change(session, progress(session, d))
 
-    def autopause(session: Session, d: Delivery) -> Message:
+    def autopause(session: Session, d: DueRow) -> Message:
         enrollment = batch.get(session, Enrollment, d.enrollment_id)
         assert enrollment is not None
         return composer.autopause(session, enrollment)
 
-    def cohort_prompt(session: Session, d: Delivery) -> ChannelPost:
+    def cohort_prompt(session: Session, d: DueRow) -> ChannelPost:
         cohort = batch.get(session, Cohort, d.cohort_id)
         assert cohort is not None
         step = engine.library.step(cohort.program_id, progress(session, d).step_id)
         assert isinstance(step, PromptStep)
         return ChannelPost(composer.authored_prompt(session, cohort, step), kind="prompt", step_id=step.id)
 
-    def lead_post(session: Session, d: Delivery) -> ChannelPost:
+    def lead_post(session: Session, d: DueRow) -> ChannelPost:
         cohort = batch.get(session, Cohort, d.cohort_id)
         assert cohort is not None
         payload = d.payload or {}
@@ -1214,7 +1267,7 @@ class _Schedule:
         self.ready: list[tuple[float, int, Plan]] = []
         self.busy: set[tuple[str, str, str]] = set()
         self.blocked: list[Plan] = []  # waiting for a busy lane (two channel posts to one channel)
-        self.running: dict[cf.Future[None], Plan] = {}
+        self.running: dict[int, Plan] = {}  # sends in flight, by id(plan)
         self.finished: list[Plan] = []
 
     @property

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from sqlalchemy import Engine, String, cast, literal, null
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,10 +57,32 @@ class ChannelPost:
     step_id: str | None = None
 
 
+class DueRow(Protocol):
+    """What a renderer reads of the row it renders: the claimed row's columns, as the claim statement returned them
+    (the sender loads no ORM object for its own rows; a :class:`~bot.storage.models.Delivery` reads the same)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def person_id(self) -> int | None: ...
+    @property
+    def enrollment_id(self) -> int | None: ...
+    @property
+    def progress_id(self) -> int | None: ...
+    @property
+    def cohort_id(self) -> int | None: ...
+    @property
+    def payload(self) -> dict[str, Any] | None: ...
+    @property
+    def due_at(self) -> datetime: ...
+
+
 #: A renderer turns a due row into what the adapter sends: one message, several (a multi-part lesson), a
 #: :class:`ChannelPost`, or ``None`` when the row no longer makes sense (the row is then skipped, not sent).
 Rendered: TypeAlias = "Message | list[Message] | ChannelPost | None"
-Renderer: TypeAlias = Callable[[Session, Delivery], Any]
+Renderer: TypeAlias = Callable[[Session, DueRow], Any]
 
 
 @dataclass(frozen=True)

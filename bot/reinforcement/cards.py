@@ -27,7 +27,7 @@ from bot.journeys.engine import Engine
 from bot.journeys.model import Question, QuizStep
 from bot.journeys.quizzes import grade
 from bot.messages import Button, Message
-from bot.nudges.purposes import Planned, Purpose, enqueue_many
+from bot.nudges.purposes import DueRow, Planned, Purpose, enqueue_many
 from bot.records.models import RecordsCursor
 from bot.reinforcement.models import ReinforcementCard
 from bot.states import EnrollmentStatus, Verb
@@ -324,7 +324,7 @@ def render_reinforcement(engine: Engine) -> Any:
     """The sender's renderer for ``reinforce`` rows: one question, one button per option."""
     composer = Composer(engine)
 
-    def render(session: Session, delivery: Delivery) -> Message | None:
+    def render(session: Session, delivery: DueRow) -> Message | None:
         payload = delivery.payload or {}
         card = session.get(ReinforcementCard, payload.get("card_id"))
         if card is None or not card.active or card.reviews != payload.get("review"):

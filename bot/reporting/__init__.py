@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from bot.journeys.engine import Engine
     from bot.messages import Attachment
+    from bot.nudges.purposes import DueRow
     from bot.registry import Registry
-    from bot.storage.models import Delivery
 
 __all__ = [
     "CSV_COLUMNS",
@@ -104,7 +104,7 @@ def digest_with_chart(engine: Engine, render: Any) -> Any:
     """Wrap the digest renderer: same message, plus a PNG of the manager's team progress (:func:`team_chart`)."""
     from bot.nudges.digests import TEAM_ROWS_MEMO
 
-    def wrapped(session: Session, delivery: Delivery) -> Any:
+    def wrapped(session: Session, delivery: DueRow) -> Any:
         # The text and the chart read the same rows, with nothing written in between: compute them once.
         session.info[TEAM_ROWS_MEMO] = {}
         try:

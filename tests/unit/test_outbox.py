@@ -14,7 +14,7 @@ from bot.app import Runtime
 from bot.clock import VirtualClock
 from bot.errors import AdapterError
 from bot.storage.db import transaction
-from bot.storage.models import AgendaItem, Cohort, Delivery
+from bot.storage.models import AgendaItem, Cohort, Delivery, Person
 from tests.conftest import make_cohort
 from tests.unit.helpers import build_runtime, deliveries, events, progress, row_counts
 
@@ -312,11 +312,8 @@ def test_a_stop_releases_claims_without_counting_an_attempt(rt, clock, console):
     assert len(console.sent) == 3
 
 
-class Crash(BaseException):
-    """What kill -9 does to a drain, as far as the database can tell: it stops, and nothing is recorded."""
-
-
-def test_a_crash_between_parts_resumes_with_the_missing_parts_only(rt, clock, console):
+def dee_next_sends_her_long_lesson(rt: Runtime, clock: VirtualClock) -> None:
+    """A fourth learner joins on Tuesday: her short lesson is sent, her long one is next in her lane."""
     clock.set(TUESDAY_0930)
     rt.step()  # monday's and tuesday's lessons for the three learners
     with transaction(rt.factory) as session:
@@ -325,6 +322,51 @@ def test_a_crash_between_parts_resumes_with_the_missing_parts_only(rt, clock, co
         rt.engine.enroll(session, cohort, dee)
     rt.tick()
     rt.drain(limit=1)  # dee's short lesson (her long one waits in her lane)
+
+
+def test_a_stop_between_the_parts_of_a_lesson_releases_it_with_the_parts_sent(rt, clock, console):
+    dee_next_sends_her_long_lesson(rt, clock)
+
+    def stop_after_part_one(sent: Sent) -> None:
+        if sent.user_id == "dee" and sent.message.title == "Long lesson":
+            rt.sender.request_stop()  # SIGTERM while the lesson's later parts are still to go
+
+    console.listeners.append(stop_after_part_one)
+    result = rt.drain()
+    assert (result.sent, result.released) == (0, 1)
+    [long] = [d for d in deliveries(rt, "lesson", "dee") if d.progress_id == progress(rt, "dee", "long").id]
+    assert (long.state, long.attempts, long.unsure, long.claimed_by) == ("pending", 0, False, None)
+    assert (long.payload or {}).get("parts_sent") == 1
+    rt.sender._stopping.clear()
+    console.listeners.clear()
+    assert rt.drain().sent == 1
+    titles = [s.message.title for s in console.messages_to("dee") if s.message.title.startswith("Long lesson")]
+    assert titles == ["Long lesson", "Long lesson (2/3)", "Long lesson (3/3)"]  # each part once, in order
+
+
+def test_a_row_skipped_or_deferred_while_preparing_keeps_its_last_error(rt, clock, console):
+    clock.set(MONDAY_0930)
+    rt.tick()
+    console.fail_next(AdapterError("platform unavailable", retryable=True))  # ana's lesson, sent first
+    assert rt.drain().retried == 1
+    with transaction(rt.factory) as session:  # she opts out meanwhile: her retry is skipped, not sent
+        session.execute(update(Delivery).where(Delivery.id == only(rt).id).values(due_at=MONDAY_0930))
+        ana = only(rt).person_id
+        session.execute(update(Person).where(Person.id == ana).values(opted_out=True))
+    result = rt.drain()
+    assert (result.skipped, result.sent) == (1, 0)
+    ana_row = only(rt)
+    assert (ana_row.state, ana_row.attempts, ana_row.claimed_by) == ("skipped", 2, None)
+    assert ana_row.last_error == "platform unavailable"
+    assert [s.message.title for s in console.messages_to("ana")] == []
+
+
+class Crash(BaseException):
+    """What kill -9 does to a drain, as far as the database can tell: it stops, and nothing is recorded."""
+
+
+def test_a_crash_between_parts_resumes_with_the_missing_parts_only(rt, clock, console):
+    dee_next_sends_her_long_lesson(rt, clock)
 
     def crash_after_part_one(sent: Sent) -> None:
         if sent.user_id == "dee" and sent.message.title == "Long lesson":
