@@ -2,14 +2,21 @@
 a card links to ``GET /api/files`` instead.
 
 A file the core can make again (an attachment with a ``source``: a learner's session invite, a manager's
-team-progress chart) is linked statelessly: the URL carries the source and an HMAC-SHA256 of it, keyed from the deployment's Teams secret. Any
-process of the HTTP tier serves it, after any restart, by checking the MAC and asking the core for the file at its
-current state (:meth:`bot.ports.InboundHandler.attachment`), so an old link to a moved session's invite gives the
-new time with a higher SEQUENCE and a cancelled one gives ``METHOD:CANCEL``. A missing, forged or tampered MAC, and
-a source that names nothing, are all the same 404: the answer says nothing about which it was.
+team-progress chart) is linked statelessly: the URL carries the source, an expiry and an HMAC-SHA256 of both, keyed
+from the deployment's Teams secret. Any process of the HTTP tier serves it, after any restart, by checking the MAC
+and the expiry and asking the core for the file at its current state (:meth:`bot.ports.InboundHandler.attachment`),
+so an old link to a moved session's invite gives the new time with a higher SEQUENCE and a cancelled one gives
+``METHOD:CANCEL``. A missing, forged or tampered MAC, an expired link, and a source that names nothing are all the
+same 404: the answer says nothing about which it was.
+
+A link lives :data:`LIFETIME` (longer than any shipped program, so an invite sent at enrolment still opens on the
+day), counted in whole days so every link made on one day to one file is the same URL. A link that leaks (a
+forwarded card, a chart in a manager's browser history) stops working then instead of serving that learner's
+invite or that team's progress for ever. A link from before expiries (no ``e``) is refused like a forged one.
 
 A file without a source (the core sends none today; a feature might) is kept in this process's memory behind a
-random token (the newest :data:`MAX_FILES`), so that link works only where the sending process also serves HTTP.
+random token (the newest :data:`MAX_FILES`, each for the same lifetime), so that link works only where the sending
+process also serves HTTP.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +37,9 @@ from bot.web import HttpRequest, HttpResult
 
 PATH = "/api/files"
 MAX_FILES = 20_000
+#: How long a file link opens: 120 days, whole days from the day it was made.
+LIFETIME_DAYS = 120
+DAY = 86_400
 #: Binds the link key to this one use, so the deployment's secret itself never signs anything we hand out.
 _PURPOSE = b"blendwise teams file links v1"
 NOT_FOUND = HttpResult(404, b"not found", headers={"Cache-Control": ["no-store"]})
@@ -48,27 +59,39 @@ class FileLinks:
 
     Args:
         key: from :func:`link_key`; never logged.
+        lifetime_days: how many whole days a link opens (:data:`LIFETIME_DAYS`).
+        now: the wall clock, in epoch seconds (links outlive the process, so this is real time).
         remake: the core's :meth:`~bot.ports.InboundHandler.attachment`, or ``None`` before the adapter started.
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(
+        self, key: bytes, *, lifetime_days: int = LIFETIME_DAYS, now: Callable[[], float] = time.time
+    ) -> None:
         self._key = key
+        self._lifetime = max(1, lifetime_days) * DAY
+        self._now = now
         self.remake: Callable[[str], Attachment | None] | None = None
-        self._memory: OrderedDict[str, Attachment] = OrderedDict()
+        self._memory: OrderedDict[str, tuple[Attachment, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _mac(self, source: str) -> str:
-        digest = hmac.new(self._key, b"file:" + source.encode(), hashlib.sha256).digest()
+    def _mac(self, source: str, expires: int) -> str:
+        signed = b"file:" + source.encode() + b"\x00" + str(expires).encode()
+        digest = hmac.new(self._key, signed, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def _expires(self) -> int:
+        """The end of the day ``lifetime`` from today (epoch seconds, UTC days)."""
+        return (int(self._now()) // DAY + 1) * DAY + self._lifetime
 
     def link(self, base: str, attachment: Attachment) -> tuple[str, str]:
         """(title, URL) of ``attachment`` behind ``base`` (the public URL of the HTTP tier)."""
+        expires = self._expires()
         if attachment.source:
-            query = {"s": attachment.source, "t": self._mac(attachment.source)}
+            query = {"s": attachment.source, "e": str(expires), "t": self._mac(attachment.source, expires)}
         else:
             token = secrets.token_urlsafe(24)
             with self._lock:
-                self._memory[token] = attachment
+                self._memory[token] = (attachment, expires)
                 while len(self._memory) > MAX_FILES:
                     self._memory.popitem(last=False)
             query = {"m": token}
@@ -76,13 +99,19 @@ class FileLinks:
         return attachment.title or attachment.filename, f"{base.rstrip('/')}{PATH}?{urllib.parse.urlencode(query)}"
 
     def _find(self, query: dict[str, list[str]]) -> Attachment | None:
-        source, mac = query.get("s", [""])[0], query.get("t", [""])[0]
+        source, mac, until = query.get("s", [""])[0], query.get("t", [""])[0], query.get("e", [""])[0]
+        now = self._now()
         if source:
-            if not mac or not hmac.compare_digest(self._mac(source).encode(), mac.encode()):
+            if not mac or not (until.isascii() and until.isdigit()) or len(until) > 12:
+                return None
+            if not hmac.compare_digest(self._mac(source, int(until)).encode(), mac.encode()):
+                return None
+            if now >= int(until):
                 return None
             return self.remake(source) if self.remake is not None else None
         with self._lock:
-            return self._memory.get(query.get("m", [""])[0])
+            kept = self._memory.get(query.get("m", [""])[0])
+        return kept[0] if kept is not None and now < kept[1] else None
 
     def serve(self, request: HttpRequest) -> HttpResult:
         """``GET /api/files``: the file, or 404 for anything this process cannot vouch for."""
