@@ -233,12 +233,6 @@ def _expired_at(t: Any, stuck: Any) -> Any:
     )
 
 
-@lru_cache(maxsize=8)
-def _by_ids(model: type[Any]) -> Any:
-    """``SELECT model WHERE id IN :ids``, built once per model (a batch loads five tables this way)."""
-    return select(model).where(model.id.in_(bindparam("ids", expanding=True)))
-
-
 @lru_cache(maxsize=1)
 def _probe_statement() -> Any:
     """Is anything due at ``:t``, and did any lease expire? One round trip over two partial indexes, built once
@@ -626,17 +620,22 @@ class Sender:
         self, c: Claimed, error: str, retryable: bool, retry_after: float | None, back: list[dict[str, Any]]
     ) -> str:
         """A row that failed before any send: retried after a backoff, or failed for good; returns the outcome."""
-        if retryable and c.attempts < self.max_attempts:
-            backoff = timedelta(seconds=min(30 * 2 ** (c.attempts - 1), 3600))
-            if retry_after is not None:
-                backoff = timedelta(seconds=retry_after)
-            log.warning("delivery %s failed (%s); retry %d in %s", c.id, error, c.attempts, backoff)
-            due = self.clock.now() + backoff
-            back.append(_outcome(c.id, DeliveryState.PENDING, due, c.attempts, error, c.payload, c.unsure))
-            return "retried"
-        log.error("delivery %s failed for good after %d attempt(s): %s", c.id, c.attempts, error)
-        back.append(_outcome(c.id, DeliveryState.FAILED, c.due_at, c.attempts, error, c.payload, c.unsure))
-        return "failed"
+        retry_at = self._retry_at(c.id, c.attempts, error, retryable, retry_after, self.clock.now())
+        state = DeliveryState.FAILED if retry_at is None else DeliveryState.PENDING
+        back.append(_outcome(c.id, state, retry_at or c.due_at, c.attempts, error, c.payload, c.unsure))
+        return "failed" if retry_at is None else "retried"
+
+    def _retry_at(
+        self, delivery_id: int, attempts: int, error: str, retryable: bool, retry_after: float | None, now: datetime
+    ) -> datetime | None:
+        """When a failed row is tried again (exponential backoff, or the platform's Retry-After), or ``None`` when
+        it has failed for good; logs which."""
+        if retryable and attempts < self.max_attempts:
+            backoff = timedelta(seconds=retry_after if retry_after is not None else min(30 * 2 ** (attempts - 1), 3600))
+            log.warning("delivery %s failed (%s); retry %d in %s", delivery_id, error, attempts, backoff)
+            return now + backoff
+        log.error("delivery %s failed for good after %d attempt(s): %s", delivery_id, attempts, error)
+        return None
 
     def _preload(self, session: Session, rows: list[Claimed]) -> None:
         """Load what the batch needs with one ``IN`` query per table, as read-only rows kept for the batch
@@ -1037,7 +1036,7 @@ class Sender:
             if plan.abandoned:
                 # Its request may still reach the platform after we let go: nobody looks (and re-sends) before a
                 # lease has passed. Unsure, it holds the learner's later deliveries until reconciled.
-                due = to_ms(now + self.lease)
+                due = now + self.lease
                 retried.append(self._row(plan, DeliveryState.PENDING, due, plan.attempts - 1, None, plan.payload, True))
                 outcomes[plan.delivery_id] = "released"
                 continue
@@ -1061,23 +1060,10 @@ class Sender:
             # An error without Retry-After may have reached the platform (a 5xx after it stored the message, a
             # lost answer): look before sending that part again. A 429 means nothing was stored.
             unsure = exc.retry_after is None
-            if exc.retryable and plan.attempts < self.max_attempts:
-                backoff = timedelta(seconds=min(30 * 2 ** (plan.attempts - 1), 3600))
-                if exc.retry_after is not None:
-                    backoff = timedelta(seconds=exc.retry_after)
-                log.warning(
-                    "delivery %s failed (%s); retry %d in %s", plan.delivery_id, exc, plan.attempts, backoff
-                )
-                retried.append(
-                    self._row(plan, DeliveryState.PENDING, to_ms(now + backoff), plan.attempts, str(exc), payload, unsure)
-                )
-                outcomes[plan.delivery_id] = "retried"
-            else:
-                log.error(
-                    "delivery %s failed for good after %d attempt(s): %s", plan.delivery_id, plan.attempts, exc
-                )
-                retried.append(self._row(plan, DeliveryState.FAILED, None, plan.attempts, str(exc), payload, unsure))
-                outcomes[plan.delivery_id] = "failed"
+            retry_at = self._retry_at(plan.delivery_id, plan.attempts, str(exc), exc.retryable, exc.retry_after, now)
+            state = DeliveryState.FAILED if retry_at is None else DeliveryState.PENDING
+            retried.append(self._row(plan, state, retry_at, plan.attempts, str(exc), payload, unsure))
+            outcomes[plan.delivery_id] = "failed" if retry_at is None else "retried"
         self._write_outcomes(t, sent, retried, opened, events, posts)
         for outcome in outcomes.values():
             result.add(outcome)
@@ -1109,17 +1095,15 @@ class Sender:
     def _row(
         plan: Plan,
         state: str,
-        due: int | None,
+        due: datetime | None,
         attempts: int,
         error: str | None,
         payload: dict[str, Any],
         unsure: bool,
     ) -> dict[str, Any]:
-        # A released row keeps its due time, so it keeps its place in its lane.
-        row = _outcome(plan.delivery_id, state, plan.due_at or datetime.now(UTC), attempts, error, payload, unsure)
-        if due is not None:
-            row["due"] = due
-        return row
+        # Without a new due time (released, failed for good) a row keeps its own, so it keeps its place in its lane.
+        kept = due or plan.due_at or datetime.now(UTC)
+        return _outcome(plan.delivery_id, state, kept, attempts, error, payload, unsure)
 
 
 def _outcome(
